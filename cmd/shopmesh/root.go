@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/shopmesh/shopmesh/internal/pgmigrate"
+)
+
+func newRootCommand(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "shopmesh",
+		Short:         "shopmesh: an event-driven e-commerce backend",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newServeCommand(a),
+		newMigrateCommand(a),
+		newStatusCommand(a),
+		newDLQCommand(a),
+		newReplayCommand(a),
+	)
+	return root
+}
+
+// target is a runnable service compiled into the binary.
+type target struct {
+	// migrations are the service's own SQL migrations.
+	migrations fs.FS
+	// run starts the service with its configuration from env.
+	run func(ctx context.Context, a *app, opts serveOptions) error
+}
+
+// targets are the services this binary can run, by name.
+var targets = map[string]target{}
+
+func migrateService(ctx context.Context, pool *pgxpool.Pool, name string, fsys fs.FS, logger *slog.Logger) error {
+	return pgmigrate.Up(ctx, pool, fsys, name+"_schema_version", logger)
+}

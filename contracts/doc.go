@@ -1,0 +1,58 @@
+// Package contracts is the catalogue of shopmesh's events: the public API
+// between services. For every event type and version it holds a Go struct, a
+// JSON Schema (draft 2020-12, in schemas/<type>.json), a golden example (in
+// examples/<type>.json), the producing service and the consuming services.
+// It must not hold behaviour of any service, nor import one: it is a leaf
+// that every service, the outbox wiring and the contract tests share.
+//
+// # Names and payloads
+//
+// A type is named `<service>.<fact>.v<N>` on the wire, for example
+// order.placed.v1, and only <service> publishes it. Each type has a constant
+// (TypeOrderPlacedV1) and a struct (OrderPlacedV1); wire names are written
+// out, never derived from Go names. Payloads are JSON objects with
+// snake_case keys; ids are UUIDs; money is Money, integer minor units and an
+// ISO 4217 currency; times are RFC 3339. The envelope (message id,
+// correlation, occurred_at, ...) travels outside the payload; see outbox.
+//
+// # Versioning rules
+//
+// Within a version only additive changes are allowed: new optional fields.
+// Consumers must therefore ignore fields they do not know; schemas allow
+// additional properties and Decode does not reject them. Widening an enum or
+// a range passes schema checks but can surprise a consumer that switches on
+// the value, so it too is a new version unless every consumer tolerates it.
+//
+// Anything else is a new version, published as a new type name (v2 beside
+// v1): removing or renaming a field, changing its type or meaning, making
+// an optional field required, adding a required field, or narrowing an enum
+// or range. A released schema is never edited in a breaking way.
+//
+// Consumers must read every version still present in the retained outbox
+// log, because replay and dead-letter redelivery hand them old events. They
+// do so through upcasters: each version but the latest has one step that
+// lifts its payload to the next version, and Upcast runs the chain, so a
+// consumer handles only the latest version of each type. A registry without
+// a complete chain does not build. An older version may be removed only when
+// no retained event of it can remain.
+//
+// # Reading an event
+//
+//	eventType, payload, err := contracts.Upcast(msg.Type, msg.Payload)
+//	if err != nil {
+//		return outbox.Permanent(err) // unknown type or invalid payload: dead letter
+//	}
+//	switch eventType {
+//	case contracts.TypeOrderPlacedV1:
+//		var e contracts.OrderPlacedV1
+//		if err := contracts.Decode(eventType, payload, &e); err != nil {
+//			return outbox.Permanent(err)
+//		}
+//		...
+//	}
+//
+// Validate and Decode reject, besides schema violations, what Go's JSON
+// decoder would accept silently: duplicate keys and keys that differ from
+// another only in case. An unknown type or version is an error wrapping
+// ErrUnknownType, never something to acknowledge silently.
+package contracts

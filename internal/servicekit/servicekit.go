@@ -1,0 +1,275 @@
+// Package servicekit assembles the parts every shopmesh service runs: its
+// database pool and migrations, its outbox and relay, its consumers, outbox
+// retention, Prometheus metrics and an HTTP server with health endpoints.
+// A service's Run builds its own domain, store and transport and hands them
+// to a Node; the Node owns lifetimes and shuts everything down together.
+// It must not contain any service's domain logic.
+package servicekit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shopmesh/shopmesh/internal/pgmigrate"
+	"github.com/shopmesh/shopmesh/outbox"
+)
+
+// Config is what every service needs from its environment.
+type Config struct {
+	// Name is the service name: event source, queue prefix, version table.
+	Name string
+	// DatabaseURL is the service's own database.
+	DatabaseURL string
+	// AMQPURL is the broker with the service's own credentials.
+	AMQPURL string
+	// HTTPAddr is where the service's API, /metrics, /healthz and /readyz
+	// listen. Empty means 127.0.0.1:0 (a free port; see Node.Addr).
+	HTTPAddr string
+	// Migrations holds the service's goose SQL files (at the root of the FS).
+	Migrations fs.FS
+	// Metrics and Registry may be shared by several services in one process
+	// (`shopmesh serve all`); when nil, the Node makes its own.
+	Metrics  *outbox.Metrics
+	Registry *prometheus.Registry
+	// Retention of sent outbox rows and inbox keys (defaults: 7 days each).
+	Retention outbox.RetentionConfig
+	// RelayPollInterval is the relay's safety-net poll (default 500ms).
+	RelayPollInterval time.Duration
+	// MaxConns bounds the pool (default 10).
+	MaxConns int32
+	// OnListen, when set, is called with the HTTP address once the service
+	// listens (tests and `serve all` use it to find services on free ports).
+	OnListen func(addr string)
+	Logger   *slog.Logger
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("service name is required"))
+	}
+	if c.DatabaseURL == "" {
+		errs = append(errs, fmt.Errorf("%s: database URL is required", c.Name))
+	}
+	if c.AMQPURL == "" {
+		errs = append(errs, fmt.Errorf("%s: AMQP URL is required", c.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// Node is one running service instance.
+type Node struct {
+	cfg       Config
+	Pool      *pgxpool.Pool
+	Outbox    *outbox.Outbox
+	Metrics   *outbox.Metrics
+	Registry  *prometheus.Registry
+	Logger    *slog.Logger
+	consumers []*outbox.Consumer
+	listener  net.Listener
+}
+
+// Open connects to the database, applies the outbox's and the service's
+// migrations, and binds the HTTP listener. Close the Node if Run is not called.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	logger := cfg.Logger.With("service", cfg.Name)
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s database URL: %w", cfg.Name, err)
+	}
+	poolCfg.MaxConns = cfg.MaxConns
+	if poolCfg.MaxConns == 0 {
+		poolCfg.MaxConns = 10
+	}
+	poolCfg.ConnConfig.RuntimeParams["application_name"] = "shopmesh-" + cfg.Name
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s database: %w", cfg.Name, err)
+	}
+	n := &Node{cfg: cfg, Pool: pool, Logger: logger, Metrics: cfg.Metrics, Registry: cfg.Registry}
+	if err := n.open(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) open(ctx context.Context) error {
+	cfg := n.cfg
+	if err := waitForDatabase(ctx, n.Pool, n.Logger); err != nil {
+		return fmt.Errorf("%s database: %w", cfg.Name, err)
+	}
+	if err := outbox.Migrate(ctx, n.Pool, n.Logger); err != nil {
+		return err
+	}
+	if cfg.Migrations != nil {
+		if err := pgmigrate.Up(ctx, n.Pool, cfg.Migrations, cfg.Name+"_schema_version", n.Logger); err != nil {
+			return err
+		}
+	}
+	ob, err := outbox.New(cfg.Name)
+	if err != nil {
+		return err
+	}
+	n.Outbox = ob
+	if n.Registry == nil {
+		n.Registry = prometheus.NewRegistry()
+		n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if n.Metrics == nil {
+		if n.Metrics, err = outbox.NewMetrics(n.Registry); err != nil {
+			return err
+		}
+	}
+	addr := cfg.HTTPAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	if n.listener, err = net.Listen("tcp", addr); err != nil {
+		return fmt.Errorf("%s listen: %w", cfg.Name, err)
+	}
+	return nil
+}
+
+// waitForDatabase retries the first connection for up to 30s, so services
+// started together with their database do not fail on its start-up.
+func waitForDatabase(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := pool.Ping(ctx)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		logger.Warn("waiting for database", "err", err)
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// Addr is the address the HTTP server listens on.
+func (n *Node) Addr() string { return n.listener.Addr().String() }
+
+// Consumer creates a consumer of this service; register its handlers before
+// Run. mod may adjust the defaults.
+func (n *Node) Consumer(name string, mod func(*outbox.ConsumerConfig)) (*outbox.Consumer, error) {
+	cfg := outbox.ConsumerConfig{
+		Service: n.cfg.Name, Name: name, Pool: n.Pool, AMQPURL: n.cfg.AMQPURL,
+		Outbox: n.Outbox, Metrics: n.Metrics, Logger: n.Logger,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := outbox.NewConsumer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.consumers = append(n.consumers, c)
+	return c, nil
+}
+
+// Background is a component that runs until ctx ends (a simulator, a sweeper).
+type Background func(ctx context.Context) error
+
+// Run serves api (with /metrics, /healthz and /readyz beside it) and runs
+// the relay, the consumers, retention and the extra background components
+// until ctx ends or one of them fails; then it stops them all and closes
+// the pool.
+func (n *Node) Run(ctx context.Context, api http.Handler, extra ...Background) error {
+	defer n.Pool.Close()
+	relay, err := outbox.NewRelay(outbox.RelayConfig{
+		Outbox: n.Outbox, Pool: n.Pool, AMQPURL: n.cfg.AMQPURL, PollInterval: n.cfg.RelayPollInterval,
+		Metrics: n.Metrics, Logger: n.Logger,
+	})
+	if err != nil {
+		n.listener.Close()
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := n.Pool.Ping(r.Context()); err != nil {
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	if api != nil {
+		mux.Handle("/", api)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(n.listener); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("%s http: %w", n.cfg.Name, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	components := []Background{relay.Run,
+		func(ctx context.Context) error {
+			return outbox.RunRetention(ctx, n.Pool, withLogger(n.cfg.Retention, n.Logger))
+		},
+		func(ctx context.Context) error {
+			return outbox.RunStatsGauges(ctx, n.Pool, n.cfg.Name, n.Metrics, 5*time.Second)
+		},
+	}
+	for _, c := range n.consumers {
+		components = append(components, c.Run)
+	}
+	components = append(components, extra...)
+	for _, run := range components {
+		g.Go(func() error {
+			if err := run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		})
+	}
+	n.Logger.Info("service started", "http", n.Addr(), "consumers", len(n.consumers))
+	if n.cfg.OnListen != nil {
+		n.cfg.OnListen(n.Addr())
+	}
+	err = g.Wait()
+	n.Logger.Info("service stopped", "err", err)
+	return err
+}
+
+// Close releases the Node's resources when Run was never called.
+func (n *Node) Close() {
+	if n.listener != nil {
+		n.listener.Close()
+	}
+	n.Pool.Close()
+}
+
+func withLogger(c outbox.RetentionConfig, l *slog.Logger) outbox.RetentionConfig {
+	if c.Logger == nil {
+		c.Logger = l
+	}
+	return c
+}

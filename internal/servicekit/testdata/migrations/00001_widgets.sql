@@ -1,0 +1,4 @@
+-- +goose Up
+CREATE TABLE widgets (id TEXT PRIMARY KEY);
+-- +goose Down
+DROP TABLE widgets;

@@ -1,0 +1,478 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Handler applies one message inside tx, the transaction that also claimed
+// the message in the inbox. Events it publishes with Outbox.Publish(ctx, tx,
+// ...) carry the message's correlation id and name it as their cause.
+// Return a PermanentError for what retrying cannot fix.
+type Handler func(ctx context.Context, tx pgx.Tx, msg Message) error
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	// Service owns the consumer: its queue is shopmesh.<service>.<name>.
+	Service string
+	// Name identifies the consumer in the inbox and dead-letter store.
+	Name string
+	// Pool is the service's database (inbox, dead letters, and the handler's
+	// own tables live there).
+	Pool *pgxpool.Pool
+	// AMQPURL is the broker, with the service's own credentials and vhost.
+	AMQPURL string
+	// Outbox, when set, is woken after every commit so that events the
+	// handler published leave at once.
+	Outbox *Outbox
+	// Prefetch is the broker's in-flight window. Default 64.
+	Prefetch int
+	// Workers process messages in parallel; all messages of one aggregate go
+	// to the same worker, in order. Default 4.
+	Workers int
+	// MaxAttempts counts handler failures before a message is dead-lettered.
+	// Infrastructure failures (database or connection down) do not count:
+	// they are retried until the infrastructure is back. Default 5.
+	MaxAttempts int
+	// RetryBackoff is the first retry's delay; it doubles up to MaxBackoff.
+	// Defaults 100ms and 5s.
+	RetryBackoff time.Duration
+	MaxBackoff   time.Duration
+	// DeliveryLimit is the broker-side cap on deliveries of one message (it
+	// catches a message that crashes the process every time). Default 20.
+	DeliveryLimit int
+	Metrics       *Metrics
+	Logger        *slog.Logger
+}
+
+func (c *ConsumerConfig) setDefaults() {
+	if c.Prefetch == 0 {
+		c.Prefetch = 64
+	}
+	if c.Workers == 0 {
+		c.Workers = 4
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+	if c.DeliveryLimit == 0 {
+		c.DeliveryLimit = 20
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c ConsumerConfig) Validate() error {
+	switch {
+	case !serviceName.MatchString(c.Service):
+		return fmt.Errorf("consumer: service %q must be lower-case letters, digits or _", c.Service)
+	case !serviceName.MatchString(c.Name):
+		return fmt.Errorf("consumer: name %q must be lower-case letters, digits or _", c.Name)
+	case c.Pool == nil:
+		return errors.New("consumer: pool is required")
+	case c.AMQPURL == "":
+		return errors.New("consumer: AMQP URL is required")
+	case c.Workers < 1 || c.Prefetch < c.Workers:
+		return fmt.Errorf("consumer: need 1 <= workers (%d) <= prefetch (%d)", c.Workers, c.Prefetch)
+	}
+	return nil
+}
+
+// Consumer receives the event types it has handlers for from its own quorum
+// queue and applies each inside an inbox-guarded transaction.
+type Consumer struct {
+	cfg      ConsumerConfig
+	queue    string
+	handlers map[string]Handler
+	tracer   trace.Tracer
+}
+
+// NewConsumer returns a consumer; register handlers with Handle, then Run.
+func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Consumer{
+		cfg:      cfg,
+		queue:    QueueName(cfg.Service, cfg.Name),
+		handlers: map[string]Handler{},
+		tracer:   otel.Tracer("github.com/shopmesh/shopmesh/outbox"),
+	}, nil
+}
+
+// Handle registers the handler of one event type (`<service>.<fact>.v<N>`);
+// the queue is bound to exactly the registered types. Call before Run.
+func (c *Consumer) Handle(eventType string, h Handler) error {
+	if _, err := ProducerOf(eventType); err != nil {
+		return err
+	}
+	if _, dup := c.handlers[eventType]; dup {
+		return fmt.Errorf("consumer %s: second handler for %s", c.cfg.Name, eventType)
+	}
+	c.handlers[eventType] = h
+	return nil
+}
+
+// Queue is the name of the consumer's queue.
+func (c *Consumer) Queue() string { return c.queue }
+
+// Name is the consumer's name in the inbox and dead-letter store.
+func (c *Consumer) Name() string { return c.cfg.Name }
+
+// Spec describes the consumer's queue and bindings.
+func (c *Consumer) Spec() QueueSpec {
+	types := make([]string, 0, len(c.handlers))
+	for t := range c.handlers {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	return QueueSpec{Name: c.queue, Types: types, DeliveryLimit: c.cfg.DeliveryLimit, SingleActiveConsumer: true}
+}
+
+// Run consumes until ctx ends, reconnecting after broker failures. It
+// returns ctx's error, or an error when the configuration cannot work.
+func (c *Consumer) Run(ctx context.Context) error {
+	if len(c.handlers) == 0 {
+		return fmt.Errorf("consumer %s has no handlers", c.cfg.Name)
+	}
+	for {
+		err := c.session(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.cfg.Logger.Warn("consumer session ended; reconnecting", "consumer", c.cfg.Name, "err", err)
+		if sleep(ctx, jitter(time.Second)) != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// session runs one broker connection: it consumes the queue and its broker
+// dead-letter queue until the connection fails or ctx ends.
+func (c *Consumer) session(ctx context.Context) error {
+	conn, err := dial(ctx, c.cfg.AMQPURL, "consumer:"+c.queue, func(err error) {
+		c.cfg.Logger.Warn("consumer cannot reach broker", "consumer", c.cfg.Name, "err", err)
+	})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := DeclareQueue(ch, c.Spec()); err != nil {
+		return err
+	}
+	if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
+		return err
+	}
+	deliveries, err := ch.ConsumeWithContext(ctx, c.queue, "", false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", c.queue, err)
+	}
+	dlqCh, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := dlqCh.Qos(16, 0, false); err != nil {
+		return err
+	}
+	brokerDead, err := dlqCh.ConsumeWithContext(ctx, deadLetterQueue(c.queue), "", false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", deadLetterQueue(c.queue), err)
+	}
+	c.cfg.Logger.Info("consumer started", "consumer", c.cfg.Name, "queue", c.queue, "types", len(c.handlers))
+
+	// sctx ends when this session ends; deliveries of a dead channel are
+	// not started (the broker redelivers them), in-flight ones finish.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+
+	var wg sync.WaitGroup
+	inputs := make([]chan amqp.Delivery, c.cfg.Workers)
+	for i := range inputs {
+		inputs[i] = make(chan amqp.Delivery, c.cfg.Prefetch)
+		wg.Add(1)
+		go func(in <-chan amqp.Delivery) {
+			defer wg.Done()
+			for d := range in {
+				if sctx.Err() == nil {
+					c.process(sctx, d)
+				}
+			}
+		}(inputs[i])
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for d := range brokerDead {
+			if sctx.Err() == nil {
+				c.storeBrokerDeadLetter(sctx, d)
+			}
+		}
+	}()
+	defer func() {
+		for _, in := range inputs {
+			close(in)
+		}
+		cancel()
+		conn.Close()
+		wg.Wait()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-closed:
+			return fmt.Errorf("broker connection closed: %v", err)
+		case d, ok := <-deliveries:
+			if !ok {
+				return errors.New("delivery channel closed")
+			}
+			inputs[partition(d, len(inputs))] <- d
+		}
+	}
+}
+
+// partition maps a delivery to a worker by its aggregate id, so one
+// aggregate's messages are applied one at a time, in queue order.
+func partition(d amqp.Delivery, n int) int {
+	key, _ := d.Headers[HeaderAggregateID].(string)
+	h := fnv.New32a()
+	_, _ = io.WriteString(h, key)
+	return int(h.Sum32() % uint32(n))
+}
+
+// errDuplicate reports a message the inbox already holds.
+var errDuplicate = errors.New("duplicate")
+
+// process applies one delivery and acknowledges it once its effects (or its
+// dead letter) are committed. It returns without acknowledging only when the
+// session ends, so the broker redelivers.
+func (c *Consumer) process(ctx context.Context, d amqp.Delivery) {
+	msg, err := deliveryToMessage(d)
+	if err != nil {
+		c.deadLetter(ctx, d, msg, fmt.Sprintf("malformed envelope: %v", err), 1)
+		return
+	}
+	h, ok := c.handlers[msg.Type]
+	if !ok {
+		c.deadLetter(ctx, d, msg, fmt.Sprintf("no handler for type %s in consumer %s", msg.Type, c.cfg.Name), 1)
+		return
+	}
+	committedAt, _ := time.Parse(time.RFC3339Nano, headerString(d.Headers, HeaderCommittedAt))
+	failures, infraWait := 0, c.cfg.RetryBackoff
+	for {
+		start := time.Now()
+		err := c.apply(ctx, msg, h)
+		switch {
+		case err == nil:
+			c.cfg.Metrics.applied(c.cfg.Name, msg.Type, committedAt, time.Since(start))
+			if c.cfg.Outbox != nil {
+				c.cfg.Outbox.Notify()
+			}
+			c.ack(d)
+			return
+		case errors.Is(err, errDuplicate):
+			c.cfg.Metrics.duplicate(c.cfg.Name)
+			c.ack(d)
+			return
+		case ctx.Err() != nil:
+			return
+		case isInfrastructure(err):
+			c.cfg.Logger.Warn("consumer waiting for infrastructure", "consumer", c.cfg.Name, "message_id", msg.ID, "err", err)
+			if sleep(ctx, jitter(infraWait)) != nil {
+				return
+			}
+			infraWait = min(infraWait*2, c.cfg.MaxBackoff)
+			continue
+		}
+		failures++
+		if IsPermanent(err) || failures >= c.cfg.MaxAttempts {
+			reason := err.Error()
+			if !IsPermanent(err) {
+				reason = fmt.Sprintf("retries exhausted after %d attempts: %v", failures, err)
+			}
+			c.deadLetter(ctx, d, msg, reason, failures)
+			return
+		}
+		c.cfg.Metrics.retry(c.cfg.Name)
+		c.cfg.Logger.Info("handler failed; retrying", "consumer", c.cfg.Name, "message_id", msg.ID, "type", msg.Type, "attempt", failures, "err", err)
+		backoff := min(c.cfg.RetryBackoff<<(failures-1), c.cfg.MaxBackoff)
+		if sleep(ctx, jitter(backoff)) != nil {
+			return
+		}
+	}
+}
+
+// apply runs one attempt: claim the message in the inbox, run the handler,
+// commit. A message already claimed commits nothing and returns errDuplicate.
+func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error) {
+	// A handler that has started is allowed to finish even when the session
+	// ends: its commit and the broker's redelivery race harmlessly.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	hctx := withCausation(WithCorrelation(tctx, msg.CorrelationID), msg.ID)
+	if msg.Traceparent != "" {
+		hctx = propagation.TraceContext{}.Extract(hctx, propagation.MapCarrier{"traceparent": msg.Traceparent})
+	}
+	hctx, span := c.tracer.Start(hctx, "consume "+msg.Type, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.message.id", msg.ID), attribute.String("shopmesh.consumer", c.cfg.Name)))
+	defer span.End()
+
+	tx, err := c.cfg.Pool.Begin(hctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
+	tag, err := tx.Exec(hctx, `INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		c.cfg.Name, msg.ID, msg.Type)
+	if err != nil {
+		return fmt.Errorf("inbox claim: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		if _, err := tx.Exec(hctx, `INSERT INTO inbox_duplicates (consumer, count) VALUES ($1, 1)
+			ON CONFLICT (consumer) DO UPDATE SET count = inbox_duplicates.count + 1`, c.cfg.Name); err != nil {
+			return fmt.Errorf("count duplicate: %w", err)
+		}
+		if err := tx.Commit(hctx); err != nil {
+			return fmt.Errorf("commit duplicate: %w", err)
+		}
+		return errDuplicate
+	}
+	if err := h(hctx, tx, msg); err != nil {
+		span.RecordError(err)
+		return err
+	}
+	if err := tx.Commit(hctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func (c *Consumer) ack(d amqp.Delivery) {
+	if err := d.Ack(false); err != nil {
+		// The effects are committed; the redelivery will be a duplicate.
+		c.cfg.Logger.Debug("ack failed", "consumer", c.cfg.Name, "err", err)
+	}
+}
+
+// deadLetter stores the message with its reason, then acknowledges it. The
+// store is retried until it succeeds or the session ends.
+func (c *Consumer) deadLetter(ctx context.Context, d amqp.Delivery, msg Message, reason string, attempts int) {
+	wait := c.cfg.RetryBackoff
+	for {
+		err := storeDeadLetter(ctx, c.cfg.Pool, c.cfg.Name, c.queue, d, msg, reason, attempts)
+		if err == nil {
+			break
+		}
+		c.cfg.Logger.Warn("cannot store dead letter", "consumer", c.cfg.Name, "err", err)
+		if sleep(ctx, jitter(wait)) != nil {
+			return
+		}
+		wait = min(wait*2, c.cfg.MaxBackoff)
+	}
+	c.cfg.Metrics.deadLettered(c.cfg.Name)
+	c.cfg.Logger.Error("message dead-lettered", "consumer", c.cfg.Name, "message_id", msg.ID, "type", msg.Type, "reason", reason)
+	c.ack(d)
+}
+
+// storeBrokerDeadLetter records what the broker dead-lettered (a message
+// whose deliveries reached the queue's delivery limit).
+func (c *Consumer) storeBrokerDeadLetter(ctx context.Context, d amqp.Delivery) {
+	msg, _ := deliveryToMessage(d)
+	reason := "broker dead-lettered: " + headerString(d.Headers, "x-first-death-reason")
+	if reason == "broker dead-lettered: delivery_limit" {
+		reason = fmt.Sprintf("delivery limit of %d reached (the consumer never finished processing it)", c.cfg.DeliveryLimit)
+	}
+	// Keep the original routing key and exchange, not the dead-letter ones.
+	if x, ok := d.Headers["x-death"].([]any); ok && len(x) > 0 {
+		if t, ok := x[0].(amqp.Table); ok {
+			if ex, ok := t["exchange"].(string); ok {
+				d.Exchange = ex
+			}
+			if keys, ok := t["routing-keys"].([]any); ok && len(keys) > 0 {
+				if k, ok := keys[0].(string); ok {
+					d.RoutingKey = k
+				}
+			}
+		}
+	}
+	c.deadLetter(ctx, d, msg, reason, c.cfg.DeliveryLimit)
+}
+
+func headerString(h amqp.Table, key string) string {
+	s, _ := h[key].(string)
+	return s
+}
+
+// isInfrastructure reports failures of the database or the connection to it,
+// as opposed to failures of the handler's logic.
+func isInfrastructure(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "53", "57", "58": // connection, resources, operator intervention, system
+			return true
+		}
+		return pgErr.Code == "40001" || pgErr.Code == "40P01" // serialization failure, deadlock
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, pgx.ErrTxClosed) || isConnClosed(err)
+}
+
+func isConnClosed(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e.Error() == "conn closed" || e.Error() == "closed pool" {
+			return true
+		}
+	}
+	return false
+}
+
+// headersJSON keeps an AMQP header table as JSON for the dead-letter store.
+func headersJSON(h amqp.Table) []byte {
+	flat := map[string]any{}
+	for k, v := range h {
+		switch v.(type) {
+		case string, bool, int, int8, int16, int32, int64, float32, float64:
+			flat[k] = v
+		default:
+			flat[k] = fmt.Sprint(v)
+		}
+	}
+	b, _ := json.Marshal(flat)
+	return b
+}

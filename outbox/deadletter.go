@@ -1,0 +1,188 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// DeadLetter is a message a consumer could not apply, with the reason.
+type DeadLetter struct {
+	ID          int64
+	Consumer    string
+	Queue       string
+	MessageID   string
+	Type        string
+	Exchange    string
+	RoutingKey  string
+	Headers     map[string]any
+	Payload     []byte
+	Reason      string
+	Attempts    int
+	FailedAt    time.Time
+	ReplayedAt  *time.Time
+	DiscardedAt *time.Time
+}
+
+// ErrNoDeadLetter is returned for an id that is not an open dead letter.
+var ErrNoDeadLetter = errors.New("no such open dead letter")
+
+func storeDeadLetter(ctx context.Context, pool *pgxpool.Pool, consumer, queue string, d amqp.Delivery, msg Message, reason string, attempts int) error {
+	id, typ := msg.ID, msg.Type
+	if id == "" {
+		id = d.MessageId
+	}
+	if id == "" {
+		id = "unidentified-" + NewID()
+	}
+	if typ == "" {
+		typ = d.RoutingKey
+	}
+	_, err := pool.Exec(context.WithoutCancel(ctx), `
+		INSERT INTO dead_letters (consumer, queue, message_id, type, exchange, routing_key, headers, payload, reason, attempts)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (consumer, message_id) WHERE replayed_at IS NULL AND discarded_at IS NULL
+		DO UPDATE SET reason = excluded.reason, attempts = dead_letters.attempts + excluded.attempts, failed_at = now()`,
+		consumer, queue, id, typ, d.Exchange, d.RoutingKey, headersJSON(d.Headers), d.Body, reason, attempts)
+	if err != nil {
+		return fmt.Errorf("store dead letter %s: %w", id, err)
+	}
+	return nil
+}
+
+const deadLetterColumns = `id, consumer, queue, message_id, type, exchange, routing_key, headers, payload, reason, attempts, failed_at, replayed_at, discarded_at`
+
+func scanDeadLetter(row pgx.CollectableRow) (DeadLetter, error) {
+	var d DeadLetter
+	var headers []byte
+	err := row.Scan(&d.ID, &d.Consumer, &d.Queue, &d.MessageID, &d.Type, &d.Exchange, &d.RoutingKey, &headers,
+		&d.Payload, &d.Reason, &d.Attempts, &d.FailedAt, &d.ReplayedAt, &d.DiscardedAt)
+	if err == nil {
+		err = json.Unmarshal(headers, &d.Headers)
+	}
+	return d, err
+}
+
+// ListDeadLetters returns the open dead letters (neither replayed nor
+// discarded), oldest first; with all set, every one.
+func ListDeadLetters(ctx context.Context, pool *pgxpool.Pool, all bool) ([]DeadLetter, error) {
+	q := `SELECT ` + deadLetterColumns + ` FROM dead_letters`
+	if !all {
+		q += ` WHERE replayed_at IS NULL AND discarded_at IS NULL`
+	}
+	rows, err := pool.Query(ctx, q+` ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	return pgx.CollectRows(rows, scanDeadLetter)
+}
+
+// GetDeadLetter returns one dead letter by id.
+func GetDeadLetter(ctx context.Context, pool *pgxpool.Pool, id int64) (DeadLetter, error) {
+	rows, err := pool.Query(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = $1`, id)
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("get dead letter %d: %w", id, err)
+	}
+	d, err := pgx.CollectExactlyOneRow(rows, scanDeadLetter)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, fmt.Errorf("dead letter %d: %w", id, ErrNoDeadLetter)
+	}
+	return d, err
+}
+
+// DiscardDeadLetter marks an open dead letter as discarded (kept for audit).
+func DiscardDeadLetter(ctx context.Context, pool *pgxpool.Pool, id int64) error {
+	tag, err := pool.Exec(ctx, `UPDATE dead_letters SET discarded_at = now() WHERE id = $1 AND replayed_at IS NULL AND discarded_at IS NULL`, id)
+	if err != nil {
+		return fmt.Errorf("discard dead letter %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("dead letter %d: %w", id, ErrNoDeadLetter)
+	}
+	return nil
+}
+
+// ReplayDeadLetter sends an open dead letter back to its consumer's queue
+// (through the default exchange, so no other consumer sees it) and marks it
+// replayed once the broker confirmed it. The message keeps its id: the
+// consumer's inbox applies it once however often it is replayed. amqpURL
+// needs permission to publish to the default exchange (an operator account).
+func ReplayDeadLetter(ctx context.Context, pool *pgxpool.Pool, amqpURL string, id int64) error {
+	d, err := GetDeadLetter(ctx, pool, id)
+	if err != nil {
+		return err
+	}
+	if d.ReplayedAt != nil || d.DiscardedAt != nil {
+		return fmt.Errorf("dead letter %d is closed: %w", id, ErrNoDeadLetter)
+	}
+	headers := amqp.Table{}
+	for k, v := range d.Headers {
+		if k == "x-death" || k == "x-first-death-reason" || k == "x-first-death-queue" || k == "x-first-death-exchange" ||
+			k == "x-last-death-reason" || k == "x-last-death-queue" || k == "x-last-death-exchange" || k == "x-delivery-count" {
+			continue
+		}
+		headers[k] = v
+	}
+	headers[HeaderReplay] = fmt.Sprintf("dead-letter:%d", d.ID)
+	pub := amqp.Publishing{
+		Headers: headers, ContentType: "application/json", DeliveryMode: amqp.Persistent,
+		MessageId: d.MessageID, Type: d.Type, Body: d.Payload,
+	}
+	if err := publishConfirmed(ctx, amqpURL, "", d.Queue, []amqp.Publishing{pub}); err != nil {
+		return fmt.Errorf("replay dead letter %d: %w", id, err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE dead_letters SET replayed_at = now() WHERE id = $1`, id); err != nil {
+		// Replayed but not marked: a second replay is absorbed by the inbox.
+		return fmt.Errorf("mark dead letter %d replayed: %w", id, err)
+	}
+	return nil
+}
+
+// publishConfirmed publishes messages on a fresh connection with mandatory
+// routing and waits for every confirm (bounded by 30s).
+func publishConfirmed(ctx context.Context, amqpURL, exchange, key string, msgs []amqp.Publishing) error {
+	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second), Properties: amqp.Table{"connection_name": "shopmesh-operator"}})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	returns := ch.NotifyReturn(make(chan amqp.Return, len(msgs)+1))
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
+	for _, m := range msgs {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, m)
+		if err != nil {
+			return err
+		}
+		confirms = append(confirms, dc)
+	}
+	for _, dc := range confirms {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("broker nacked the message")
+		}
+	}
+	select {
+	case r := <-returns:
+		return fmt.Errorf("%w: queue %s (%s)", ErrUnroutable, key, r.ReplyText)
+	default:
+		return nil
+	}
+}

@@ -1,0 +1,166 @@
+package outbox
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the library's Prometheus instruments. A nil *Metrics records
+// nothing, so components work without a registry (unit tests, tools).
+type Metrics struct {
+	outboxPending   *prometheus.GaugeVec
+	outboxOldestAge *prometheus.GaugeVec
+	relayPublished  *prometheus.CounterVec
+	relayErrors     *prometheus.CounterVec
+	relayUnroutable *prometheus.CounterVec
+	relayLeader     *prometheus.GaugeVec
+	confirmSeconds  *prometheus.HistogramVec
+	processed       *prometheus.CounterVec
+	duplicates      *prometheus.CounterVec
+	retries         *prometheus.CounterVec
+	deadLetters     *prometheus.CounterVec
+	deliveryLatency *prometheus.HistogramVec
+	handlerDuration *prometheus.HistogramVec
+	deadLetterGauge *prometheus.GaugeVec
+}
+
+// NewMetrics creates the instruments and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	latencyBuckets := []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30}
+	m := &Metrics{
+		outboxPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shopmesh_outbox_pending", Help: "Committed outbox events not yet confirmed by the broker.",
+		}, []string{"service"}),
+		outboxOldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shopmesh_outbox_oldest_pending_age_seconds", Help: "Age of the oldest unsent outbox event.",
+		}, []string{"service"}),
+		relayPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopmesh_relay_published_total", Help: "Outbox events published and confirmed by the broker.",
+		}, []string{"service"}),
+		relayErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopmesh_relay_errors_total", Help: "Failed relay batches, by kind.",
+		}, []string{"service", "kind"}),
+		relayUnroutable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopmesh_relay_unroutable_total", Help: "Events the broker returned as unroutable (kept in the outbox).",
+		}, []string{"service"}),
+		relayLeader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shopmesh_relay_leader", Help: "1 when this relay holds the outbox lock, 0 when standing by.",
+		}, []string{"service"}),
+		confirmSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shopmesh_relay_confirm_latency_seconds", Help: "Time from publishing a batch to its last confirm.",
+			Buckets: latencyBuckets,
+		}, []string{"service"}),
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopmesh_inbox_processed_total", Help: "Messages applied by a consumer.",
+		}, []string{"consumer", "type"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopmesh_inbox_duplicates_total", Help: "Redelivered messages absorbed by the inbox.",
+		}, []string{"consumer"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopmesh_consumer_retries_total", Help: "Handler attempts that failed and were retried.",
+		}, []string{"consumer"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopmesh_dead_letters_total", Help: "Messages moved to the dead-letter store.",
+		}, []string{"consumer"}),
+		deadLetterGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shopmesh_dead_letters_open", Help: "Dead letters neither replayed nor discarded.",
+		}, []string{"service"}),
+		deliveryLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shopmesh_delivery_latency_seconds", Help: "From the outbox insert to the consumer's commit.",
+			Buckets: latencyBuckets,
+		}, []string{"consumer"}),
+		handlerDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shopmesh_consumer_transaction_seconds", Help: "Duration of a consumer's inbox transaction.",
+			Buckets: latencyBuckets,
+		}, []string{"consumer"}),
+	}
+	for _, c := range []prometheus.Collector{m.outboxPending, m.outboxOldestAge, m.relayPublished, m.relayErrors,
+		m.relayUnroutable, m.relayLeader, m.confirmSeconds, m.processed, m.duplicates, m.retries, m.deadLetters,
+		m.deadLetterGauge, m.deliveryLatency, m.handlerDuration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) relayed(service string, n int) {
+	if m != nil {
+		m.relayPublished.WithLabelValues(service).Add(float64(n))
+	}
+}
+
+func (m *Metrics) relayError(service string, err error) {
+	if m == nil {
+		return
+	}
+	kind := "database"
+	switch {
+	case errors.Is(err, ErrUnroutable):
+		kind = "unroutable"
+	case errors.Is(err, errBrokerConnection):
+		kind = "broker"
+	}
+	m.relayErrors.WithLabelValues(service, kind).Inc()
+}
+
+func (m *Metrics) unroutable(service string) {
+	if m != nil {
+		m.relayUnroutable.WithLabelValues(service).Inc()
+	}
+}
+
+func (m *Metrics) setLeader(service string, leader bool) {
+	if m != nil {
+		v := 0.0
+		if leader {
+			v = 1
+		}
+		m.relayLeader.WithLabelValues(service).Set(v)
+	}
+}
+
+func (m *Metrics) confirmLatency(service string, d time.Duration) {
+	if m != nil {
+		m.confirmSeconds.WithLabelValues(service).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) setBacklog(service string, s Stats) {
+	if m != nil {
+		m.outboxPending.WithLabelValues(service).Set(float64(s.Pending))
+		m.outboxOldestAge.WithLabelValues(service).Set(s.OldestPendingAge.Seconds())
+		m.deadLetterGauge.WithLabelValues(service).Set(float64(s.DeadLetters))
+	}
+}
+
+func (m *Metrics) applied(consumer, typ string, committedAt time.Time, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.processed.WithLabelValues(consumer, typ).Inc()
+	m.handlerDuration.WithLabelValues(consumer).Observe(took.Seconds())
+	if !committedAt.IsZero() {
+		m.deliveryLatency.WithLabelValues(consumer).Observe(time.Since(committedAt).Seconds())
+	}
+}
+
+func (m *Metrics) duplicate(consumer string) {
+	if m != nil {
+		m.duplicates.WithLabelValues(consumer).Inc()
+	}
+}
+
+func (m *Metrics) retry(consumer string) {
+	if m != nil {
+		m.retries.WithLabelValues(consumer).Inc()
+	}
+}
+
+func (m *Metrics) deadLettered(consumer string) {
+	if m != nil {
+		m.deadLetters.WithLabelValues(consumer).Inc()
+	}
+}

@@ -1,0 +1,705 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/tests/testenv"
+)
+
+const tickType = "source.tick.v1"
+
+// fixture is one producer ("source") and the test consumers' database, on a
+// fresh database and vhost.
+type fixture struct {
+	t       *testing.T
+	ctx     context.Context
+	pool    *pgxpool.Pool
+	amqpURL string
+	ob      *outbox.Outbox
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureOn(t, testenv.NewDatabase(t), testenv.NewVHost(t))
+}
+
+func newFixtureOn(t *testing.T, dbURL, amqpURL string) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	if err := outbox.Migrate(ctx, pool, nil); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE ledger (
+		id BIGSERIAL PRIMARY KEY, consumer TEXT NOT NULL, message_id TEXT NOT NULL, aggregate TEXT NOT NULL, seq INT NOT NULL)`); err != nil {
+		t.Fatalf("ledger: %v", err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE poison (message_id TEXT PRIMARY KEY)`); err != nil {
+		t.Fatalf("poison: %v", err)
+	}
+	ob, err := outbox.New("source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Declare the producer exchange up front, as `shopmesh migrate` does.
+	withChannel(t, amqpURL, func(ch *amqp.Channel) error { return outbox.DeclareExchange(ch, "source") })
+	return &fixture{t: t, ctx: ctx, pool: pool, amqpURL: amqpURL, ob: ob}
+}
+
+func withChannel(t *testing.T, url string, fn func(*amqp.Channel) error) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("dial broker: %v", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("channel: %v", err)
+	}
+	if err := fn(ch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type tick struct {
+	Seq int `json:"seq"`
+}
+
+// publish commits one transaction with one event per aggregate, seq as given.
+func (f *fixture) publish(seq int, aggregates ...string) error {
+	return f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		events := make([]outbox.Event, 0, len(aggregates))
+		for _, a := range aggregates {
+			events = append(events, outbox.Event{Type: tickType, AggregateID: a, Payload: tick{Seq: seq}})
+		}
+		return f.ob.Publish(f.ctx, tx, events...)
+	})
+}
+
+// runRelay starts a relay and returns a function that stops it and waits.
+func (f *fixture) runRelay(mod func(*outbox.Relay)) func() {
+	return f.runRelayWith(nil, mod)
+}
+
+func (f *fixture) runRelayWith(metrics *outbox.Metrics, mod func(*outbox.Relay)) func() {
+	f.t.Helper()
+	r, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL, PollInterval: 50 * time.Millisecond,
+		Metrics: metrics, Logger: testLogger()})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if mod != nil {
+		mod(r)
+	}
+	return f.run(r.Run)
+}
+
+func (f *fixture) run(fn func(context.Context) error) func() {
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = fn(ctx) }()
+	stop := func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			f.t.Errorf("component did not stop within 30s")
+		}
+	}
+	f.t.Cleanup(stop)
+	return stop
+}
+
+// ledgerHandler records every application; a message applied twice shows up
+// as two rows. Messages listed in the poison table fail.
+func ledgerHandler(consumer string) outbox.Handler {
+	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+		var poisoned bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM poison WHERE message_id = $1)`, msg.ID).Scan(&poisoned); err != nil {
+			return err
+		}
+		if poisoned {
+			return errors.New("poisoned message")
+		}
+		var p tick
+		if err := msg.Decode(&p); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO ledger (consumer, message_id, aggregate, seq) VALUES ($1, $2, $3, $4)`,
+			consumer, msg.ID, msg.AggregateID, p.Seq)
+		return err
+	}
+}
+
+func (f *fixture) newConsumer(name string, mod func(*outbox.ConsumerConfig)) *outbox.Consumer {
+	f.t.Helper()
+	cfg := outbox.ConsumerConfig{Service: "sink", Name: name, Pool: f.pool, AMQPURL: f.amqpURL,
+		RetryBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: testLogger()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := outbox.NewConsumer(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := c.Handle(tickType, ledgerHandler(name)); err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
+// startConsumer declares the consumer's queue and bindings first, as
+// `shopmesh migrate` does in production (a queue receives only what is
+// published after its bindings exist), then runs the consumer.
+func (f *fixture) startConsumer(c *outbox.Consumer) func() {
+	f.t.Helper()
+	withChannel(f.t, f.amqpURL, func(ch *amqp.Channel) error { return outbox.DeclareQueue(ch, c.Spec()) })
+	return f.run(c.Run)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func (f *fixture) waitFor(timeout time.Duration, what string, cond func() (bool, string)) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, detail)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (f *fixture) count(query string, args ...any) int {
+	f.t.Helper()
+	var n int
+	if err := f.pool.QueryRow(f.ctx, query, args...).Scan(&n); err != nil {
+		f.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// waitApplied waits until consumer has applied want distinct messages.
+func (f *fixture) waitApplied(consumer string, want int, timeout time.Duration) {
+	f.t.Helper()
+	f.waitFor(timeout, fmt.Sprintf("%d messages applied by %s", want, consumer), func() (bool, string) {
+		n := f.count(`SELECT count(DISTINCT message_id) FROM ledger WHERE consumer = $1`, consumer)
+		return n >= want, fmt.Sprintf("%d applied", n)
+	})
+}
+
+// assertExactlyOnce checks that every event in the outbox was applied by
+// consumer exactly once, and nothing else was.
+func (f *fixture) assertExactlyOnce(consumer string) {
+	f.t.Helper()
+	var outboxRows, applied, distinct, missing int
+	err := f.pool.QueryRow(f.ctx, `SELECT
+		(SELECT count(*) FROM watermill_outbox),
+		(SELECT count(*) FROM ledger WHERE consumer = $1),
+		(SELECT count(DISTINCT message_id) FROM ledger WHERE consumer = $1),
+		(SELECT count(*) FROM watermill_outbox o WHERE NOT EXISTS (SELECT 1 FROM ledger l WHERE l.consumer = $1 AND l.message_id = o.uuid))`,
+		consumer).Scan(&outboxRows, &applied, &distinct, &missing)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if missing != 0 || applied != outboxRows || distinct != outboxRows {
+		f.t.Errorf("consumer %s: outbox has %d events, ledger %d applications of %d messages, %d never applied",
+			consumer, outboxRows, applied, distinct, missing)
+	}
+}
+
+func (f *fixture) duplicates(consumer string) int {
+	return f.count(`SELECT coalesce((SELECT count FROM inbox_duplicates WHERE consumer = $1), 0)`, consumer)
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("SHOPMESH_TEST_VERBOSE") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// 1. A rolled-back transaction's events never reach the broker; a committed
+// one's always do.
+func TestRolledBackEventsNeverReachTheBroker(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", nil))
+	f.runRelay(nil)
+
+	rolledBack := errors.New("business rule failed")
+	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		if err := f.ob.Publish(f.ctx, tx, outbox.Event{Type: tickType, AggregateID: "rolled-back", Payload: tick{1}}); err != nil {
+			return err
+		}
+		return rolledBack
+	})
+	if !errors.Is(err, rolledBack) {
+		t.Fatalf("WithTx error = %v, want %v", err, rolledBack)
+	}
+	if err := f.publish(2, "committed"); err != nil {
+		t.Fatal(err)
+	}
+	// Commit order: once the later committed event has arrived, the relay
+	// has passed every earlier transaction, so the rolled-back one had its chance.
+	f.waitApplied("ledger", 1, 20*time.Second)
+	if n := f.count(`SELECT count(*) FROM ledger WHERE aggregate = 'rolled-back'`); n != 0 {
+		t.Errorf("rolled-back event applied %d times, want 0", n)
+	}
+	if n := f.count(`SELECT count(*) FROM ledger WHERE aggregate = 'committed'`); n != 1 {
+		t.Errorf("committed event applied %d times, want 1", n)
+	}
+}
+
+// 2. Thousands of events from concurrent writers all arrive, and events of
+// one aggregate arrive in commit order.
+func TestConcurrentWritersAllArriveInOrderPerAggregate(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", func(c *outbox.ConsumerConfig) { c.Workers = 4 }))
+	f.runRelay(nil)
+
+	const writers, perWriter, aggregatesPerWriter = 8, 60, 5 // 8*60*5 = 2400 events
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			aggs := make([]string, aggregatesPerWriter)
+			for i := range aggs {
+				aggs[i] = fmt.Sprintf("w%d-a%d", w, i)
+			}
+			for seq := 1; seq <= perWriter; seq++ {
+				if err := f.publish(seq, aggs...); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	total := writers * perWriter * aggregatesPerWriter
+	f.waitApplied("ledger", total, 90*time.Second)
+	f.assertExactlyOnce("ledger")
+
+	// Application order (ledger id) per aggregate must follow seq.
+	rows, err := f.pool.Query(f.ctx, `SELECT aggregate, seq FROM ledger ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]int{}
+	for rows.Next() {
+		var agg string
+		var seq int
+		if err := rows.Scan(&agg, &seq); err != nil {
+			t.Fatal(err)
+		}
+		if seq != last[agg]+1 {
+			t.Errorf("aggregate %s: seq %d applied after %d", agg, seq, last[agg])
+		}
+		last[agg] = seq
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// resetCursor makes the relay publish everything again, as if it had never
+// marked anything: every event is delivered once more.
+func (f *fixture) resetCursor() {
+	f.t.Helper()
+	if _, err := f.pool.Exec(f.ctx, `UPDATE watermill_offsets_outbox SET offset_acked = 0, last_processed_transaction_id = '0'`); err != nil {
+		f.t.Fatal(err)
+	}
+	f.ob.Notify()
+}
+
+// 3. Every message delivered several times changes consumer state once.
+func TestRedeliveredMessagesApplyOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", nil))
+	f.runRelay(nil)
+	const n = 200
+	for i := 1; i <= n; i++ {
+		if err := f.publish(i, fmt.Sprintf("agg-%d", i%7)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitApplied("ledger", n, 30*time.Second)
+	for round := 1; round <= 2; round++ {
+		f.resetCursor()
+		f.waitFor(30*time.Second, "redeliveries absorbed", func() (bool, string) {
+			d := f.duplicates("ledger")
+			return d == round*n, fmt.Sprintf("%d duplicates, want %d", d, round*n)
+		})
+	}
+	f.assertExactlyOnce("ledger")
+}
+
+// 4. The relay dies after the broker confirmed a batch but before it marked
+// it: the batch is published again and the inbox absorbs it.
+func TestRelayCrashAfterConfirmBeforeMark(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", nil))
+	const n = 50
+	for i := 1; i <= n; i++ {
+		if err := f.publish(i, "agg"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashed := make(chan struct{})
+	var once sync.Once
+	var crashedBatch int // rows confirmed by the broker but never marked
+	stop := f.runRelay(func(r *outbox.Relay) {
+		outbox.SetAfterConfirm(r, func(batch int) error {
+			once.Do(func() { crashedBatch = batch; close(crashed) })
+			return errors.New("crash after confirm")
+		})
+	})
+	select {
+	case <-crashed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("relay never reached the confirm")
+	}
+	stop()
+	if n := f.count(`SELECT offset_acked FROM watermill_offsets_outbox WHERE consumer_group = 'shopmesh-relay'`); n != 0 {
+		t.Fatalf("cursor advanced to %d despite the crash", n)
+	}
+	f.runRelay(nil) // the restarted relay
+	f.waitApplied("ledger", n, 30*time.Second)
+	// The crashed batch may be smaller than n: rows become visible to the
+	// relay only below the cluster's oldest running transaction.
+	if crashedBatch == 0 {
+		t.Fatal("crashed batch was empty")
+	}
+	f.waitFor(20*time.Second, "the republished batch absorbed", func() (bool, string) {
+		d := f.duplicates("ledger")
+		return d >= crashedBatch, fmt.Sprintf("%d duplicates, want >= %d", d, crashedBatch)
+	})
+	f.assertExactlyOnce("ledger")
+}
+
+// 6. A poison message is dead-lettered with its reason after bounded retries;
+// once the cause is fixed, replaying it applies it exactly once.
+func TestPoisonMessageDeadLetteredAndReplayedOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", func(c *outbox.ConsumerConfig) { c.MaxAttempts = 3 }))
+	f.runRelay(nil)
+
+	poisonID := outbox.NewID()
+	if _, err := f.pool.Exec(f.ctx, `INSERT INTO poison VALUES ($1)`, poisonID); err != nil {
+		t.Fatal(err)
+	}
+	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		return f.ob.Publish(f.ctx, tx,
+			outbox.Event{ID: poisonID, Type: tickType, AggregateID: "p", Payload: tick{1}},
+			outbox.Event{Type: tickType, AggregateID: "bad-payload", Payload: []byte(`{"seq": "not a number"}`)},
+			outbox.Event{Type: tickType, AggregateID: "healthy", Payload: tick{1}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(30*time.Second, "two dead letters", func() (bool, string) {
+		n := f.count(`SELECT count(*) FROM dead_letters`)
+		return n == 2, fmt.Sprintf("%d dead letters", n)
+	})
+	f.waitApplied("ledger", 1, 10*time.Second)
+	letters, err := outbox.ListDeadLetters(f.ctx, f.pool, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var poison outbox.DeadLetter
+	for _, d := range letters {
+		switch d.MessageID {
+		case poisonID:
+			poison = d
+			if d.Attempts != 3 || d.Reason != "retries exhausted after 3 attempts: poisoned message" {
+				t.Errorf("poison dead letter: attempts %d, reason %q", d.Attempts, d.Reason)
+			}
+		default:
+			if d.Attempts != 1 || d.Type != tickType {
+				t.Errorf("bad payload dead letter: attempts %d (want 1: permanent errors are not retried), type %s", d.Attempts, d.Type)
+			}
+		}
+		if d.Consumer != "ledger" || d.Queue != "shopmesh.sink.ledger" || len(d.Payload) == 0 {
+			t.Errorf("dead letter %d lacks its origin: %+v", d.ID, d)
+		}
+	}
+	if poison.ID == 0 {
+		t.Fatalf("poison message not among dead letters %+v", letters)
+	}
+	if n := f.count(`SELECT count(*) FROM ledger WHERE message_id = $1`, poisonID); n != 0 {
+		t.Fatalf("poison message applied %d times before the fix", n)
+	}
+
+	if _, err := f.pool.Exec(f.ctx, `DELETE FROM poison`); err != nil { // the fix
+		t.Fatal(err)
+	}
+	if err := outbox.ReplayDeadLetter(f.ctx, f.pool, f.amqpURL, poison.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.ReplayDeadLetter(f.ctx, f.pool, f.amqpURL, poison.ID); !errors.Is(err, outbox.ErrNoDeadLetter) {
+		t.Errorf("second replay error = %v, want ErrNoDeadLetter", err)
+	}
+	f.waitFor(20*time.Second, "replayed message applied", func() (bool, string) {
+		n := f.count(`SELECT count(*) FROM ledger WHERE message_id = $1`, poisonID)
+		return n == 1, fmt.Sprintf("applied %d times", n)
+	})
+	// Replaying the same message again through the broker is absorbed.
+	before := f.duplicates("ledger")
+	if _, err := f.pool.Exec(f.ctx, `UPDATE dead_letters SET replayed_at = NULL WHERE id = $1`, poison.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.ReplayDeadLetter(f.ctx, f.pool, f.amqpURL, poison.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(20*time.Second, "second replay absorbed", func() (bool, string) {
+		return f.duplicates("ledger") == before+1, fmt.Sprintf("%d duplicates", f.duplicates("ledger"))
+	})
+	if n := f.count(`SELECT count(*) FROM ledger WHERE message_id = $1`, poisonID); n != 1 {
+		t.Errorf("replayed message applied %d times, want 1", n)
+	}
+}
+
+// 7. Two relays on one outbox: every event delivered, none lost, none
+// applied twice; and as long as no batch failed (a confirm that misses its
+// deadline on an overloaded machine legitimately republishes a batch), no
+// duplicate at all, which shows the two take turns instead of overlapping.
+func TestTwoRelaysOnOneOutbox(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", nil))
+	reg := prometheus.NewRegistry()
+	metrics, err := outbox.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.runRelayWith(metrics, nil)
+	f.runRelayWith(metrics, nil)
+	const writers, each = 4, 150
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; i <= each; i++ {
+				if err := f.publish(i, fmt.Sprintf("w%d", w)); err != nil {
+					failed.Add(1)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatal("a writer failed")
+	}
+	f.waitApplied("ledger", writers*each, 60*time.Second)
+	f.assertExactlyOnce("ledger")
+	failedBatches := counterSum(t, reg, "shopmesh_relay_errors_total")
+	published := counterSum(t, reg, "shopmesh_relay_published_total")
+	d := f.duplicates("ledger")
+	t.Logf("%v events confirmed by the two relays, %v failed batches, %d duplicates absorbed", published, failedBatches, d)
+	if failedBatches == 0 && (d != 0 || published != writers*each) {
+		t.Errorf("with no failed batch the relays confirmed %v events for %d and caused %d duplicates: they overlapped",
+			published, writers*each, d)
+	}
+}
+
+// counterSum adds up every series of a counter in reg.
+func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// 8. Replay of history rebuilds one consumer's state without touching others.
+func TestReplayRebuildsOneConsumerOnly(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	start := time.Now().Add(-time.Second)
+	a := f.newConsumer("rebuilt", nil)
+	b := f.newConsumer("bystander", nil)
+	f.startConsumer(a)
+	f.startConsumer(b)
+	f.runRelay(nil)
+	const n = 120
+	for i := 1; i <= n; i++ {
+		if err := f.publish(i, fmt.Sprintf("agg-%d", i%5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitApplied("rebuilt", n, 30*time.Second)
+	f.waitApplied("bystander", n, 30*time.Second)
+
+	// Lose the rebuilt consumer's state, as when a read model is recreated.
+	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(f.ctx, `DELETE FROM ledger WHERE consumer = 'rebuilt'`); err != nil {
+			return err
+		}
+		_, err := outbox.ForgetInbox(f.ctx, tx, "rebuilt", start)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := outbox.Replay(f.ctx, outbox.ReplayRequest{Source: f.pool, AMQPURL: f.amqpURL, Queue: a.Queue(),
+		Types: []string{tickType}, Since: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent != n {
+		t.Errorf("replay sent %d events, want %d", sent, n)
+	}
+	f.waitApplied("rebuilt", n, 30*time.Second)
+	f.assertExactlyOnce("rebuilt")
+	f.assertExactlyOnce("bystander")
+	if d := f.duplicates("bystander"); d != 0 {
+		t.Errorf("bystander saw %d replayed messages, want none", d)
+	}
+	// Replaying again without forgetting changes nothing.
+	if _, err := outbox.Replay(f.ctx, outbox.ReplayRequest{Source: f.pool, AMQPURL: f.amqpURL, Queue: a.Queue(), Since: start}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor(20*time.Second, "second replay absorbed", func() (bool, string) {
+		return f.duplicates("rebuilt") == n, fmt.Sprintf("%d duplicates", f.duplicates("rebuilt"))
+	})
+	f.assertExactlyOnce("rebuilt")
+}
+
+// An event no queue is bound for is an error that keeps the event, not a
+// silent drop: once a consumer binds its type, it is delivered.
+func TestUnroutableEventStaysInOutbox(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.runRelay(nil)
+	if err := f.publish(1, "lonely"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // give the relay several attempts
+	stats, err := outbox.ReadStats(f.ctx, f.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Pending != 1 {
+		t.Fatalf("pending = %d after unroutable publish, want 1 (kept)", stats.Pending)
+	}
+	f.startConsumer(f.newConsumer("ledger", nil))
+	f.waitApplied("ledger", 1, 30*time.Second)
+	f.waitFor(10*time.Second, "outbox drained", func() (bool, string) {
+		s, err := outbox.ReadStats(f.ctx, f.pool)
+		return err == nil && s.Pending == 0, fmt.Sprintf("%+v %v", s, err)
+	})
+}
+
+// Scheduled events enter the outbox at their due time, not before, and a
+// rolled-back schedule never fires.
+func TestScheduledEventsFireOnceWhenDue(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", nil))
+	f.runRelay(nil)
+	due := time.Now().Add(700 * time.Millisecond)
+	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		return f.ob.Schedule(f.ctx, tx, due, outbox.Event{Type: tickType, AggregateID: "timer", Payload: tick{1}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		if err := f.ob.Schedule(f.ctx, tx, time.Now(), outbox.Event{Type: tickType, AggregateID: "never", Payload: tick{1}}); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	f.waitApplied("ledger", 1, 20*time.Second)
+	var appliedAt time.Time
+	if err := f.pool.QueryRow(f.ctx, `SELECT received_at FROM inbox WHERE consumer = 'ledger'`).Scan(&appliedAt); err != nil {
+		t.Fatal(err)
+	}
+	if appliedAt.Before(due) {
+		t.Errorf("scheduled event applied at %s, before its due time %s", appliedAt, due)
+	}
+	if n := f.count(`SELECT count(*) FROM ledger WHERE aggregate = 'never'`); n != 0 {
+		t.Errorf("rolled-back schedule fired %d times", n)
+	}
+}
+
+// Retention deletes only sent rows older than the window, and old inbox keys.
+func TestRetentionPrunesOnlySentHistory(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", nil))
+	stopRelay := f.runRelay(nil)
+	for i := 1; i <= 10; i++ {
+		if err := f.publish(i, "old"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitApplied("ledger", 10, 20*time.Second)
+	stopRelay()
+	for i := 1; i <= 5; i++ { // unsent: no relay runs
+		if err := f.publish(i, "unsent"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.pool.Exec(f.ctx, `UPDATE watermill_outbox SET created_at = created_at - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(f.ctx, `UPDATE inbox SET received_at = received_at - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	o, i, err := outbox.Prune(f.ctx, f.pool, outbox.RetentionConfig{Outbox: time.Hour, Inbox: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o != 10 || i != 10 {
+		t.Errorf("pruned %d outbox rows and %d inbox keys, want 10 and 10", o, i)
+	}
+	if n := f.count(`SELECT count(*) FROM watermill_outbox`); n != 5 {
+		t.Errorf("%d outbox rows left, want the 5 unsent", n)
+	}
+}

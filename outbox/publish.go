@@ -1,0 +1,181 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// Topic is the watermill-sql topic of the outbox; its table is watermill_outbox.
+const Topic = "outbox"
+
+// Outbox writes a service's events into its database inside the caller's
+// transaction. It is safe for concurrent use.
+type Outbox struct {
+	source string
+	wake   chan struct{}
+}
+
+// New returns the outbox of the named service. The name is the events'
+// source and the prefix of every event type it may publish.
+func New(service string) (*Outbox, error) {
+	if !serviceName.MatchString(service) {
+		return nil, fmt.Errorf("outbox: service name %q must be lower-case letters, digits or _", service)
+	}
+	return &Outbox{source: service, wake: make(chan struct{}, 1)}, nil
+}
+
+// Source is the service name events are published under.
+func (o *Outbox) Source() string { return o.source }
+
+// Publish writes events into the outbox in tx. Nothing reaches the broker
+// unless tx commits; after a commit, call Notify (or use WithTx, which does)
+// so the relay forwards the events at once instead of at its next poll.
+func (o *Outbox) Publish(ctx context.Context, tx pgx.Tx, events ...Event) error {
+	msgs, err := o.messages(ctx, events)
+	if err != nil || len(msgs) == 0 {
+		return err
+	}
+	pub, err := wsql.NewPublisher(wsql.TxFromPgx(tx), wsql.PublisherConfig{SchemaAdapter: schemaAdapter{}}, watermill.NopLogger{})
+	if err != nil {
+		return fmt.Errorf("outbox publisher: %w", err)
+	}
+	if err := pub.Publish(Topic, msgs...); err != nil {
+		return fmt.Errorf("write %d events to outbox: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// Schedule writes events that enter the outbox at dueAt (a saga timeout, a
+// delayed retry). Like Publish it is part of tx: a rolled-back transaction
+// schedules nothing. The relay's scheduler moves due events into the outbox.
+func (o *Outbox) Schedule(ctx context.Context, tx pgx.Tx, dueAt time.Time, events ...Event) error {
+	msgs, err := o.messages(ctx, events)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		md, err := json.Marshal(m.Metadata)
+		if err != nil {
+			return fmt.Errorf("schedule %s: %w", m.UUID, err)
+		}
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO outbox_scheduled (due_at, uuid, payload, metadata) VALUES ($1, $2, $3, $4)`,
+			dueAt, m.UUID, string(m.Payload), string(md)); err != nil {
+			return fmt.Errorf("schedule %s: %w", m.UUID, err)
+		}
+	}
+	return nil
+}
+
+// Notify tells the relay that a transaction with events has committed. It
+// never blocks; several notifications before the relay wakes count as one.
+func (o *Outbox) Notify() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// WithTx runs fn in a transaction on db, commits, and wakes the relay.
+func (o *Outbox) WithTx(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, fn func(tx pgx.Tx) error) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	o.Notify()
+	return nil
+}
+
+func (o *Outbox) messages(ctx context.Context, events []Event) ([]*message.Message, error) {
+	msgs := make([]*message.Message, 0, len(events))
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	correlation, causation := CorrelationID(ctx), causationID(ctx)
+	for _, e := range events {
+		producer, err := ProducerOf(e.Type)
+		if err != nil {
+			return nil, err
+		}
+		if producer != o.source {
+			return nil, fmt.Errorf("outbox %s cannot publish %s: it belongs to %s", o.source, e.Type, producer)
+		}
+		if e.AggregateID == "" {
+			return nil, errors.New("outbox: event " + e.Type + " has no aggregate id")
+		}
+		payload, err := marshalPayload(e.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("payload of %s: %w", e.Type, err)
+		}
+		id := e.ID
+		if id == "" {
+			id = NewID()
+		}
+		at := e.OccurredAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		m := message.NewMessage(id, payload)
+		m.Metadata = message.Metadata{
+			HeaderID:          id,
+			HeaderType:        e.Type,
+			HeaderSource:      o.source,
+			HeaderAggregateID: e.AggregateID,
+			HeaderOccurredAt:  at.UTC().Format(time.RFC3339Nano),
+		}
+		if correlation == "" {
+			// The first event of a flow starts its correlation.
+			correlation = id
+		}
+		m.Metadata[HeaderCorrelationID] = correlation
+		if causation != "" {
+			m.Metadata[HeaderCausationID] = causation
+		}
+		if tp := carrier.Get("traceparent"); tp != "" {
+			m.Metadata[HeaderTraceparent] = tp
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+func marshalPayload(p any) ([]byte, error) {
+	var b []byte
+	switch v := p.(type) {
+	case json.RawMessage:
+		b = v
+	case []byte:
+		b = v
+	default:
+		var err error
+		if b, err = json.Marshal(p); err != nil {
+			return nil, err
+		}
+	}
+	if !json.Valid(b) {
+		return nil, errors.New("payload is not valid JSON")
+	}
+	return b, nil
+}
+
+// schemaAdapter is watermill-sql's PostgreSQL schema with the tables created by
+// this package's migrations instead of on first publish (creating tables
+// inside a caller's transaction would take locks the caller does not expect).
+type schemaAdapter struct{ wsql.DefaultPostgreSQLSchema }

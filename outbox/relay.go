@@ -1,0 +1,337 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// relayGroup is the relay's row in watermill_offsets_outbox.
+const relayGroup = "shopmesh-relay"
+
+// ErrUnroutable is returned for an event the broker could not route to any
+// queue (mandatory publishing): it is kept in the outbox, never dropped.
+var ErrUnroutable = errors.New("unroutable: no queue is bound for this event type")
+
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	// Outbox is the service's outbox; the relay wakes when it is notified.
+	Outbox *Outbox
+	// Pool is the service's database.
+	Pool *pgxpool.Pool
+	// AMQPURL is the broker, with the service's own credentials and vhost.
+	AMQPURL string
+	// BatchSize is the most rows published per transaction. Default 500.
+	BatchSize int
+	// PollInterval is the safety-net poll when no wake-up arrives. Default 500ms.
+	PollInterval time.Duration
+	// ConfirmTimeout bounds the wait for publisher confirms. Default 10s.
+	ConfirmTimeout time.Duration
+	// ListenNotify makes the relay LISTEN on the outbox's channel so that
+	// writers in other processes can wake it with pg_notify. Default on;
+	// writers in this process use Outbox.Notify, which costs nothing, while
+	// pg_notify in every write transaction serialises commits.
+	DisableListen bool
+	// Metrics may be nil.
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+func (c *RelayConfig) setDefaults() {
+	if c.BatchSize == 0 {
+		c.BatchSize = 500
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.ConfirmTimeout == 0 {
+		c.ConfirmTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c RelayConfig) Validate() error {
+	switch {
+	case c.Outbox == nil:
+		return errors.New("relay: outbox is required")
+	case c.Pool == nil:
+		return errors.New("relay: pool is required")
+	case c.AMQPURL == "":
+		return errors.New("relay: AMQP URL is required")
+	case c.BatchSize < 0 || c.BatchSize > 10000:
+		return fmt.Errorf("relay: batch size %d out of range 1..10000", c.BatchSize)
+	}
+	return nil
+}
+
+// Relay forwards committed outbox rows to the service's exchange in commit
+// order. Only one relay of a database works at a time (a transaction-level
+// advisory lock per batch); others stand by, so running several is safe. A
+// row is marked sent (the cursor advances past it) only after the broker
+// confirmed it; a crash in between publishes it again, and consumers' inboxes
+// absorb the duplicate.
+type Relay struct {
+	cfg    RelayConfig
+	notify chan struct{}
+
+	// ch is the confirm-mode channel; nil while disconnected.
+	conn    *amqp.Connection
+	ch      *amqp.Channel
+	returns chan amqp.Return
+
+	// afterConfirm, when set (tests only), runs after the broker confirmed a
+	// batch and before the cursor is written; an error abandons the batch
+	// exactly as a crash at that point would.
+	afterConfirm func(batch int) error
+}
+
+// NewRelay returns a relay; Run starts it.
+func NewRelay(cfg RelayConfig) (*Relay, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Relay{cfg: cfg, notify: make(chan struct{}, 1)}, nil
+}
+
+// Run relays until ctx ends. Broker and database failures are retried with
+// backoff; Run returns only ctx's error.
+func (r *Relay) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !r.cfg.DisableListen {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.listen(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); r.runScheduler(ctx) }()
+	defer r.disconnect()
+
+	failures := 0
+	for {
+		n, err := r.relayBatch(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			failures++
+			r.cfg.Metrics.relayError(r.cfg.Outbox.source, err)
+			r.cfg.Logger.Warn("relay batch failed", "err", err, "failures", failures)
+			if errors.Is(err, errBrokerConnection) {
+				r.disconnect()
+			}
+			backoff := min(time.Duration(1<<min(failures, 6))*50*time.Millisecond, 5*time.Second)
+			if sleep(ctx, jitter(backoff)) != nil {
+				return ctx.Err()
+			}
+			continue
+		}
+		failures = 0
+		if n == r.cfg.BatchSize {
+			continue // more is waiting
+		}
+		t := time.NewTimer(r.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-r.cfg.Outbox.wake:
+		case <-r.notify:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+var errBrokerConnection = errors.New("broker connection")
+
+func (r *Relay) connect(ctx context.Context) error {
+	if r.ch != nil && !r.ch.IsClosed() {
+		return nil
+	}
+	r.disconnect()
+	conn, err := dial(ctx, r.cfg.AMQPURL, "relay:"+r.cfg.Outbox.source, func(err error) {
+		r.cfg.Logger.Warn("relay cannot reach broker", "err", err)
+	})
+	if err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err == nil {
+		err = ch.Confirm(false)
+	}
+	if err == nil {
+		err = declareExchange(ch, r.cfg.Outbox.source)
+	}
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("%w: %v", errBrokerConnection, err)
+	}
+	r.conn, r.ch = conn, ch
+	// Returns arrive before the confirm of the same message; the buffer
+	// must hold a whole batch so the library's reader never blocks on it.
+	r.returns = ch.NotifyReturn(make(chan amqp.Return, r.cfg.BatchSize+16))
+	r.cfg.Logger.Info("relay connected to broker")
+	return nil
+}
+
+func (r *Relay) disconnect() {
+	if r.conn != nil {
+		r.conn.Close()
+	}
+	r.conn, r.ch = nil, nil
+}
+
+type outboxRow struct {
+	offset   int64
+	txID     string // xid8 as text: pgx has no xid8 codec
+	uuid     string
+	payload  []byte
+	metadata []byte
+	created  time.Time
+}
+
+// relayBatch publishes one batch and returns how many rows it forwarded.
+func (r *Relay) relayBatch(ctx context.Context) (int, error) {
+	if err := r.connect(ctx); err != nil {
+		return 0, err
+	}
+	tx, err := r.cfg.Pool.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+
+	// Another relay of this database holds the lock: stand by. The lock does
+	// not assign a transaction id, so it never holds back pg_snapshot_xmin.
+	var leader bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLockID).Scan(&leader); err != nil {
+		return 0, fmt.Errorf("relay lock: %w", err)
+	}
+	r.cfg.Metrics.setLeader(r.cfg.Outbox.source, leader)
+	if !leader {
+		return 0, nil
+	}
+	rows, err := tx.Query(ctx, `
+		WITH cursor AS (
+			SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
+		)
+		SELECT "offset", transaction_id::text, uuid, payload::text, metadata::text, created_at FROM watermill_outbox
+		WHERE ((transaction_id = (SELECT last_processed_transaction_id FROM cursor) AND "offset" > (SELECT offset_acked FROM cursor))
+		       OR transaction_id > (SELECT last_processed_transaction_id FROM cursor))
+		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id, "offset"
+		LIMIT $2`, relayGroup, r.cfg.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
+		var o outboxRow
+		var payload, metadata *string
+		err := row.Scan(&o.offset, &o.txID, &o.uuid, &payload, &metadata, &o.created)
+		if payload != nil {
+			o.payload = []byte(*payload)
+		}
+		if metadata != nil {
+			o.metadata = []byte(*metadata)
+		}
+		return o, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	if err := r.publish(ctx, batch); err != nil {
+		return 0, err
+	}
+	if r.afterConfirm != nil {
+		if err := r.afterConfirm(len(batch)); err != nil {
+			return 0, err
+		}
+	}
+	last := batch[len(batch)-1]
+	if _, err := tx.Exec(ctx,
+		`UPDATE watermill_offsets_outbox SET offset_acked = $1, last_processed_transaction_id = $2::xid8 WHERE consumer_group = $3`,
+		last.offset, last.txID, relayGroup); err != nil {
+		return 0, fmt.Errorf("advance cursor: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("commit cursor: %w", err)
+	}
+	r.cfg.Metrics.relayed(r.cfg.Outbox.source, len(batch))
+	return len(batch), nil
+}
+
+// publish sends the batch with mandatory routing and waits, within the
+// confirm deadline, for every confirm. Any nack, return or timeout fails the
+// whole batch: the cursor stays, and the batch is sent again.
+func (r *Relay) publish(ctx context.Context, batch []outboxRow) error {
+	exchange := ExchangeName(r.cfg.Outbox.source)
+	start := time.Now()
+	// Drop returns left over from an earlier failed batch.
+	for len(r.returns) > 0 {
+		<-r.returns
+	}
+	confirms := make([]*amqp.DeferredConfirmation, 0, len(batch))
+	for _, row := range batch {
+		p, md, err := rowToPublishing(row.uuid, row.payload, row.metadata)
+		if err != nil {
+			// A row that cannot be encoded can never be sent; stop here so
+			// it is visible (status, metrics) instead of silently skipped.
+			return err
+		}
+		p.DeliveryMode = amqp.Persistent
+		p.Headers[HeaderCommittedAt] = row.created.UTC().Format(time.RFC3339Nano)
+		dc, err := r.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, md.Get(HeaderType), true, false, p)
+		if err != nil {
+			return fmt.Errorf("%w: publish %s: %v", errBrokerConnection, row.uuid, err)
+		}
+		confirms = append(confirms, dc)
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.cfg.ConfirmTimeout)
+	defer cancel()
+	for i, dc := range confirms {
+		ok, err := dc.WaitContext(wctx)
+		if err != nil {
+			return fmt.Errorf("%w: confirm of %s: %v", errBrokerConnection, batch[i].uuid, err)
+		}
+		if !ok {
+			return fmt.Errorf("broker nacked %s", batch[i].uuid)
+		}
+	}
+	// Every return was queued before its confirm was processed.
+	select {
+	case ret := <-r.returns:
+		r.cfg.Metrics.unroutable(r.cfg.Outbox.source)
+		return fmt.Errorf("%w: %s %s on %s (%s)", ErrUnroutable, ret.Type, ret.MessageId, exchange, ret.ReplyText)
+	default:
+	}
+	r.cfg.Metrics.confirmLatency(r.cfg.Outbox.source, time.Since(start))
+	return nil
+}
+
+// relayLockID is the advisory lock a relay holds while it works a batch.
+var relayLockID = lockID("shopmesh-relay")
+
+func lockID(name string) int64 {
+	var h uint64 = 14695981039346656037
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	return int64(h >> 1)
+}

@@ -1,0 +1,103 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// ReplayRequest asks for retained history of one producer to be delivered
+// again to one consumer queue.
+type ReplayRequest struct {
+	// Source is the producer's database (its retained outbox is the log).
+	Source *pgxpool.Pool
+	// AMQPURL must be allowed to publish to the default exchange.
+	AMQPURL string
+	// Queue is the consumer's queue; nothing else receives the replay.
+	Queue string
+	// Types limits the replay to these event types (normally the types the
+	// consumer handles); empty means every type.
+	Types []string
+	// Since is the earliest outbox insert time replayed.
+	Since time.Time
+	// BatchSize is the publish batch. Default 500.
+	BatchSize int
+}
+
+// Replay publishes retained outbox events, sent or not, in commit order to
+// one queue through the default exchange and returns how many it sent. The
+// events keep their ids, so the consumer's inbox skips the ones it already
+// applied: to rebuild a read model from scratch, its owner clears the model
+// and its inbox keys (ForgetInbox) first. Replays cannot reach further back
+// than the outbox retention window.
+func Replay(ctx context.Context, req ReplayRequest) (int, error) {
+	if req.BatchSize == 0 {
+		req.BatchSize = 500
+	}
+	// Cursor: (transaction_id, offset) of the last row sent.
+	lastTx, lastOffset := "0", int64(0)
+	sent := 0
+	for {
+		rows, err := req.Source.Query(ctx, `
+			SELECT "offset", transaction_id::text, uuid, payload::text, metadata::text, created_at FROM watermill_outbox
+			WHERE created_at >= $1 AT TIME ZONE 'UTC'
+			  AND ($2::text[] IS NULL OR cardinality($2::text[]) = 0 OR metadata->>'type' = ANY($2))
+			  AND (transaction_id, "offset") > ($3::xid8, $4)
+			  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+			ORDER BY transaction_id, "offset" LIMIT $5`,
+			req.Since.UTC(), req.Types, lastTx, lastOffset, req.BatchSize)
+		if err != nil {
+			return sent, fmt.Errorf("read history: %w", err)
+		}
+		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
+			var o outboxRow
+			var payload, metadata *string
+			err := row.Scan(&o.offset, &o.txID, &o.uuid, &payload, &metadata, &o.created)
+			if payload != nil {
+				o.payload = []byte(*payload)
+			}
+			if metadata != nil {
+				o.metadata = []byte(*metadata)
+			}
+			return o, err
+		})
+		if err != nil {
+			return sent, fmt.Errorf("read history: %w", err)
+		}
+		if len(batch) == 0 {
+			return sent, nil
+		}
+		msgs := make([]amqp.Publishing, 0, len(batch))
+		for _, row := range batch {
+			p, _, err := rowToPublishing(row.uuid, row.payload, row.metadata)
+			if err != nil {
+				return sent, err
+			}
+			p.DeliveryMode = amqp.Persistent
+			p.Headers[HeaderReplay] = "history"
+			p.Headers[HeaderCommittedAt] = row.created.UTC().Format(time.RFC3339Nano)
+			msgs = append(msgs, p)
+		}
+		if err := publishConfirmed(ctx, req.AMQPURL, "", req.Queue, msgs); err != nil {
+			return sent, fmt.Errorf("replay to %s: %w", req.Queue, err)
+		}
+		sent += len(batch)
+		last := batch[len(batch)-1]
+		lastTx, lastOffset = last.txID, last.offset
+	}
+}
+
+// ForgetInbox deletes a consumer's inbox keys for messages received at or
+// after since, so that a replay applies them again. Use it only together
+// with resetting the state those messages built.
+func ForgetInbox(ctx context.Context, tx pgx.Tx, consumer string, since time.Time) (int64, error) {
+	tag, err := tx.Exec(ctx, `DELETE FROM inbox WHERE consumer = $1 AND received_at >= $2`, consumer, since)
+	if err != nil {
+		return 0, fmt.Errorf("forget inbox of %s: %w", consumer, err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,110 @@
+package outbox
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopmesh/shopmesh/internal/pgmigrate"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate creates or upgrades the library's tables in a service's database
+// (version table outbox_schema_version, separate from the service's own).
+func Migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
+	sub, err := subFS(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	return pgmigrate.Up(ctx, pool, sub, "outbox_schema_version", logger)
+}
+
+// Stats is the state of one service's outbox and dead-letter store.
+type Stats struct {
+	// Pending counts committed events the relay has not confirmed yet.
+	Pending int64
+	// OldestPendingAge is the age of the oldest of them (zero when none).
+	OldestPendingAge time.Duration
+	// Scheduled counts events waiting for their due time.
+	Scheduled int64
+	// DeadLetters counts open dead letters.
+	DeadLetters int64
+	// Duplicates counts redeliveries absorbed by the inbox, per consumer.
+	Duplicates map[string]int64
+}
+
+// ReadStats reads the outbox backlog and dead-letter count of one database.
+func ReadStats(ctx context.Context, pool *pgxpool.Pool) (Stats, error) {
+	var s Stats
+	var ageSeconds float64
+	err := pool.QueryRow(ctx, `
+		WITH cursor AS (
+			SELECT offset_acked, last_processed_transaction_id AS tx FROM watermill_offsets_outbox WHERE consumer_group = $1
+		), pending AS (
+			SELECT created_at FROM watermill_outbox
+			WHERE (transaction_id = (SELECT tx FROM cursor) AND "offset" > (SELECT offset_acked FROM cursor))
+			   OR transaction_id > (SELECT tx FROM cursor)
+		)
+		SELECT (SELECT count(*) FROM pending),
+		       coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - (SELECT min(created_at) FROM pending)), 0)::float8,
+		       (SELECT count(*) FROM outbox_scheduled),
+		       (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL)`,
+		relayGroup).Scan(&s.Pending, &ageSeconds, &s.Scheduled, &s.DeadLetters)
+	if err != nil {
+		return s, fmt.Errorf("read outbox stats: %w", err)
+	}
+	s.OldestPendingAge = time.Duration(max(ageSeconds, 0) * float64(time.Second))
+	rows, err := pool.Query(ctx, `SELECT consumer, count FROM inbox_duplicates ORDER BY consumer`)
+	if err != nil {
+		return s, fmt.Errorf("read inbox duplicates: %w", err)
+	}
+	defer rows.Close()
+	s.Duplicates = map[string]int64{}
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			return s, err
+		}
+		s.Duplicates[name] = n
+	}
+	return s, rows.Err()
+}
+
+// QueueDepth returns the ready messages of a queue (passive declare, so it
+// needs only read access and never creates the queue).
+func QueueDepth(ctx context.Context, amqpURL, queue string) (int, error) {
+	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		return 0, fmt.Errorf("queue %s: %w", queue, err)
+	}
+	return q.Messages, nil
+}
+
+// RunStatsGauges refreshes the backlog gauges of m every interval until ctx ends.
+func RunStatsGauges(ctx context.Context, pool *pgxpool.Pool, service string, m *Metrics, interval time.Duration) error {
+	for {
+		if s, err := ReadStats(ctx, pool); err == nil {
+			m.setBacklog(service, s)
+		}
+		if sleep(ctx, interval) != nil {
+			return ctx.Err()
+		}
+	}
+}
