@@ -1,31 +1,35 @@
 # shopmesh development targets. The local platform (PostgreSQL and RabbitMQ,
-# state under .run/) is managed by deploy/local/platform.sh; targets that need
-# it start it first and load .run/env.
+# state under .run/) is managed by deploy/local/platform.sh, the whole system
+# by deploy/local/system.sh; targets that need them start them first.
 
 PLATFORM := deploy/local/platform.sh
+SYSTEM := deploy/local/system.sh
 WITH_ENV := set -a && . ./.run/env && set +a &&
 
-.PHONY: up down test run lint
+.PHONY: run up down test demo lint
 
-## up: start the platform and print its environment
+## run: the whole system in the foreground (Ctrl-C stops everything it started)
+run:
+	$(SYSTEM) run
+
+## up: the whole system in the background; returns once healthy and prints the gateway URL
 up:
-	$(PLATFORM) up
-	$(PLATFORM) env
+	$(SYSTEM) up
 
-## down: stop the platform
+## down: stop the background system and the platform
 down:
-	$(PLATFORM) down
+	$(SYSTEM) down
 
-## test: run every test against the platform
+## test: every test, against real PostgreSQL and RabbitMQ
 test:
 	$(PLATFORM) up
-	$(WITH_ENV) go test -count=1 -timeout 15m ./...
+	$(WITH_ENV) go test -count=1 -timeout 20m ./...
 
-## run: run every service and the gateway in one process (Ctrl-C stops it)
-run:
-	$(PLATFORM) up
-	$(WITH_ENV) exec go run ./cmd/shopmesh serve all
+## demo: seed a catalogue and play customers through every saga path (needs `make up`)
+demo:
+	$(WITH_ENV) go run ./cmd/shopmesh demo
 
 ## lint: static checks
 lint:
 	go vet ./...
+	go run ./cmd/shopmesh contracts check

@@ -36,6 +36,31 @@
 // a complete chain does not build. An older version may be removed only when
 // no retained event of it can remain.
 //
+// # The compatibility gate and releases
+//
+// released/<type>.json holds each type's schema as last released.
+// CheckCompatibility compares every current schema with it, following
+// properties, items and $ref to any depth, and reports each change with its
+// payload path and Kind. Breaking kinds fail the gate: a removed type or
+// property, a changed or narrowed JSON type, a new required field or an
+// optional one made required (or the reverse), a narrowed or added enum, a
+// tightened constraint (minimum raised, maximum or maxLength lowered,
+// pattern or format added or changed, additionalProperties turned false,
+// ...), and any change to a keyword the gate does not analyse. A widened
+// enum, numeric range or type is a warning; new optional fields, loosened
+// constraints and edited descriptions pass silently. The package's tests
+// run the gate, and `shopmesh contracts check` runs it together with the
+// check that asyncapi.json, the AsyncAPI 3.0 document AsyncAPI generates
+// from the registry, is up to date.
+//
+// `go run ./cmd/shopmesh contracts release` updates the snapshot: it copies
+// every current schema into released/ only when the gate passes, so a
+// breaking edit can never become the baseline. Release when schemas are
+// published (merged to main), and commit released/ with the schemas. A new
+// type needs no release to build, but is protected only once released. To
+// retire a version whose events can no longer be in any retained log,
+// delete its schema and its released file in the same change.
+//
 // # Reading an event
 //
 //	eventType, payload, err := contracts.Upcast(msg.Type, msg.Payload)

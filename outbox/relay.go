@@ -89,6 +89,11 @@ type Relay struct {
 	ch      *amqp.Channel
 	returns chan amqp.Return
 
+	// probe is set after an unroutable event: batches shrink to that one
+	// event until it routes, so the events behind it are not published
+	// again and again while it waits.
+	probe bool
+
 	// afterConfirm, when set (tests only), runs after the broker confirmed a
 	// batch and before the cursor is written; an error abandons the batch
 	// exactly as a crash at that point would.
@@ -233,7 +238,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		       OR transaction_id > (SELECT last_processed_transaction_id FROM cursor))
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY transaction_id, "offset"
-		LIMIT $2`, relayGroup, r.cfg.BatchSize)
+		LIMIT $2`, relayGroup, r.batchLimit())
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
@@ -256,25 +261,63 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	if err := r.publish(ctx, batch); err != nil {
-		return 0, err
+		var unroutable *unroutableError
+		if !errors.As(err, &unroutable) {
+			return 0, err
+		}
+		// The events before the unroutable one are confirmed and routed:
+		// mark them, keep the unroutable one as the next to send.
+		r.probe = true
+		if unroutable.index == 0 {
+			return 0, err
+		}
+		if cerr := r.advance(ctx, tx, batch[unroutable.index-1]); cerr != nil {
+			return 0, cerr
+		}
+		r.cfg.Metrics.relayed(r.cfg.Outbox.source, unroutable.index)
+		return unroutable.index, err
 	}
+	r.probe = false
 	if r.afterConfirm != nil {
 		if err := r.afterConfirm(len(batch)); err != nil {
 			return 0, err
 		}
 	}
-	last := batch[len(batch)-1]
-	if _, err := tx.Exec(ctx,
-		`UPDATE watermill_offsets_outbox SET offset_acked = $1, last_processed_transaction_id = $2::xid8 WHERE consumer_group = $3`,
-		last.offset, last.txID, relayGroup); err != nil {
-		return 0, fmt.Errorf("advance cursor: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("commit cursor: %w", err)
+	if err := r.advance(ctx, tx, batch[len(batch)-1]); err != nil {
+		return 0, err
 	}
 	r.cfg.Metrics.relayed(r.cfg.Outbox.source, len(batch))
 	return len(batch), nil
 }
+
+func (r *Relay) batchLimit() int {
+	if r.probe {
+		return 1
+	}
+	return r.cfg.BatchSize
+}
+
+// advance moves the cursor to last and commits.
+func (r *Relay) advance(ctx context.Context, tx pgx.Tx, last outboxRow) error {
+	if _, err := tx.Exec(ctx,
+		`UPDATE watermill_offsets_outbox SET offset_acked = $1, last_processed_transaction_id = $2::xid8 WHERE consumer_group = $3`,
+		last.offset, last.txID, relayGroup); err != nil {
+		return fmt.Errorf("advance cursor: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit cursor: %w", err)
+	}
+	return nil
+}
+
+// unroutableError reports the first event of a batch the broker returned.
+type unroutableError struct {
+	index int
+	err   error
+}
+
+func (e *unroutableError) Error() string { return e.err.Error() }
+func (e *unroutableError) Unwrap() error { return e.err }
 
 // publish sends the batch with mandatory routing and waits, within the
 // confirm deadline, for every confirm. Any nack, return or timeout fails the
@@ -314,11 +357,20 @@ func (r *Relay) publish(ctx context.Context, batch []outboxRow) error {
 		}
 	}
 	// Every return was queued before its confirm was processed.
-	select {
-	case ret := <-r.returns:
+	first := -1
+	var firstRet amqp.Return
+	for len(r.returns) > 0 {
+		ret := <-r.returns
+		for i, row := range batch {
+			if row.uuid == ret.MessageId && (first == -1 || i < first) {
+				first, firstRet = i, ret
+			}
+		}
+	}
+	if first >= 0 {
 		r.cfg.Metrics.unroutable(r.cfg.Outbox.source)
-		return fmt.Errorf("%w: %s %s on %s (%s)", ErrUnroutable, ret.Type, ret.MessageId, exchange, ret.ReplyText)
-	default:
+		return &unroutableError{index: first, err: fmt.Errorf("%w: %s %s on %s (%s)",
+			ErrUnroutable, firstRet.Type, firstRet.MessageId, exchange, firstRet.ReplyText)}
 	}
 	r.cfg.Metrics.confirmLatency(r.cfg.Outbox.source, time.Since(start))
 	return nil

@@ -60,8 +60,9 @@ func newMigrateCommand(a *app) *cobra.Command {
 		Long: `migrate is idempotent. For each service (all when none is named) it creates the
 service's PostgreSQL role and database and its RabbitMQ user with permissions on
 its own exchange and queues only, applies the outbox and service migrations, and
-declares every producer exchange and each service's inbox queue with its
-bindings and dead-letter route, so no event is published before its queues exist.
+declares the whole topology from the event registry: every producer exchange and
+every service's inbox queue with its bindings and dead-letter route, so no event
+is published before its queues exist.
 
 With --skip-provision, roles, databases and broker users are taken as they are
 (given explicitly through SHOPMESH_<SERVICE>_DATABASE_URL and _AMQP_URL, as on a
@@ -101,7 +102,7 @@ func (a *app) migrate(ctx context.Context, names []string, provision bool) error
 			return err
 		}
 	}
-	if err := a.declareTopology(names); err != nil {
+	if err := a.declareTopology(); err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "migrated %d services\n", len(names))
@@ -117,7 +118,7 @@ func (a *app) migrateDatabase(ctx context.Context, name, dbURL string) error {
 	if err := outbox.Migrate(ctx, pool, a.logger.With("service", name)); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	if t, ok := targets[name]; ok && t.migrations != nil {
+	if t, ok := targets()[name]; ok && t.migrations != nil {
 		if err := migrateService(ctx, pool, name, t.migrations, a.logger); err != nil {
 			return err
 		}
@@ -125,7 +126,13 @@ func (a *app) migrateDatabase(ctx context.Context, name, dbURL string) error {
 	return nil
 }
 
-func (a *app) declareTopology(names []string) error {
+// declareTopology declares every producer exchange and every service's inbox
+// queue from the registry, whichever services are being migrated: a queue
+// must exist before events of its types are published (mandatory routing
+// keeps an event nobody is bound to in its producer's outbox, holding back
+// the events behind it), and a service deployed later then finds the events
+// published before it waiting in its queue.
+func (a *app) declareTopology() error {
 	conn, err := amqp.Dial(a.env.admin.AMQPURL)
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
@@ -140,7 +147,7 @@ func (a *app) declareTopology(names []string) error {
 			return err
 		}
 	}
-	for _, name := range names {
+	for _, name := range serviceNames {
 		types := consumedTypes(name)
 		if len(types) == 0 {
 			continue

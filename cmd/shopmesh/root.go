@@ -24,6 +24,8 @@ func newRootCommand(a *app) *cobra.Command {
 		newStatusCommand(a),
 		newDLQCommand(a),
 		newReplayCommand(a),
+		newUserCommand(a),
+		newContractsCommand(a),
 	)
 	return root
 }
@@ -36,8 +38,21 @@ type target struct {
 	run func(ctx context.Context, a *app, opts serveOptions) error
 }
 
-// targets are the services this binary can run, by name.
-var targets = map[string]target{}
+// targets returns the services this binary can run, by name.
+func targets() map[string]target {
+	return map[string]target{
+		"gateway":      gatewayTarget(),
+		"catalog":      catalogTarget(),
+		"inventory":    inventoryTarget(),
+		"cart":         cartTarget(),
+		"user":         userTarget(),
+		"order":        orderTarget(),
+		"payment":      paymentTarget(),
+		"shipping":     shippingTarget(),
+		"invoice":      invoiceTarget(),
+		"notification": notificationTarget(),
+	}
+}
 
 func migrateService(ctx context.Context, pool *pgxpool.Pool, name string, fsys fs.FS, logger *slog.Logger) error {
 	return pgmigrate.Up(ctx, pool, fsys, name+"_schema_version", logger)

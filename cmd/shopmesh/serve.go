@@ -36,9 +36,10 @@ development); in production run one target per process.`,
 					return err
 				}
 			}
+			all := targets()
 			g, ctx := errgroup.WithContext(cmd.Context())
 			for _, n := range names {
-				t := targets[n]
+				t := all[n]
 				g.Go(func() error {
 					if err := t.run(ctx, a, opts); err != nil && !errors.Is(err, context.Canceled) {
 						return fmt.Errorf("%s: %w", n, err)
@@ -58,8 +59,9 @@ development); in production run one target per process.`,
 }
 
 func expandTargets(args []string) ([]string, error) {
-	available := make([]string, 0, len(targets))
-	for n := range targets {
+	all := targets()
+	available := make([]string, 0, len(all))
+	for n := range all {
 		available = append(available, n)
 	}
 	sort.Strings(available)
@@ -68,7 +70,7 @@ func expandTargets(args []string) ([]string, error) {
 		if a == "all" {
 			return available, nil
 		}
-		if _, ok := targets[a]; !ok {
+		if _, ok := all[a]; !ok {
 			return nil, fmt.Errorf("unknown target %q (available: all, %s)", a, strings.Join(available, ", "))
 		}
 		out = append(out, a)

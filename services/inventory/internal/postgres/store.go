@@ -1,0 +1,257 @@
+// Package postgres stores inventory's stock and reservations in PostgreSQL.
+// Every update is one transaction that locks what it reads, stores the
+// domain's decision and writes the decision's events to the outbox, so state
+// and events commit together. It must not make business decisions: those are
+// the update functions' (app) and the domain's.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/services/inventory/internal/app"
+	"github.com/shopmesh/shopmesh/services/inventory/internal/domain"
+)
+
+// db is what the store runs on: the pool, or the transaction of a consumed
+// message (whose Begin opens a savepoint inside it).
+type db interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Store is the PostgreSQL implementation of app.Repository.
+type Store struct {
+	db db
+	ob *outbox.Outbox
+}
+
+var _ app.Repository = (*Store)(nil)
+
+// New returns a store whose updates each run in their own transaction.
+func New(pool *pgxpool.Pool, ob *outbox.Outbox) *Store {
+	return &Store{db: pool, ob: ob}
+}
+
+// InTx returns a store whose updates run inside tx, the transaction in which
+// the consumer claimed a message in the inbox: the message's effects, its
+// events and its inbox claim then commit together.
+func (s *Store) InTx(tx pgx.Tx) *Store {
+	return &Store{db: tx, ob: s.ob}
+}
+
+// Stock implements app.Repository.
+func (s *Store) Stock(ctx context.Context, productID string) (domain.Stock, error) {
+	st, err := scanStock(s.db.QueryRow(ctx,
+		`SELECT product_id, sku, on_hand, reserved FROM stock WHERE product_id = $1`, productID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.Stock{}, domain.ErrNotFound
+	}
+	return st, err
+}
+
+// UpdateStock implements app.Repository.
+func (s *Store) UpdateStock(ctx context.Context, productID string, fn app.StockUpdate) error {
+	if _, err := domain.ParseID(productID); err != nil {
+		return err
+	}
+	return s.ob.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		st, err := scanStock(tx.QueryRow(ctx,
+			`SELECT product_id, sku, on_hand, reserved FROM stock WHERE product_id = $1 FOR UPDATE`, productID))
+		var current *domain.Stock
+		switch {
+		case err == nil:
+			current = &st
+		case !errors.Is(err, pgx.ErrNoRows):
+			return err
+		}
+		var before domain.Stock
+		if current != nil {
+			before = *current
+		}
+		next, events, err := fn(current)
+		if err != nil {
+			return err
+		}
+		if next != nil {
+			if current == nil {
+				if err := insertStock(ctx, tx, *next); err != nil {
+					return err
+				}
+			} else if *next != before {
+				if err := updateStock(ctx, tx, *next); err != nil {
+					return err
+				}
+			}
+		}
+		return s.ob.Publish(ctx, tx, events...)
+	})
+}
+
+// UpdateReservation implements app.Repository. It locks the reservation row
+// first and then the stock rows in product order, so two transactions never
+// wait for each other's stock in opposite orders.
+func (s *Store) UpdateReservation(ctx context.Context, orderID string, productIDs []string, fn app.ReservationUpdate) error {
+	if _, err := domain.ParseID(orderID); err != nil {
+		return err
+	}
+	return s.ob.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		current, err := lockReservation(ctx, tx, orderID)
+		if err != nil {
+			return err
+		}
+		ids := slices.Clone(productIDs)
+		if current != nil {
+			for _, l := range current.Lines() {
+				ids = append(ids, l.ProductID)
+			}
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		stock, before, err := lockStocks(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		var prior domain.Status
+		if current != nil {
+			prior = current.Status()
+		}
+		next, events, err := fn(current, stock)
+		if err != nil {
+			return err
+		}
+		if next != nil {
+			if err := saveReservation(ctx, tx, *next, current == nil, prior); err != nil {
+				return err
+			}
+		}
+		for _, id := range ids {
+			if st := stock[id]; st != nil && *st != before[id] {
+				if err := updateStock(ctx, tx, *st); err != nil {
+					return err
+				}
+			}
+		}
+		return s.ob.Publish(ctx, tx, events...)
+	})
+}
+
+func scanStock(row pgx.Row) (domain.Stock, error) {
+	var (
+		id, sku          string
+		onHand, reserved int
+	)
+	if err := row.Scan(&id, &sku, &onHand, &reserved); err != nil {
+		return domain.Stock{}, err
+	}
+	return toStock(id, sku, onHand, reserved)
+}
+
+func toStock(id, sku string, onHand, reserved int) (domain.Stock, error) {
+	st, err := domain.StockFromDatabase(id, sku, onHand, reserved)
+	if err != nil {
+		return domain.Stock{}, fmt.Errorf("stored stock of %s: %w", id, err)
+	}
+	return st, nil
+}
+
+func insertStock(ctx context.Context, tx pgx.Tx, st domain.Stock) error {
+	_, err := tx.Exec(ctx, `INSERT INTO stock (product_id, sku, on_hand, reserved) VALUES ($1, $2, $3, $4)`,
+		st.ProductID(), st.SKU(), st.OnHand(), st.Reserved())
+	if err != nil {
+		return fmt.Errorf("insert stock of %s: %w", st.ProductID(), err)
+	}
+	return nil
+}
+
+func updateStock(ctx context.Context, tx pgx.Tx, st domain.Stock) error {
+	_, err := tx.Exec(ctx, `UPDATE stock SET sku = $2, on_hand = $3, reserved = $4, updated_at = now() WHERE product_id = $1`,
+		st.ProductID(), st.SKU(), st.OnHand(), st.Reserved())
+	if err != nil {
+		return fmt.Errorf("update stock of %s: %w", st.ProductID(), err)
+	}
+	return nil
+}
+
+// lockStocks locks the stock rows of ids in product order. Products without
+// stock are absent from the result.
+func lockStocks(ctx context.Context, tx pgx.Tx, ids []string) (domain.Stocks, map[string]domain.Stock, error) {
+	stock, before := domain.Stocks{}, map[string]domain.Stock{}
+	if len(ids) == 0 {
+		return stock, before, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT product_id, sku, on_hand, reserved FROM stock
+		WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE`, ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock stock: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		st, err := scanStock(rows)
+		if err != nil {
+			return nil, nil, err
+		}
+		before[st.ProductID()] = st
+		stock[st.ProductID()] = &st
+	}
+	return stock, before, rows.Err()
+}
+
+func lockReservation(ctx context.Context, tx pgx.Tx, orderID string) (*domain.Reservation, error) {
+	var status domain.Status
+	err := tx.QueryRow(ctx, `SELECT status FROM reservations WHERE order_id = $1 FOR UPDATE`, orderID).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock reservation of order %s: %w", orderID, err)
+	}
+	rows, err := tx.Query(ctx, `SELECT product_id, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY product_id`, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("reservation lines of order %s: %w", orderID, err)
+	}
+	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Line, error) {
+		var l domain.Line
+		err := row.Scan(&l.ProductID, &l.Quantity)
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reservation lines of order %s: %w", orderID, err)
+	}
+	res, err := domain.ReservationFromDatabase(orderID, status, lines)
+	if err != nil {
+		return nil, fmt.Errorf("stored reservation of order %s: %w", orderID, err)
+	}
+	return &res, nil
+}
+
+// saveReservation inserts a new reservation with its lines, or records the
+// new status of an existing one (its lines never change).
+func saveReservation(ctx context.Context, tx pgx.Tx, r domain.Reservation, isNew bool, prior domain.Status) error {
+	if !isNew {
+		if r.Status() == prior {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1`, r.OrderID(), r.Status())
+		if err != nil {
+			return fmt.Errorf("update reservation of order %s: %w", r.OrderID(), err)
+		}
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO reservations (order_id, status) VALUES ($1, $2)`, r.OrderID(), r.Status()); err != nil {
+		return fmt.Errorf("insert reservation of order %s: %w", r.OrderID(), err)
+	}
+	for _, l := range r.Lines() {
+		if _, err := tx.Exec(ctx, `INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES ($1, $2, $3)`,
+			r.OrderID(), l.ProductID, l.Quantity); err != nil {
+			return fmt.Errorf("insert reservation line of order %s: %w", r.OrderID(), err)
+		}
+	}
+	return nil
+}

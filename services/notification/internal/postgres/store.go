@@ -1,0 +1,238 @@
+// Package postgres stores the notification service's customer read model
+// and notifications in PostgreSQL. Event handling writes through Tx, inside
+// the consumer's transaction (which also holds the inbox claim); delivery
+// and listing go through Store, which owns its transactions and writes
+// notification state and outbox events together. It must not decide what
+// to notify.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/services/notification/internal/app"
+	"github.com/shopmesh/shopmesh/services/notification/internal/domain"
+)
+
+// Store is the notification service's storage.
+type Store struct {
+	pool   *pgxpool.Pool
+	outbox *outbox.Outbox
+}
+
+var _ app.Store = (*Store)(nil)
+
+// New returns a Store writing events through ob.
+func New(pool *pgxpool.Pool, ob *outbox.Outbox) *Store {
+	return &Store{pool: pool, outbox: ob}
+}
+
+// InTx returns the store's view inside tx, a consumer's transaction.
+func (s *Store) InTx(tx pgx.Tx) app.Tx { return txStore{tx} }
+
+type txStore struct{ tx pgx.Tx }
+
+func (t txStore) Contact(ctx context.Context, userID string) (domain.Contact, bool, error) {
+	var (
+		email, name   *string
+		deactivatedAt *time.Time
+	)
+	err := t.tx.QueryRow(ctx, `SELECT email, name, deactivated_at FROM contacts WHERE user_id = $1`, userID).
+		Scan(&email, &name, &deactivatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.Contact{UserID: userID}, false, nil
+	}
+	if err != nil {
+		return domain.Contact{}, false, fmt.Errorf("read contact %s: %w", userID, err)
+	}
+	c := domain.Contact{UserID: userID, Deactivated: deactivatedAt != nil}
+	if email != nil {
+		c.Email = *email
+	}
+	if name != nil {
+		c.Name = *name
+	}
+	return c, true, nil
+}
+
+func (t txStore) Registered(ctx context.Context, userID, email, name string, at time.Time) error {
+	// A deactivation seen first (replay order) is kept.
+	_, err := t.tx.Exec(ctx, `
+		INSERT INTO contacts (user_id, email, name, registered_at, updated_at)
+		VALUES ($1, $2, $3, $4, now())
+		ON CONFLICT (user_id) DO UPDATE SET email = $2, name = $3, registered_at = $4, updated_at = now()`,
+		userID, email, name, at)
+	if err != nil {
+		return fmt.Errorf("store contact %s: %w", userID, err)
+	}
+	return nil
+}
+
+func (t txStore) Deactivated(ctx context.Context, userID string, at time.Time) error {
+	_, err := t.tx.Exec(ctx, `
+		INSERT INTO contacts (user_id, deactivated_at, updated_at)
+		VALUES ($1, $2, now())
+		ON CONFLICT (user_id) DO UPDATE SET deactivated_at = coalesce(contacts.deactivated_at, $2), updated_at = now()`,
+		userID, at)
+	if err != nil {
+		return fmt.Errorf("deactivate contact %s: %w", userID, err)
+	}
+	return nil
+}
+
+func (t txStore) Record(ctx context.Context, n *domain.Notification) (bool, error) {
+	tag, err := t.tx.Exec(ctx, `
+		INSERT INTO notifications (id, event_id, event_type, audience, user_id, recipient, channel, template,
+		                           subject, body, order_id, created_at, status, attempts, next_attempt_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING`,
+		n.ID(), n.EventID(), n.EventType(), string(n.Audience()), nullable(n.UserID()), n.Recipient(),
+		string(n.Channel()), n.Template(), n.Subject(), n.Body(), nullable(n.OrderID()), n.CreatedAt(),
+		string(n.Status()), n.Attempts(), n.NextAttemptAt())
+	if err != nil {
+		return false, fmt.Errorf("insert notification: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+const columns = `n.id::text, n.event_id, n.event_type, n.audience, coalesce(n.user_id::text, ''), n.recipient,
+	n.channel, n.template, n.subject, n.body, coalesce(n.order_id::text, ''), n.created_at, n.status,
+	n.attempts, n.next_attempt_at, n.last_error, n.to_address, n.sent_at`
+
+func scanNotification(row pgx.Row, extra ...any) (*domain.Notification, error) {
+	var (
+		s                         domain.Stored
+		audience, channel, status string
+		sentAt                    *time.Time
+	)
+	dest := append([]any{&s.ID, &s.EventID, &s.EventType, &audience, &s.UserID, &s.Recipient, &channel,
+		&s.Template, &s.Subject, &s.Body, &s.OrderID, &s.CreatedAt, &status, &s.Attempts, &s.NextAttemptAt,
+		&s.LastError, &s.ToAddress, &sentAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return nil, fmt.Errorf("read notification: %w", err)
+	}
+	s.Audience, s.Channel, s.Status = domain.Audience(audience), domain.Channel(channel), domain.Status(status)
+	if s.Audience == domain.AudienceStaff {
+		s.StaffAddress = s.Recipient
+	}
+	if sentAt != nil {
+		s.SentAt = *sentAt
+	}
+	return domain.FromDatabase(s)
+}
+
+// Dispatch locks due pending notifications and stores what fn did to each.
+func (s *Store) Dispatch(ctx context.Context, now time.Time, limit int, fn app.DispatchFunc) (int, error) {
+	handled := 0
+	err := s.outbox.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT `+columns+`, c.user_id IS NOT NULL, coalesce(c.email, ''), coalesce(c.name, ''), c.deactivated_at IS NOT NULL
+			FROM notifications n LEFT JOIN contacts c ON c.user_id = n.user_id
+			WHERE n.status = 'pending' AND n.next_attempt_at <= $1
+			ORDER BY n.next_attempt_at, n.id
+			LIMIT $2
+			FOR UPDATE OF n SKIP LOCKED`, now, limit)
+		if err != nil {
+			return fmt.Errorf("select due notifications: %w", err)
+		}
+		type due struct {
+			n     *domain.Notification
+			c     domain.Contact
+			known bool
+		}
+		var batch []due
+		for rows.Next() {
+			var d due
+			d.n, err = scanNotification(rows, &d.known, &d.c.Email, &d.c.Name, &d.c.Deactivated)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			d.c.UserID = d.n.UserID()
+			batch = append(batch, d)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("select due notifications: %w", err)
+		}
+		for _, d := range batch {
+			events, err := fn(ctx, d.n, d.c, d.known)
+			if err != nil {
+				return err
+			}
+			if err := update(ctx, tx, d.n); err != nil {
+				return err
+			}
+			if err := s.outbox.Publish(ctx, tx, events...); err != nil {
+				return err
+			}
+		}
+		handled = len(batch)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return handled, nil
+}
+
+func update(ctx context.Context, tx pgx.Tx, n *domain.Notification) error {
+	var sentAt *time.Time
+	if !n.SentAt().IsZero() {
+		t := n.SentAt()
+		sentAt = &t
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE notifications SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5,
+		       to_address = $6, sent_at = $7
+		WHERE id = $1`,
+		n.ID(), string(n.Status()), n.Attempts(), n.NextAttemptAt(), n.LastError(), n.ToAddress(), sentAt)
+	if err != nil {
+		return fmt.Errorf("update notification %s: %w", n.ID(), err)
+	}
+	return nil
+}
+
+// List returns a customer's notifications, newest first, after before.
+func (s *Store) List(ctx context.Context, userID, before string, limit int) ([]*domain.Notification, error) {
+	var cursor *string
+	if before != "" {
+		cursor = &before
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+columns+`
+		FROM notifications n
+		WHERE n.user_id = $1
+		  AND ($2::uuid IS NULL OR (n.created_at, n.id) < (
+		      SELECT p.created_at, p.id FROM notifications p WHERE p.id = $2::uuid AND p.user_id = $1))
+		ORDER BY n.created_at DESC, n.id DESC
+		LIMIT $3`, userID, cursor, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	defer rows.Close()
+	var out []*domain.Notification
+	for rows.Next() {
+		n, err := scanNotification(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list notifications: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,66 @@
+// Package transport connects the notification service to the outside: the
+// inbox consumer's handler (decoding events strictly against their
+// contracts) and the HTTP API (go-kit). It must not hold business rules.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/services/notification/internal/app"
+)
+
+// Consumes returns the event types the registry lists service as a consumer
+// of: exactly what its inbox handles.
+func Consumes(service string) []string {
+	var types []string
+	for _, t := range contracts.Registry() {
+		if slices.Contains(t.Consumers, service) {
+			types = append(types, t.Name)
+		}
+	}
+	return types
+}
+
+// EventHandler returns the inbox handler: it upcasts and decodes each
+// message and hands it to svc inside the consumer's transaction. What no
+// retry can fix (unknown type, invalid payload, no rule) is permanent and
+// goes to the dead letters.
+func EventHandler(svc *app.Service, inTx func(pgx.Tx) app.Tx) outbox.Handler {
+	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+		ev, err := Decode(msg)
+		if err != nil {
+			return outbox.Permanent(err)
+		}
+		if err := svc.Handle(ctx, inTx(tx), ev); err != nil {
+			if errors.Is(err, app.ErrUnhandled) {
+				return outbox.Permanent(err)
+			}
+			return err
+		}
+		return nil
+	}
+}
+
+// Decode turns a message into an app.Event at the latest version of its type.
+func Decode(msg outbox.Message) (app.Event, error) {
+	typ, payload, err := contracts.Upcast(msg.Type, msg.Payload)
+	if err != nil {
+		return app.Event{}, fmt.Errorf("message %s: %w", msg.ID, err)
+	}
+	et, err := contracts.Lookup(typ)
+	if err != nil {
+		return app.Event{}, fmt.Errorf("message %s: %w", msg.ID, err)
+	}
+	v := et.New()
+	if err := contracts.Decode(typ, payload, v); err != nil {
+		return app.Event{}, fmt.Errorf("message %s: %w", msg.ID, err)
+	}
+	return app.Event{ID: msg.ID, Type: typ, OccurredAt: msg.OccurredAt, Payload: v}, nil
+}

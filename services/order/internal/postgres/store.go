@@ -1,0 +1,399 @@
+// Package postgres stores orders in the order service's PostgreSQL database.
+// It owns the transaction: every change of an order is written together with
+// its timeline entries and its events (outbox rows, scheduled timeouts) in
+// one transaction, which for a saga reply is the consumer's inbox-guarded
+// transaction. It must not decide anything about orders: the domain does.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/services/order/internal/app"
+	"github.com/shopmesh/shopmesh/services/order/internal/domain"
+)
+
+// Store is the order store on a pool; each Update is its own transaction.
+type Store struct {
+	pool *pgxpool.Pool
+	ob   *outbox.Outbox
+}
+
+// NewStore returns the store of pool, writing events to ob.
+func NewStore(pool *pgxpool.Pool, ob *outbox.Outbox) (*Store, error) {
+	if pool == nil || ob == nil {
+		return nil, errors.New("order store: pool and outbox are required")
+	}
+	return &Store{pool: pool, ob: ob}, nil
+}
+
+// InTx returns the store bound to tx, a transaction the caller owns (the
+// consumer's, which also holds the message's inbox claim).
+func (s *Store) InTx(tx pgx.Tx) *TxStore { return &TxStore{tx: tx, ob: s.ob} }
+
+// Create stores a new order and its events in a transaction of its own.
+func (s *Store) Create(ctx context.Context, o *domain.Order, events []domain.Event) (bool, error) {
+	var created bool
+	err := s.ob.WithTx(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		created, err = s.InTx(tx).Create(ctx, o, events)
+		return err
+	})
+	return created, err
+}
+
+// Update changes an order in a transaction of its own.
+func (s *Store) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFunc) error {
+	return s.ob.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		return s.InTx(tx).Update(ctx, id, fn)
+	})
+}
+
+// Get returns an order.
+func (s *Store) Get(ctx context.Context, id domain.OrderID) (*domain.Order, error) {
+	row, err := scanOrder(s.pool.QueryRow(ctx, selectOrder+` WHERE id = $1`, string(id)))
+	if err != nil {
+		return nil, err
+	}
+	return load(ctx, s.pool, row)
+}
+
+// ListByUser returns up to limit of the user's orders, newest first, after
+// the cursor.
+func (s *Store) ListByUser(ctx context.Context, user domain.UserID, after *app.Cursor, limit int) ([]*domain.Order, error) {
+	var (
+		rows pgx.Rows
+		err  error
+	)
+	if after == nil {
+		rows, err = s.pool.Query(ctx, selectOrder+`
+			WHERE user_id = $1 ORDER BY placed_at DESC, id DESC LIMIT $2`, string(user), limit)
+	} else {
+		rows, err = s.pool.Query(ctx, selectOrder+`
+			WHERE user_id = $1 AND (placed_at, id) < ($2, $3::uuid)
+			ORDER BY placed_at DESC, id DESC LIMIT $4`, string(user), after.PlacedAt, string(after.ID), limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list orders: %w", err)
+	}
+	var found []orderRow
+	for rows.Next() {
+		r, err := scanOrder(rows)
+		if err != nil {
+			return nil, err
+		}
+		found = append(found, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list orders: %w", err)
+	}
+	return loadAll(ctx, s.pool, found)
+}
+
+// TxStore is the order store inside a transaction it does not own.
+type TxStore struct {
+	tx pgx.Tx
+	ob *outbox.Outbox
+}
+
+// Create stores a new order, its timeline and its events. An order with the
+// same id already stored wins: nothing is written and Create reports false.
+func (s *TxStore) Create(ctx context.Context, o *domain.Order, events []domain.Event) (bool, error) {
+	r, err := toRow(o.Snapshot())
+	if err != nil {
+		return false, err
+	}
+	tag, err := s.tx.Exec(ctx, `
+		INSERT INTO orders (id, user_id, state, cancellation_reason, lines, total_minor, currency, shipping_address,
+			payment_token, payment_deadline, payment_id, payment_amount_minor, payment_currency, shipment_id,
+			refund_requested, refunded, stock_released, stock_returned, placed_at, updated_at, revision)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+		ON CONFLICT (id) DO NOTHING`,
+		r.ID, r.UserID, r.State, r.Reason, r.Lines, r.TotalMinor, r.Currency, r.Address,
+		r.PaymentToken, r.PaymentDeadline, r.PaymentID, r.PaymentAmountMinor, r.PaymentCurrency, r.ShipmentID,
+		r.RefundRequested, r.Refunded, r.StockReleased, r.StockReturned, r.PlacedAt, r.UpdatedAt, r.Revision)
+	if err != nil {
+		return false, fmt.Errorf("insert order %s: %w", o.ID(), err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	if err := s.appendTimeline(ctx, o.ID(), o.Timeline(), 0); err != nil {
+		return false, err
+	}
+	return true, s.publish(ctx, o, events)
+}
+
+// Update locks the order's row for the rest of the transaction, so that a
+// customer's cancellation and a saga reply of the same order take turns,
+// then lets fn change it and writes what changed.
+func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFunc) error {
+	r, err := scanOrder(s.tx.QueryRow(ctx, selectOrder+` WHERE id = $1 FOR UPDATE`, string(id)))
+	if err != nil {
+		return err
+	}
+	o, err := load(ctx, s.tx, r)
+	if err != nil {
+		return err
+	}
+	before, seen := o.Revision(), len(o.Timeline())
+	events, err := fn(o)
+	if err != nil {
+		return err
+	}
+	if o.Revision() == before {
+		if len(events) > 0 {
+			return fmt.Errorf("order %s: events without a change", id)
+		}
+		return nil
+	}
+	w, err := toRow(o.Snapshot())
+	if err != nil {
+		return err
+	}
+	tag, err := s.tx.Exec(ctx, `
+		UPDATE orders SET state = $2, cancellation_reason = $3, payment_token = $4, payment_deadline = $5,
+			payment_id = $6, payment_amount_minor = $7, payment_currency = $8, shipment_id = $9,
+			refund_requested = $10, refunded = $11, stock_released = $12, stock_returned = $13,
+			updated_at = $14, revision = $15
+		WHERE id = $1 AND revision = $16`,
+		w.ID, w.State, w.Reason, w.PaymentToken, w.PaymentDeadline,
+		w.PaymentID, w.PaymentAmountMinor, w.PaymentCurrency, w.ShipmentID,
+		w.RefundRequested, w.Refunded, w.StockReleased, w.StockReturned,
+		w.UpdatedAt, w.Revision, before)
+	if err != nil {
+		return fmt.Errorf("update order %s: %w", id, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("update order %s: revision %d changed underneath", id, before)
+	}
+	if err := s.appendTimeline(ctx, id, o.Timeline()[seen:], seen); err != nil {
+		return err
+	}
+	return s.publish(ctx, o, events)
+}
+
+func (s *TxStore) appendTimeline(ctx context.Context, id domain.OrderID, entries []domain.TimelineEntry, from int) error {
+	for i, e := range entries {
+		if _, err := s.tx.Exec(ctx, `INSERT INTO order_timeline (order_id, seq, type, at) VALUES ($1, $2, $3, $4)`,
+			string(id), from+i, string(e.Type), e.At); err != nil {
+			return fmt.Errorf("append timeline of order %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// publish writes the events to the outbox, and the payment timeout to the
+// outbox's schedule.
+func (s *TxStore) publish(ctx context.Context, o *domain.Order, events []domain.Event) error {
+	var now []outbox.Event
+	for _, e := range events {
+		msg, err := toMessage(o, e)
+		if err != nil {
+			return err
+		}
+		if due, ok := e.(domain.PaymentTimeoutDue); ok {
+			if err := s.ob.Schedule(ctx, s.tx, due.ExpiresAt, msg); err != nil {
+				return fmt.Errorf("schedule payment timeout of order %s: %w", o.ID(), err)
+			}
+			continue
+		}
+		now = append(now, msg)
+	}
+	if err := s.ob.Publish(ctx, s.tx, now...); err != nil {
+		return fmt.Errorf("publish events of order %s: %w", o.ID(), err)
+	}
+	return nil
+}
+
+// querier is what loading needs: a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+const selectOrder = `
+	SELECT id::text, user_id::text, state, cancellation_reason, lines, total_minor, currency, shipping_address,
+		payment_token, payment_deadline, payment_id, payment_amount_minor, payment_currency, shipment_id,
+		refund_requested, refunded, stock_released, stock_returned, placed_at, updated_at, revision
+	FROM orders`
+
+func scanOrder(row pgx.Row) (orderRow, error) {
+	var r orderRow
+	err := row.Scan(&r.ID, &r.UserID, &r.State, &r.Reason, &r.Lines, &r.TotalMinor, &r.Currency, &r.Address,
+		&r.PaymentToken, &r.PaymentDeadline, &r.PaymentID, &r.PaymentAmountMinor, &r.PaymentCurrency, &r.ShipmentID,
+		&r.RefundRequested, &r.Refunded, &r.StockReleased, &r.StockReturned, &r.PlacedAt, &r.UpdatedAt, &r.Revision)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, domain.ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("read order: %w", err)
+	}
+	return r, nil
+}
+
+// load reads the order's timeline and rebuilds the order.
+func load(ctx context.Context, q querier, r orderRow) (*domain.Order, error) {
+	orders, err := loadAll(ctx, q, []orderRow{r})
+	if err != nil {
+		return nil, err
+	}
+	return orders[0], nil
+}
+
+// loadAll reads the timelines of the orders in one query and rebuilds them.
+func loadAll(ctx context.Context, q querier, found []orderRow) ([]*domain.Order, error) {
+	ids := make([]string, 0, len(found))
+	for _, r := range found {
+		ids = append(ids, r.ID)
+	}
+	rows, err := q.Query(ctx, `
+		SELECT order_id::text, type, at FROM order_timeline WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, seq`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read timelines: %w", err)
+	}
+	timelines := map[string][]domain.TimelineEntry{}
+	var (
+		id, typ string
+		at      time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &typ, &at}, func() error {
+		timelines[id] = append(timelines[id], domain.TimelineEntry{Type: domain.TimelineType(typ), At: at.UTC()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read timelines: %w", err)
+	}
+	orders := make([]*domain.Order, 0, len(found))
+	for _, r := range found {
+		o, err := toDomain(r, timelines[r.ID])
+		if err != nil {
+			return nil, err
+		}
+		orders = append(orders, o)
+	}
+	return orders, nil
+}
+
+// orderRow is one row of orders.
+type orderRow struct {
+	ID, UserID, State  string
+	Reason             *string
+	Lines, Address     []byte
+	TotalMinor         int64
+	Currency           string
+	PaymentToken       *string
+	PaymentDeadline    *time.Time
+	PaymentID          *string
+	PaymentAmountMinor *int64
+	PaymentCurrency    *string
+	ShipmentID         *string
+	RefundRequested    bool
+	Refunded           bool
+	StockReleased      bool
+	StockReturned      bool
+	PlacedAt           time.Time
+	UpdatedAt          time.Time
+	Revision           int
+}
+
+// lineJSON and addressJSON are the stored forms of lines and the address.
+type lineJSON struct {
+	ProductID      string `json:"product_id"`
+	SKU            string `json:"sku"`
+	Name           string `json:"name"`
+	Quantity       int    `json:"quantity"`
+	UnitPriceMinor int64  `json:"unit_price_minor"`
+	Currency       string `json:"currency"`
+}
+
+type addressJSON struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+func toRow(s domain.Snapshot) (orderRow, error) {
+	lines := make([]lineJSON, 0, len(s.Lines))
+	for _, l := range s.Lines {
+		lines = append(lines, lineJSON{ProductID: l.ProductID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
+			UnitPriceMinor: l.UnitPrice.AmountMinor, Currency: l.UnitPrice.Currency})
+	}
+	linesJSON, err := json.Marshal(lines)
+	if err != nil {
+		return orderRow{}, fmt.Errorf("encode lines of order %s: %w", s.ID, err)
+	}
+	a := s.ShippingAddress
+	addrJSON, err := json.Marshal(addressJSON{Name: a.Name, Line1: a.Line1, Line2: a.Line2, City: a.City, PostalCode: a.PostalCode, Country: a.Country})
+	if err != nil {
+		return orderRow{}, fmt.Errorf("encode address of order %s: %w", s.ID, err)
+	}
+	r := orderRow{
+		ID: string(s.ID), UserID: string(s.UserID), State: string(s.State), Reason: optional(string(s.Reason)),
+		Lines: linesJSON, Address: addrJSON, TotalMinor: s.Total.AmountMinor, Currency: s.Total.Currency,
+		PaymentToken: optional(s.PaymentToken), PaymentID: optional(s.Payment.ID), ShipmentID: optional(s.ShipmentID),
+		RefundRequested: s.RefundRequested, Refunded: s.Progress.Refunded,
+		StockReleased: s.Progress.StockReleased, StockReturned: s.Progress.StockReturned,
+		PlacedAt: s.PlacedAt, UpdatedAt: s.UpdatedAt, Revision: s.Revision,
+	}
+	if !s.PaymentDeadline.IsZero() {
+		r.PaymentDeadline = &s.PaymentDeadline
+	}
+	if s.Payment.ID != "" {
+		r.PaymentAmountMinor, r.PaymentCurrency = &s.Payment.Amount.AmountMinor, &s.Payment.Amount.Currency
+	}
+	return r, nil
+}
+
+func toDomain(r orderRow, timeline []domain.TimelineEntry) (*domain.Order, error) {
+	var lines []lineJSON
+	if err := json.Unmarshal(r.Lines, &lines); err != nil {
+		return nil, fmt.Errorf("decode lines of order %s: %w", r.ID, err)
+	}
+	var a addressJSON
+	if err := json.Unmarshal(r.Address, &a); err != nil {
+		return nil, fmt.Errorf("decode address of order %s: %w", r.ID, err)
+	}
+	s := domain.Snapshot{
+		ID: domain.OrderID(r.ID), UserID: domain.UserID(r.UserID), State: domain.State(r.State),
+		Reason: domain.Reason(deref(r.Reason)), Total: domain.Money{AmountMinor: r.TotalMinor, Currency: r.Currency},
+		ShippingAddress: domain.Address{Name: a.Name, Line1: a.Line1, Line2: a.Line2, City: a.City, PostalCode: a.PostalCode, Country: a.Country},
+		PaymentToken:    deref(r.PaymentToken), ShipmentID: deref(r.ShipmentID), RefundRequested: r.RefundRequested,
+		Progress: domain.Progress{Refunded: r.Refunded, StockReleased: r.StockReleased, StockReturned: r.StockReturned},
+		Timeline: timeline, PlacedAt: r.PlacedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), Revision: r.Revision,
+	}
+	for _, l := range lines {
+		s.Lines = append(s.Lines, domain.Line{ProductID: l.ProductID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
+			UnitPrice: domain.Money{AmountMinor: l.UnitPriceMinor, Currency: l.Currency}})
+	}
+	if r.PaymentDeadline != nil {
+		s.PaymentDeadline = r.PaymentDeadline.UTC()
+	}
+	if r.PaymentID != nil {
+		s.Payment = domain.Payment{ID: *r.PaymentID, Amount: domain.Money{AmountMinor: deref(r.PaymentAmountMinor), Currency: deref(r.PaymentCurrency)}}
+	}
+	return domain.FromDatabase(s)
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

@@ -1,0 +1,232 @@
+// Package postgres is the shipping service's PostgreSQL adapter: it loads and
+// stores shipments, hands out due shipments to the carrier loop, and writes
+// events to the outbox in the same transaction as the state they describe.
+// It must not decide anything the domain decides.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/services/shipping/internal/app"
+	"github.com/shopmesh/shopmesh/services/shipping/internal/domain"
+)
+
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Store owns its transactions.
+type Store struct {
+	pool *pgxpool.Pool
+	ob   *outbox.Outbox
+}
+
+var (
+	_ app.Shipments    = (*Store)(nil)
+	_ app.DueShipments = (*Store)(nil)
+	_ app.Shipments    = (*TxStore)(nil)
+)
+
+// NewStore returns a store on pool writing events to ob.
+func NewStore(pool *pgxpool.Pool, ob *outbox.Outbox) *Store { return &Store{pool: pool, ob: ob} }
+
+// InTx returns the store joined to tx, a message handler's inbox
+// transaction: its writes commit or roll back with the inbox claim.
+func (s *Store) InTx(tx pgx.Tx) *TxStore { return &TxStore{tx: tx, ob: s.ob} }
+
+// Shipment returns the shipment of an order, or domain.ErrNotFound.
+func (s *Store) Shipment(ctx context.Context, orderID string) (*domain.Shipment, error) {
+	return load(ctx, s.pool, orderID, false)
+}
+
+// Update runs fn on the order's locked shipment in a new transaction.
+func (s *Store) Update(ctx context.Context, orderID string, fn app.UpdateFunc) error {
+	return s.ob.WithTx(ctx, s.pool, func(tx pgx.Tx) error { return update(ctx, tx, s.ob, orderID, fn) })
+}
+
+// UpdateDue advances due shipments in one transaction. The due rows are
+// locked with SKIP LOCKED, so several instances of the service share the
+// work and a shipment being cancelled (its row locked by the cancellation)
+// is simply skipped until that transaction ends. Each shipment is applied
+// under a savepoint: one that fails is rolled back alone, stays due, and is
+// retried at the next poll.
+func (s *Store) UpdateDue(ctx context.Context, now time.Time, limit int, fn app.UpdateFunc) (int, error) {
+	var (
+		n    int
+		errs []error
+	)
+	err := s.ob.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		n, errs = 0, nil
+		rows, err := tx.Query(ctx, `SELECT order_id FROM shipments WHERE due_at <= $1
+			ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
+		if err != nil {
+			return fmt.Errorf("select due shipments: %w", err)
+		}
+		orderIDs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("select due shipments: %w", err)
+		}
+		for _, orderID := range orderIDs {
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return update(ctx, sp, s.ob, orderID, fn) })
+			if err != nil {
+				errs = append(errs, fmt.Errorf("advance shipment of order %s: %w", orderID, err))
+				continue
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, errors.Join(errs...)
+}
+
+// TxStore is the store inside a transaction it does not own.
+type TxStore struct {
+	tx pgx.Tx
+	ob *outbox.Outbox
+}
+
+// Shipment returns the shipment of an order, or domain.ErrNotFound.
+func (s *TxStore) Shipment(ctx context.Context, orderID string) (*domain.Shipment, error) {
+	return load(ctx, s.tx, orderID, false)
+}
+
+// Update runs fn on the order's locked shipment in the joined transaction.
+func (s *TxStore) Update(ctx context.Context, orderID string, fn app.UpdateFunc) error {
+	return update(ctx, s.tx, s.ob, orderID, fn)
+}
+
+func update(ctx context.Context, tx pgx.Tx, ob *outbox.Outbox, orderID string, fn app.UpdateFunc) error {
+	cur, err := load(ctx, tx, orderID, true)
+	if errors.Is(err, domain.ErrNotFound) {
+		cur = nil
+	} else if err != nil {
+		return err
+	}
+	next, events, err := fn(cur)
+	if err != nil {
+		return err
+	}
+	if next != nil {
+		if err := save(ctx, tx, next); err != nil {
+			return err
+		}
+	}
+	if err := ob.Publish(ctx, tx, events...); err != nil {
+		return fmt.Errorf("publish events of order %s: %w", orderID, err)
+	}
+	return nil
+}
+
+type addressRow struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+type lineRow struct {
+	ProductID string `json:"product_id"`
+	Quantity  int    `json:"quantity"`
+}
+
+func load(ctx context.Context, q querier, orderID string, lock bool) (*domain.Shipment, error) {
+	query := `SELECT id, order_id, user_id, carrier, tracking, address, lines, status, failure_reason, failure_detail, due_at
+	          FROM shipments WHERE order_id = $1`
+	if lock {
+		query += ` FOR UPDATE`
+	}
+	var (
+		st      domain.Stored
+		status  string
+		address addressRow
+		lines   []lineRow
+		dueAt   *time.Time
+	)
+	err := q.QueryRow(ctx, query, orderID).Scan(&st.ID, &st.OrderID, &st.UserID, &st.Carrier, &st.Tracking,
+		&address, &lines, &status, &st.FailureReason, &st.FailureDetail, &dueAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domain.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load shipment of order %s: %w", orderID, err)
+	}
+	st.Status = domain.Status(status)
+	st.Address = domain.Address(address)
+	for _, l := range lines {
+		st.Lines = append(st.Lines, domain.Line(l))
+	}
+	if dueAt != nil {
+		st.DueAt = *dueAt
+	}
+	rows, err := q.Query(ctx, `SELECT status, at FROM shipment_steps WHERE shipment_id = $1 ORDER BY seq`, st.ID)
+	if err != nil {
+		return nil, fmt.Errorf("load steps of shipment %s: %w", st.ID, err)
+	}
+	st.History, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Step, error) {
+		var s domain.Step
+		var status string
+		err := row.Scan(&status, &s.At)
+		s.Status = domain.Status(status)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load steps of shipment %s: %w", st.ID, err)
+	}
+	return domain.FromDatabase(st)
+}
+
+func save(ctx context.Context, tx pgx.Tx, s *domain.Shipment) error {
+	address, err := json.Marshal(addressRow(s.Address()))
+	if err != nil {
+		return err
+	}
+	lines := make([]lineRow, 0, len(s.Lines()))
+	for _, l := range s.Lines() {
+		lines = append(lines, lineRow(l))
+	}
+	linesJSON, err := json.Marshal(lines)
+	if err != nil {
+		return err
+	}
+	var dueAt *time.Time
+	if d := s.DueAt(); !d.IsZero() {
+		dueAt = &d
+	}
+	history := s.History()
+	createdAt, updatedAt := history[0].At, history[len(history)-1].At
+	_, err = tx.Exec(ctx, `
+		INSERT INTO shipments (id, order_id, user_id, carrier, tracking, address, lines, status, failure_reason,
+		                       failure_detail, due_at, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (id) DO UPDATE SET
+			tracking = EXCLUDED.tracking, status = EXCLUDED.status, failure_reason = EXCLUDED.failure_reason,
+			failure_detail = EXCLUDED.failure_detail, due_at = EXCLUDED.due_at, updated_at = EXCLUDED.updated_at`,
+		s.ID(), s.OrderID(), s.UserID(), s.Carrier(), s.Tracking(), address, linesJSON, string(s.Status()),
+		s.FailureReason(), s.FailureDetail(), dueAt, createdAt, updatedAt)
+	if err != nil {
+		return fmt.Errorf("save shipment %s: %w", s.ID(), err)
+	}
+	for i, step := range history {
+		if _, err := tx.Exec(ctx, `INSERT INTO shipment_steps (shipment_id, seq, status, at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT DO NOTHING`, s.ID(), i+1, string(step.Status), step.At); err != nil {
+			return fmt.Errorf("save step %d of shipment %s: %w", i+1, s.ID(), err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+// Package transport drives the shipping service from the outside world: the
+// HTTP API (go-kit endpoints and handlers) and the event handlers of its
+// inbox consumer. It converts between wire formats and use-case commands and
+// classifies errors; it must not hold business rules or SQL.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/services/shipping/internal/app"
+	"github.com/shopmesh/shopmesh/services/shipping/internal/domain"
+)
+
+// UnitOfWork returns the use cases joined to a message handler's inbox
+// transaction.
+type UnitOfWork func(tx pgx.Tx) *app.Service
+
+// Events applies the events the shipping service consumes.
+type Events struct {
+	work   UnitOfWork
+	logger *slog.Logger
+}
+
+// NewEvents returns the event handlers.
+func NewEvents(work UnitOfWork, logger *slog.Logger) *Events {
+	return &Events{work: work, logger: logger}
+}
+
+// Register registers the handlers with the service's inbox consumer: one
+// handler per event type the contracts registry lists shipping as a
+// consumer of, every version of it. A listed type without a handler is an
+// error, so a registry change cannot silently go unhandled.
+func (e *Events) Register(c *outbox.Consumer) error {
+	latest := map[string]latestHandler{
+		contracts.TypeOrderConfirmedV1:             e.orderConfirmed,
+		contracts.TypeOrderCancelledV1:             e.orderCancelled,
+		contracts.TypeOrderCancellationRequestedV1: e.cancellationRequested,
+	}
+	return register(c, "shipping", latest)
+}
+
+func (e *Events) orderConfirmed(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
+	var ev contracts.OrderConfirmedV1
+	if err := contracts.Decode(contracts.TypeOrderConfirmedV1, payload, &ev); err != nil {
+		return outbox.Permanent(err)
+	}
+	lines := make([]domain.Line, 0, len(ev.Lines))
+	for _, l := range ev.Lines {
+		lines = append(lines, domain.Line{ProductID: l.ProductID, Quantity: l.Quantity})
+	}
+	a := ev.ShippingAddress
+	err := e.work(tx).CreateShipment(ctx, app.CreateShipment{
+		OrderID: ev.OrderID, UserID: ev.UserID, Lines: lines,
+		Address: domain.Address{Name: a.Name, Line1: a.Line1, Line2: a.Line2, City: a.City, PostalCode: a.PostalCode, Country: a.Country},
+	})
+	if err != nil {
+		// The payload passed its schema, so the domain rejecting it means
+		// the order breaks the contract: retrying cannot help.
+		if errors.Is(err, domain.ErrInvalid) {
+			return outbox.Permanent(err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (e *Events) orderCancelled(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
+	var ev contracts.OrderCancelledV1
+	if err := contracts.Decode(contracts.TypeOrderCancelledV1, payload, &ev); err != nil {
+		return outbox.Permanent(err)
+	}
+	outcome, err := e.work(tx).CancelShipment(ctx, app.CancelShipment{OrderID: ev.OrderID})
+	if err != nil {
+		return err
+	}
+	e.logger.Info("order cancelled", "order_id", ev.OrderID, "reason", ev.Reason, "shipment", outcome)
+	return nil
+}
+
+func (e *Events) cancellationRequested(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
+	var ev contracts.OrderCancellationRequestedV1
+	if err := contracts.Decode(contracts.TypeOrderCancellationRequestedV1, payload, &ev); err != nil {
+		return outbox.Permanent(err)
+	}
+	outcome, err := e.work(tx).CancelShipment(ctx, app.CancelShipment{OrderID: ev.OrderID, Requested: true})
+	if err != nil {
+		return err
+	}
+	e.logger.Info("cancellation requested", "order_id", ev.OrderID, "outcome", outcome)
+	return nil
+}
+
+// latestHandler handles the payload of the latest version of a type.
+type latestHandler func(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error
+
+// register binds every version of every type the registry lists service as
+// a consumer of to the handler of its latest version, through
+// contracts.Upcast; it fails for a listed type without one.
+func register(c *outbox.Consumer, service string, handlers map[string]latestHandler) error {
+	latestOf := map[string]string{}
+	var consumed []string
+	for _, t := range contracts.Registry() {
+		fam := family(t.Name)
+		if prev, ok := latestOf[fam]; !ok || version(prev) < t.Version {
+			latestOf[fam] = t.Name
+		}
+		if slices.Contains(t.Consumers, service) {
+			consumed = append(consumed, t.Name)
+		}
+	}
+	for _, name := range consumed {
+		latest := latestOf[family(name)]
+		h, ok := handlers[latest]
+		if !ok {
+			return fmt.Errorf("%s consumes %s but has no handler for %s", service, name, latest)
+		}
+		err := c.Handle(name, func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+			t, payload, err := contracts.Upcast(msg.Type, msg.Payload)
+			if err != nil {
+				return outbox.Permanent(err)
+			}
+			if t != latest {
+				return outbox.Permanent(fmt.Errorf("%s upcast to %s, want %s", msg.Type, t, latest))
+			}
+			return h(ctx, tx, msg, payload)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for t := range handlers {
+		if !slices.Contains(consumed, t) {
+			return fmt.Errorf("%s has a handler for %s, which the registry does not list it as consuming", service, t)
+		}
+	}
+	return nil
+}
+
+func family(name string) string {
+	i := strings.LastIndex(name, ".v")
+	if i < 0 {
+		return name
+	}
+	return name[:i]
+}
+
+func version(name string) int {
+	n, _ := strconv.Atoi(name[strings.LastIndex(name, ".v")+2:])
+	return n
+}

@@ -1,0 +1,143 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+	kithttp "github.com/go-kit/kit/transport/http"
+	"github.com/google/uuid"
+
+	"github.com/shopmesh/shopmesh/internal/httpkit"
+	"github.com/shopmesh/shopmesh/services/shipping/internal/domain"
+)
+
+// Service is what the HTTP API needs from the use cases.
+type Service interface {
+	Shipment(ctx context.Context, userID, orderID string) (*domain.Shipment, error)
+}
+
+// Endpoints are the shipping service's go-kit endpoints.
+type Endpoints struct {
+	GetShipment endpoint.Endpoint
+}
+
+// MakeEndpoints builds the endpoints over svc.
+func MakeEndpoints(svc Service) Endpoints {
+	return Endpoints{GetShipment: makeGetShipmentEndpoint(svc)}
+}
+
+type getShipmentRequest struct {
+	UserID  string
+	OrderID string
+}
+
+// getShipmentResponse is the public view of a shipment: its tracking.
+type getShipmentResponse struct {
+	OrderID       string     `json:"order_id"`
+	ShipmentID    string     `json:"shipment_id"`
+	Status        string     `json:"status"`
+	Carrier       string     `json:"carrier"`
+	Tracking      *string    `json:"tracking"`
+	FailureReason string     `json:"failure_reason,omitempty"`
+	FailureDetail string     `json:"failure_detail,omitempty"`
+	Events        []stepView `json:"events"`
+	Err           error      `json:"-"`
+}
+
+// Failed returns the business error of the request, if any.
+func (r getShipmentResponse) Failed() error { return r.Err }
+
+type stepView struct {
+	Status string    `json:"status"`
+	At     time.Time `json:"at"`
+}
+
+func makeGetShipmentEndpoint(svc Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(getShipmentRequest)
+		s, err := svc.Shipment(ctx, req.UserID, req.OrderID)
+		if err != nil {
+			return getShipmentResponse{Err: err}, nil
+		}
+		return toShipmentResponse(s), nil
+	}
+}
+
+func toShipmentResponse(s *domain.Shipment) getShipmentResponse {
+	resp := getShipmentResponse{
+		OrderID: s.OrderID(), ShipmentID: s.ID(), Status: string(s.Status()), Carrier: s.Carrier(),
+		FailureReason: s.FailureReason(), FailureDetail: s.FailureDetail(), Events: []stepView{},
+	}
+	if t := s.Tracking(); t != "" {
+		resp.Tracking = &t
+	}
+	for _, step := range s.History() {
+		resp.Events = append(resp.Events, stepView{Status: string(step.Status), At: step.At})
+	}
+	return resp
+}
+
+// NewHTTPHandler serves the shipping service's public routes as the gateway
+// forwards them: GET /api/v1/orders/{id}/shipment.
+func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
+	opts := []kithttp.ServerOption{
+		kithttp.ServerBefore(httpkit.ServerBefore),
+		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/orders/{id}/shipment", allow(http.MethodGet,
+		kithttp.NewServer(eps.GetShipment, decodeGetShipment, httpkit.EncodeJSON(http.StatusOK, toProblem, logger), opts...)))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusNotFound, "not-found", "no such route"))
+	})
+	return mux
+}
+
+func decodeGetShipment(_ context.Context, r *http.Request) (any, error) {
+	userID := httpkit.UserID(r)
+	if userID == "" {
+		return nil, httpkit.NewProblem(http.StatusUnauthorized, "unauthenticated", "this route needs an authenticated user")
+	}
+	orderID, err := pathID(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	return getShipmentRequest{UserID: userID, OrderID: orderID}, nil
+}
+
+// pathID returns a path value that must be a UUID, in canonical form.
+func pathID(r *http.Request, name string) (string, error) {
+	raw := r.PathValue(name)
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		return "", httpkit.NewProblem(http.StatusBadRequest, "invalid-id", "the order id in the path must be a UUID",
+			httpkit.FieldError{Field: name, Message: "must be a UUID"})
+	}
+	return id.String(), nil
+}
+
+// toProblem is the service's one mapping of domain errors to HTTP problems.
+func toProblem(err error) *httpkit.Problem {
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		return httpkit.NewProblem(http.StatusNotFound, "not-found", "there is no shipment for this order")
+	default:
+		return nil
+	}
+}
+
+// allow answers 405 problems for methods other than method.
+func allow(method string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method {
+			w.Header().Set("Allow", method)
+			httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "use "+method))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
