@@ -110,16 +110,32 @@ func DiscardDeadLetter(ctx context.Context, pool *pgxpool.Pool, id int64) error 
 
 // ReplayDeadLetter sends an open dead letter back to its consumer's queue
 // (through the default exchange, so no other consumer sees it) and marks it
-// replayed once the broker confirmed it. The message keeps its id: the
+// replayed. The mark is written in a transaction that holds the letter's row
+// and commits only after the broker confirmed the message: if the message
+// fails again, its new dead letter cannot merge into this one, and a failed
+// publish leaves the letter open. The message keeps its id, so the
 // consumer's inbox applies it once however often it is replayed. amqpURL
 // needs permission to publish to the default exchange (an operator account).
 func ReplayDeadLetter(ctx context.Context, pool *pgxpool.Pool, amqpURL string, id int64) error {
-	d, err := GetDeadLetter(ctx, pool, id)
+	tx, err := pool.Begin(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("replay dead letter %d: %w", id, err)
 	}
-	if d.ReplayedAt != nil || d.DiscardedAt != nil {
-		return fmt.Errorf("dead letter %d is closed: %w", id, ErrNoDeadLetter)
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	rows, err := tx.Query(ctx, `SELECT `+deadLetterColumns+` FROM dead_letters
+		WHERE id = $1 AND replayed_at IS NULL AND discarded_at IS NULL FOR UPDATE`, id)
+	if err != nil {
+		return fmt.Errorf("replay dead letter %d: %w", id, err)
+	}
+	d, err := pgx.CollectExactlyOneRow(rows, scanDeadLetter)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("dead letter %d is not open: %w", id, ErrNoDeadLetter)
+	}
+	if err != nil {
+		return fmt.Errorf("replay dead letter %d: %w", id, err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE dead_letters SET replayed_at = now() WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("mark dead letter %d replayed: %w", id, err)
 	}
 	headers := amqp.Table{}
 	for k, v := range d.Headers {
@@ -137,8 +153,9 @@ func ReplayDeadLetter(ctx context.Context, pool *pgxpool.Pool, amqpURL string, i
 	if err := publishConfirmed(ctx, amqpURL, "", d.Queue, []amqp.Publishing{pub}); err != nil {
 		return fmt.Errorf("replay dead letter %d: %w", id, err)
 	}
-	if _, err := pool.Exec(ctx, `UPDATE dead_letters SET replayed_at = now() WHERE id = $1`, id); err != nil {
-		// Replayed but not marked: a second replay is absorbed by the inbox.
+	if err := tx.Commit(ctx); err != nil {
+		// Sent but not marked: the letter stays open; replaying it again
+		// is absorbed by the inbox if the first copy was applied.
 		return fmt.Errorf("mark dead letter %d replayed: %w", id, err)
 	}
 	return nil

@@ -732,3 +732,41 @@ func TestRetentionPrunesOnlySentHistory(t *testing.T) {
 		t.Errorf("%d outbox rows left, want the 5 unsent", n)
 	}
 }
+
+// A dead letter replayed before its cause is fixed fails again and must show
+// up as a new open dead letter, however fast the consumer is: the old one is
+// marked replayed, never merged with the new failure.
+func TestReplayedDeadLetterThatFailsAgainStaysVisible(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", func(c *outbox.ConsumerConfig) { c.MaxAttempts = 1 }))
+	f.runRelay(nil)
+	poisonID := outbox.NewID()
+	if _, err := f.pool.Exec(f.ctx, `INSERT INTO poison VALUES ($1)`, poisonID); err != nil {
+		t.Fatal(err)
+	}
+	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		return f.ob.Publish(f.ctx, tx, outbox.Event{ID: poisonID, Type: tickType, AggregateID: "p", Payload: tick{1}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 3; round++ {
+		var open []outbox.DeadLetter
+		f.waitFor(20*time.Second, fmt.Sprintf("open dead letter, round %d", round), func() (bool, string) {
+			var err error
+			open, err = outbox.ListDeadLetters(f.ctx, f.pool, false)
+			return err == nil && len(open) == 1, fmt.Sprintf("%d open, %v", len(open), err)
+		})
+		if err := outbox.ReplayDeadLetter(f.ctx, f.pool, f.amqpURL, open[0].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitFor(20*time.Second, "fourth failure recorded", func() (bool, string) {
+		n := f.count(`SELECT count(*) FROM dead_letters`)
+		return n == 4, fmt.Sprintf("%d dead letters", n)
+	})
+	if n := f.count(`SELECT count(*) FROM dead_letters WHERE replayed_at IS NOT NULL`); n != 3 {
+		t.Errorf("%d dead letters marked replayed, want 3", n)
+	}
+}

@@ -26,6 +26,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newReplayCommand(a),
 		newUserCommand(a),
 		newContractsCommand(a),
+		newDemoCommand(a),
 	)
 	return root
 }
