@@ -89,6 +89,9 @@ func DefaultUpstreams() map[Service]string {
 		Shipping:     "http://127.0.0.1:8107",
 		Invoice:      "http://127.0.0.1:8108",
 		Notification: "http://127.0.0.1:8111",
+		Customer:     "http://127.0.0.1:8109",
+		Loyalty:      "http://127.0.0.1:8110",
+		Analytics:    "http://127.0.0.1:8112",
 	}
 }
 

@@ -197,6 +197,11 @@ func TestRouteTable(t *testing.T) {
 		"GET /api/v1/orders/{id}/shipment":         gateway.Shipping,
 		"GET /api/v1/orders/{id}/invoice":          gateway.Invoice,
 		"GET /api/v1/notifications":                gateway.Notification,
+		"GET /api/v1/me":                           gateway.Customer,
+		"GET /api/v1/me/history":                   gateway.Customer,
+		"GET /api/v1/me/points":                    gateway.Loyalty,
+		"GET /api/v1/admin/reports/sales":          gateway.Analytics,
+		"GET /api/v1/admin/reports/funnel":         gateway.Analytics,
 	}
 	public := map[string]bool{
 		"POST /api/v1/auth/register": true, "POST /api/v1/auth/login": true,
@@ -734,7 +739,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad addr", gateway.Config{TokenSecret: secret, Addr: "nope"}, true},
 		{"upstream with path", gateway.Config{TokenSecret: secret, Upstreams: map[gateway.Service]string{gateway.Cart: "http://h:1/base"}}, true},
 		{"upstream without scheme", gateway.Config{TokenSecret: secret, Upstreams: map[gateway.Service]string{gateway.Cart: "h:1"}}, true},
-		{"unknown service", gateway.Config{TokenSecret: secret, Upstreams: map[gateway.Service]string{"loyalty": "http://h:1"}}, true},
+		{"unknown service", gateway.Config{TokenSecret: secret, Upstreams: map[gateway.Service]string{"warehouse": "http://h:1"}}, true},
 		{"negative limit", gateway.Config{TokenSecret: secret, MaxBodyBytes: -1}, true},
 		{"negative timeout", gateway.Config{TokenSecret: secret, RequestTimeout: -time.Second}, true},
 	} {

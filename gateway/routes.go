@@ -21,11 +21,14 @@ const (
 	Shipping     Service = "shipping"
 	Invoice      Service = "invoice"
 	Notification Service = "notification"
+	Customer     Service = "customer"
+	Loyalty      Service = "loyalty"
+	Analytics    Service = "analytics"
 )
 
 // Services lists every upstream, in a stable order.
 func Services() []Service {
-	return []Service{User, Catalog, Cart, Order, Inventory, Payment, Shipping, Invoice, Notification}
+	return []Service{User, Catalog, Cart, Order, Inventory, Payment, Shipping, Invoice, Notification, Customer, Loyalty, Analytics}
 }
 
 // Access says who may call a route.
@@ -100,6 +103,12 @@ func Routes() []Route {
 		{get, "/api/v1/orders/{id}/invoice", Invoice, Authenticated},
 
 		{get, "/api/v1/notifications", Notification, Authenticated},
+
+		{get, "/api/v1/me", Customer, Authenticated},
+		{get, "/api/v1/me/history", Customer, Authenticated},
+		{get, "/api/v1/me/points", Loyalty, Authenticated},
+		{get, "/api/v1/admin/reports/sales", Analytics, Admin},
+		{get, "/api/v1/admin/reports/funnel", Analytics, Admin},
 	}
 }
 

@@ -52,6 +52,9 @@ func targets() map[string]target {
 		"shipping":     shippingTarget(),
 		"invoice":      invoiceTarget(),
 		"notification": notificationTarget(),
+		"customer":     customerTarget(),
+		"loyalty":      loyaltyTarget(),
+		"analytics":    analyticsTarget(),
 	}
 }
 

@@ -65,6 +65,34 @@ func journeyScenarios(t *testing.T, sys *system.System, admin *system.Client) {
 			t.Errorf("shipment = %v, want delivered", ship)
 		}
 		waitNotifications(t, c, 3)
+		system.Eventually(t, sagaTimeout, "points for the delivered order", func() (bool, string) {
+			pts := getJSON(t, c, "/api/v1/me/points")
+			awarded := 0
+			for _, e := range list(pts["entries"]) {
+				if e.(map[string]any)["order_id"] == id {
+					awarded++
+				}
+			}
+			return awarded == 1, fmt.Sprint(pts)
+		})
+		system.Eventually(t, sagaTimeout, "order history", func() (bool, string) {
+			h := getJSON(t, c, "/api/v1/me/history")
+			for _, e := range list(h["items"]) {
+				if m := e.(map[string]any); m["order_id"] == id && m["status"] == "delivered" {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprint(h)
+		})
+		system.Eventually(t, sagaTimeout, "sales report counts the order", func() (bool, string) {
+			r := getJSON(t, admin, "/api/v1/admin/reports/sales")
+			for _, tot := range list(r["totals"]) {
+				if m := tot.(map[string]any); m["currency"] == "EUR" && m["orders_confirmed"].(float64) >= 1 {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprint(r)
+		})
 	})
 
 	t.Run("out of stock", func(t *testing.T) {

@@ -23,7 +23,8 @@ import (
 )
 
 // Services are the services the system runs, gateway aside.
-var Services = []string{"user", "catalog", "cart", "order", "inventory", "payment", "shipping", "invoice", "notification"}
+var Services = []string{"user", "catalog", "cart", "order", "inventory", "payment", "shipping", "invoice", "notification",
+	"customer", "loyalty", "analytics"}
 
 var ports = map[string]int{"user": 1, "catalog": 2, "cart": 3, "order": 4, "inventory": 5, "payment": 6, "shipping": 7,
 	"invoice": 8, "customer": 9, "loyalty": 10, "notification": 11, "analytics": 12}

@@ -1,0 +1,159 @@
+// Package customer runs the customer service: it keeps a read model of each
+// customer's profile (from user events) and order history (from the order
+// lifecycle events) and serves both to the customer. It owns the customer
+// database and nothing else; it publishes no events.
+//
+// Events consumed: user.registered.v1, user.address_changed.v1,
+// user.deactivated.v1, order.placed.v1, order.confirmed.v1,
+// order.cancelled.v1, order.shipped.v1, order.delivered.v1,
+// order.completed.v1 (exactly the types the contracts registry lists
+// customer as a consumer of).
+//
+// The model tolerates duplicates and reordering: each lifecycle step is
+// recorded once per order, an order's status only moves forward along
+// pending → confirmed → shipped → delivered/cancelled and never leaves a
+// terminal status, and addresses are ordered by the events' occurred_at.
+// order.completed.v1 is a timeline step; the public status stays delivered.
+//
+// # Rebuilding the read model
+//
+// The model holds nothing that is not in the events, so it can be rebuilt:
+//
+//  1. Reset it: ResetReadModel truncates profiles and history and forgets
+//     the inbox consumer's keys (outbox.ForgetInbox) in one transaction.
+//     Events arriving meanwhile are applied again as usual.
+//  2. Replay the history: `shopmesh replay --consumer customer --since <T>`
+//     re-delivers the user and order services' retained events to
+//     shopmesh.customer.inbox only; the inbox applies each once.
+//
+// Only retained history can be replayed (producers' outbox retention,
+// 7 days by default): T must reach back to the first event the model
+// should hold, and a full rebuild needs the producers to retain the whole
+// history. The component test TestReadModelRebuildsFromReplay runs exactly
+// these steps.
+//
+// API: GET /api/v1/me and GET /api/v1/me/history (the caller's own).
+package customer
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopmesh/shopmesh/internal/servicekit"
+	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/services/customer/internal/app"
+	"github.com/shopmesh/shopmesh/services/customer/internal/postgres"
+	"github.com/shopmesh/shopmesh/services/customer/internal/transport"
+)
+
+// Name is the service's name: event source, queue prefix, database owner.
+const Name = "customer"
+
+// Consumer is the name of the service's one consumer (queue
+// shopmesh.customer.inbox).
+const Consumer = "inbox"
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations are the service's goose migrations.
+var Migrations fs.FS = mustSub(migrations, "migrations")
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		// The directory is embedded at compile time; failing here is a build defect.
+		panic(err)
+	}
+	return sub
+}
+
+// Config configures the customer service.
+type Config struct {
+	// Kit is the database, broker, HTTP address and metrics. Kit.Name and
+	// Kit.Migrations are set by Run.
+	Kit servicekit.Config
+	// Consumer adjusts the inbox consumer's defaults (workers, retries).
+	Consumer func(*outbox.ConsumerConfig)
+}
+
+func (c Config) withDefaults() Config {
+	c.Kit.Name = Name
+	c.Kit.Migrations = Migrations
+	return c
+}
+
+// Validate reports a configuration that cannot work (after defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.Kit.Name != "" && c.Kit.Name != Name {
+		errs = append(errs, fmt.Errorf("customer: kit name %q, want %q", c.Kit.Name, Name))
+	}
+	if err := c.withDefaults().Kit.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts the service and blocks until ctx ends or a component fails.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Kit.Logger == nil {
+		cfg.Kit.Logger = logger
+	}
+	logger = logger.With("service", Name)
+	logger.Info("starting", "http", cfg.Kit.HTTPAddr)
+
+	node, err := servicekit.Open(ctx, cfg.Kit)
+	if err != nil {
+		return err
+	}
+	store := postgres.NewStore(node.Pool)
+	svc := app.NewService(store)
+	inbox, err := node.Consumer(Consumer, cfg.Consumer)
+	if err != nil {
+		node.Close()
+		return err
+	}
+	events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) })
+	if err := events.Register(inbox, Name); err != nil {
+		node.Close()
+		return err
+	}
+	return node.Run(ctx, transport.NewHTTPHandler(transport.MakeEndpoints(svc), logger))
+}
+
+// ResetReadModel empties the read model and forgets every message the inbox
+// consumer applied, in one transaction, so that replaying history (`shopmesh
+// replay --consumer customer --since ...`) rebuilds the model. It returns
+// how many inbox keys it forgot. pool is the customer database; the service
+// may keep running.
+func ResetReadModel(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var forgotten int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := postgres.Reset(ctx, tx); err != nil {
+			return err
+		}
+		var err error
+		forgotten, err = outbox.ForgetInbox(ctx, tx, Consumer, time.Time{})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reset customer read model: %w", err)
+	}
+	return forgotten, nil
+}

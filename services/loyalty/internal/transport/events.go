@@ -1,0 +1,170 @@
+// Package transport drives the loyalty service from the outside world: the
+// HTTP API (go-kit endpoints and handlers) and the event handlers of its
+// inbox consumer. It converts between wire formats and use-case commands and
+// classifies errors; it must not hold business rules or SQL.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/services/loyalty/internal/app"
+	"github.com/shopmesh/shopmesh/services/loyalty/internal/domain"
+)
+
+// UnitOfWork returns the use cases joined to a message handler's inbox
+// transaction.
+type UnitOfWork func(tx pgx.Tx) *app.Service
+
+// Events applies the events the loyalty service consumes.
+type Events struct {
+	work   UnitOfWork
+	logger *slog.Logger
+}
+
+// NewEvents returns the event handlers.
+func NewEvents(work UnitOfWork, logger *slog.Logger) *Events {
+	return &Events{work: work, logger: logger}
+}
+
+// Register registers the handlers with the service's inbox consumer: one
+// handler per event type the contracts registry lists loyalty as a consumer
+// of, every version of it. A listed type without a handler is an error, so
+// a registry change cannot silently go unhandled.
+func (e *Events) Register(c *outbox.Consumer, service string) error {
+	latest := map[string]latestHandler{
+		contracts.TypeUserRegisteredV1:       e.userRegistered,
+		contracts.TypeUserDeactivatedV1:      e.userDeactivated,
+		contracts.TypeLoyaltyEnrolledV1:      e.enrolled,
+		contracts.TypeEnrolmentBonusFailedV1: e.bonusFailed,
+		contracts.TypeOrderCompletedV1:       e.orderCompleted,
+	}
+	return register(c, service, latest)
+}
+
+func (e *Events) userRegistered(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
+	var ev contracts.UserRegisteredV1
+	if err := contracts.Decode(contracts.TypeUserRegisteredV1, payload, &ev); err != nil {
+		return outbox.Permanent(err)
+	}
+	return classify(e.work(tx).Enrol(ctx, ev.UserID, ev.Email))
+}
+
+func (e *Events) userDeactivated(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
+	var ev contracts.UserDeactivatedV1
+	if err := contracts.Decode(contracts.TypeUserDeactivatedV1, payload, &ev); err != nil {
+		return outbox.Permanent(err)
+	}
+	return classify(e.work(tx).Freeze(ctx, ev.UserID))
+}
+
+func (e *Events) enrolled(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
+	var ev contracts.LoyaltyEnrolledV1
+	if err := contracts.Decode(contracts.TypeLoyaltyEnrolledV1, payload, &ev); err != nil {
+		return outbox.Permanent(err)
+	}
+	return classify(e.work(tx).GrantBonus(ctx, ev.UserID))
+}
+
+func (e *Events) bonusFailed(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
+	var ev contracts.EnrolmentBonusFailedV1
+	if err := contracts.Decode(contracts.TypeEnrolmentBonusFailedV1, payload, &ev); err != nil {
+		return outbox.Permanent(err)
+	}
+	e.logger.Info("enrolment bonus failed; rolling the enrolment back", "user_id", ev.UserID, "reason", ev.Reason)
+	return classify(e.work(tx).RollBack(ctx, ev.UserID, ev.Reason))
+}
+
+func (e *Events) orderCompleted(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error {
+	var ev contracts.OrderCompletedV1
+	if err := contracts.Decode(contracts.TypeOrderCompletedV1, payload, &ev); err != nil {
+		return outbox.Permanent(err)
+	}
+	outcome, err := e.work(tx).AwardOrder(ctx, ev.UserID, ev.OrderID,
+		domain.Money{AmountMinor: ev.Total.AmountMinor, Currency: ev.Total.Currency})
+	if err != nil {
+		return classify(err)
+	}
+	if outcome != app.OutcomeAwarded {
+		e.logger.Debug("completed order earned no points", "order_id", ev.OrderID, "user_id", ev.UserID,
+			"outcome", outcome, "message_id", msg.ID)
+	}
+	return nil
+}
+
+// classify marks what retrying cannot fix as permanent: input that breaks
+// the rules, a balance at its limit, an enrolment the service does not hold.
+func classify(err error) error {
+	if errors.Is(err, domain.ErrInvalid) || errors.Is(err, domain.ErrBalanceOverflow) || errors.Is(err, domain.ErrNotFound) {
+		return outbox.Permanent(err)
+	}
+	return err
+}
+
+// latestHandler handles the payload of the latest version of a type.
+type latestHandler func(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error
+
+// register binds every version of every type the registry lists service as
+// a consumer of to the handler of its latest version, through
+// contracts.Upcast; it fails for a listed type without one.
+func register(c *outbox.Consumer, service string, handlers map[string]latestHandler) error {
+	latestOf := map[string]string{}
+	var consumed []string
+	for _, t := range contracts.Registry() {
+		fam := family(t.Name)
+		if prev, ok := latestOf[fam]; !ok || version(prev) < t.Version {
+			latestOf[fam] = t.Name
+		}
+		if slices.Contains(t.Consumers, service) {
+			consumed = append(consumed, t.Name)
+		}
+	}
+	for _, name := range consumed {
+		latest := latestOf[family(name)]
+		h, ok := handlers[latest]
+		if !ok {
+			return fmt.Errorf("%s consumes %s but has no handler for %s", service, name, latest)
+		}
+		err := c.Handle(name, func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+			t, payload, err := contracts.Upcast(msg.Type, msg.Payload)
+			if err != nil {
+				return outbox.Permanent(err)
+			}
+			if t != latest {
+				return outbox.Permanent(fmt.Errorf("%s upcast to %s, want %s", msg.Type, t, latest))
+			}
+			return h(ctx, tx, msg, payload)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for t := range handlers {
+		if !slices.Contains(consumed, t) {
+			return fmt.Errorf("%s has a handler for %s, which the registry does not list it as consuming", service, t)
+		}
+	}
+	return nil
+}
+
+func family(name string) string {
+	i := strings.LastIndex(name, ".v")
+	if i < 0 {
+		return name
+	}
+	return name[:i]
+}
+
+func version(name string) int {
+	n, _ := strconv.Atoi(name[strings.LastIndex(name, ".v")+2:])
+	return n
+}
