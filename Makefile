@@ -6,7 +6,7 @@ PLATFORM := deploy/local/platform.sh
 SYSTEM := deploy/local/system.sh
 WITH_ENV := set -a && . ./.run/env && set +a &&
 
-.PHONY: run up down test demo lint
+.PHONY: run up down test demo chaos lint
 
 ## run: the whole system in the foreground (Ctrl-C stops everything it started)
 run:
@@ -28,6 +28,12 @@ test:
 ## demo: seed a catalogue and play customers through every saga path (needs `make up`)
 demo:
 	$(WITH_ENV) go run ./cmd/shopmesh demo
+
+## chaos: every chaos scenario at full length, then a mixed run, with the ledger check
+chaos:
+	$(PLATFORM) up
+	$(WITH_ENV) go run ./cmd/shopmesh chaos --scenario all
+	$(WITH_ENV) go run ./cmd/shopmesh chaos --scenario mixed
 
 ## lint: static checks
 lint:

@@ -36,6 +36,14 @@
 // a complete chain does not build. An older version may be removed only when
 // no retained event of it can remain.
 //
+// A new version keeps the consumers of the old one, and each of them binds
+// every version (the queue receives whatever the log holds) while handling
+// only the latest. order.placed.v2 is the worked example: it restructured
+// v1's money (the order's currency, line totals, and totals broken down
+// into subtotal, shipping and total), which a v1 reader cannot follow; the
+// order service publishes only v2, and the v1 to v2 step in upcast.go lets
+// inventory, customer, notification and analytics read retained v1 events.
+//
 // # The compatibility gate and releases
 //
 // released/<type>.json holds each type's schema as last released.
@@ -67,9 +75,9 @@
 //	if err != nil {
 //		return outbox.Permanent(err) // unknown type or invalid payload: dead letter
 //	}
-//	switch eventType {
-//	case contracts.TypeOrderPlacedV1:
-//		var e contracts.OrderPlacedV1
+//	switch eventType { // always the latest version: v1 arrives here as v2
+//	case contracts.TypeOrderPlacedV2:
+//		var e contracts.OrderPlacedV2
 //		if err := contracts.Decode(eventType, payload, &e); err != nil {
 //			return outbox.Permanent(err)
 //		}

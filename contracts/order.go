@@ -6,6 +6,7 @@ import "time"
 // saga.
 const (
 	TypeOrderPlacedV1           = "order.placed.v1"
+	TypeOrderPlacedV2           = "order.placed.v2"
 	TypeOrderPaymentRequestedV1 = "order.payment_requested.v1"
 	TypeOrderPaymentTimedOutV1  = "order.payment_timed_out.v1"
 	TypeOrderConfirmedV1        = "order.confirmed.v1"
@@ -26,6 +27,41 @@ type OrderPlacedV1 struct {
 	Lines           []Line  `json:"lines"`
 	Total           Money   `json:"total"`
 	ShippingAddress Address `json:"shipping_address"`
+}
+
+// OrderPlacedV2 is order.placed.v2: an order was placed from a checkout and
+// is pending. Inventory reserves its lines.
+//
+// It restructures v1's money, which v1 readers cannot follow: the order
+// names its one Currency, every line carries its LineTotal, and the
+// order's amounts are broken down in Totals (v1's total is Totals.Total).
+// Every amount of the order is in Currency. A v1 event upcasts to v2 with
+// the line totals computed and a zero shipping charge.
+type OrderPlacedV2 struct {
+	OrderID         string       `json:"order_id"`
+	UserID          string       `json:"user_id"`
+	Currency        string       `json:"currency"`
+	Lines           []PricedLine `json:"lines"`
+	Totals          OrderTotals  `json:"totals"`
+	ShippingAddress Address      `json:"shipping_address"`
+}
+
+// PricedLine is an order line with its total: UnitPrice times Quantity.
+type PricedLine struct {
+	ProductID string `json:"product_id"`
+	SKU       string `json:"sku"`
+	Name      string `json:"name"`
+	Quantity  int    `json:"quantity"`
+	UnitPrice Money  `json:"unit_price"`
+	LineTotal Money  `json:"line_total"`
+}
+
+// OrderTotals break an order's amount down: Subtotal is the sum of the line
+// totals and Total is Subtotal plus Shipping.
+type OrderTotals struct {
+	Subtotal Money `json:"subtotal"`
+	Shipping Money `json:"shipping"`
+	Total    Money `json:"total"`
 }
 
 // OrderPaymentRequestedV1 is order.payment_requested.v1: the order's stock

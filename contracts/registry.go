@@ -90,6 +90,7 @@ func catalogue() []spec {
 		{TypeCartCheckedOutV1, "cart", newOf[CartCheckedOutV1], []string{"order", "analytics"}},
 
 		{TypeOrderPlacedV1, "order", newOf[OrderPlacedV1], []string{"inventory", "customer", "notification", "analytics"}},
+		{TypeOrderPlacedV2, "order", newOf[OrderPlacedV2], []string{"inventory", "customer", "notification", "analytics"}},
 		{TypeOrderPaymentRequestedV1, "order", newOf[OrderPaymentRequestedV1], []string{"payment", "analytics"}},
 		{TypeOrderPaymentTimedOutV1, "order", newOf[OrderPaymentTimedOutV1], []string{"order"}},
 		{TypeOrderConfirmedV1, "order", newOf[OrderConfirmedV1], []string{"inventory", "shipping", "invoice", "customer", "notification", "analytics"}},

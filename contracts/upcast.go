@@ -1,6 +1,11 @@
 package contracts
 
-import "fmt"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+)
 
 // upcaster lifts a payload of one version to the next version of the same
 // event type.
@@ -11,12 +16,77 @@ type upcaster struct {
 
 // upcasters lists every step of every upcast chain. A step is a pure
 // function of the old payload: where the new version needs data the old one
-// lacks, the step fills a documented default. There is none while every type
-// is at v1; order.placed.v2 would add
-//
-//	{TypeOrderPlacedV1, TypeOrderPlacedV2, orderPlacedV1ToV2},
+// lacks, the step fills a documented default.
 func upcasters() []upcaster {
-	return nil
+	return []upcaster{
+		{TypeOrderPlacedV1, TypeOrderPlacedV2, orderPlacedV1ToV2},
+	}
+}
+
+// orderPlacedV1ToV2 lifts order.placed.v1 to v2. The order's currency is
+// v1's total's; each line total is its unit price times its quantity; the
+// subtotal is their sum; v1 knew no shipping charge, so shipping is what
+// v1's total holds beyond the subtotal, which is zero for every order
+// shopmesh placed. A v1 event whose amounts mix currencies, whose total is
+// below the sum of its lines or whose line totals overflow has no v2 form.
+func orderPlacedV1ToV2(payload []byte) ([]byte, error) {
+	var v1 OrderPlacedV1
+	if err := json.Unmarshal(payload, &v1); err != nil {
+		return nil, err
+	}
+	currency := v1.Total.Currency
+	v2 := OrderPlacedV2{
+		OrderID: v1.OrderID, UserID: v1.UserID, Currency: currency,
+		Lines: make([]PricedLine, 0, len(v1.Lines)), ShippingAddress: v1.ShippingAddress,
+	}
+	var subtotal int64
+	for i, l := range v1.Lines {
+		if l.UnitPrice.Currency != currency {
+			return nil, fmt.Errorf("line %d is in %s, the order in %s", i, l.UnitPrice.Currency, currency)
+		}
+		lineTotal, ok := mulMinor(l.UnitPrice.AmountMinor, int64(l.Quantity))
+		if ok {
+			subtotal, ok = addMinor(subtotal, lineTotal)
+		}
+		if !ok {
+			return nil, errMoneyOverflow
+		}
+		v2.Lines = append(v2.Lines, PricedLine{ProductID: l.ProductID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
+			UnitPrice: l.UnitPrice, LineTotal: Money{AmountMinor: lineTotal, Currency: currency}})
+	}
+	if v1.Total.AmountMinor < subtotal {
+		return nil, fmt.Errorf("total %d is below the sum of the lines %d", v1.Total.AmountMinor, subtotal)
+	}
+	v2.Totals = OrderTotals{
+		Subtotal: Money{AmountMinor: subtotal, Currency: currency},
+		Shipping: Money{AmountMinor: v1.Total.AmountMinor - subtotal, Currency: currency},
+		Total:    v1.Total,
+	}
+	return json.Marshal(v2)
+}
+
+// maxMinor is the largest amount a contract allows: the largest integer a
+// JSON number holds exactly in every consumer's language.
+const maxMinor = 1<<53 - 1
+
+var errMoneyOverflow = errors.New("amounts exceed the largest amount a contract allows")
+
+// mulMinor multiplies two non-negative amounts, reporting whether the
+// product stays within maxMinor.
+func mulMinor(a, b int64) (int64, bool) {
+	if a < 0 || b < 0 || (b != 0 && a > math.MaxInt64/b) || a*b > maxMinor {
+		return 0, false
+	}
+	return a * b, true
+}
+
+// addMinor adds two non-negative amounts, reporting whether the sum stays
+// within maxMinor.
+func addMinor(a, b int64) (int64, bool) {
+	if a < 0 || b < 0 || a > maxMinor-b {
+		return 0, false
+	}
+	return a + b, true
 }
 
 // Upcast returns payload as the latest version of eventType's event, with

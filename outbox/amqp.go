@@ -58,6 +58,13 @@ func rowToPublishing(uuid string, payload, metadata []byte) (amqp.Publishing, me
 
 // deliveryToMessage decodes the envelope of a delivery.
 func deliveryToMessage(d amqp.Delivery) (Message, error) {
+	// The broker adds headers of its own that are not strings: an integer
+	// x-delivery-count on every redelivery from a quorum queue, x-death
+	// tables on dead-lettered messages. Watermill's unmarshaler rejects any
+	// non-string header, so the envelope is read from string headers only,
+	// with scalars converted; the delivery itself keeps every header (the
+	// dead-letter store records them).
+	d.Headers = stringHeaders(d.Headers)
 	wm, err := marshaler.Unmarshal(d)
 	if err != nil {
 		return Message{}, err
@@ -93,6 +100,23 @@ func deliveryToMessage(d amqp.Delivery) (Message, error) {
 		return m, fmt.Errorf("message %s has no type", m.ID)
 	}
 	return m, nil
+}
+
+// stringHeaders returns the headers with scalar values as strings and
+// tables and arrays left out.
+func stringHeaders(h amqp.Table) amqp.Table {
+	out := make(amqp.Table, len(h))
+	for k, v := range h {
+		switch x := v.(type) {
+		case string:
+			out[k] = x
+		case bool, int, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64:
+			out[k] = fmt.Sprint(x)
+		case time.Time:
+			out[k] = x.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	return out
 }
 
 // dial connects to RabbitMQ, retrying with capped, jittered backoff until

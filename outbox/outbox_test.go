@@ -336,8 +336,12 @@ func TestConcurrentWritersAllArriveInOrderPerAggregate(t *testing.T) {
 // marked anything: every event is delivered once more.
 func (f *fixture) resetCursor() {
 	f.t.Helper()
-	if _, err := f.pool.Exec(f.ctx, `UPDATE watermill_offsets_outbox SET offset_acked = 0, last_processed_transaction_id = '0'`); err != nil {
+	n, err := outbox.RewindRelay(f.ctx, f.pool, time.Time{})
+	if err != nil {
 		f.t.Fatal(err)
+	}
+	if want := int64(f.count(`SELECT count(*) FROM watermill_outbox`)); n != want {
+		f.t.Fatalf("RewindRelay rewound %d events, want all %d", n, want)
 	}
 	f.ob.Notify()
 }

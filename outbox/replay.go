@@ -101,3 +101,49 @@ func ForgetInbox(ctx context.Context, tx pgx.Tx, consumer string, since time.Tim
 	}
 	return tag.RowsAffected(), nil
 }
+
+// RewindRelay moves the relay's cursor back to the first retained event
+// that was committed at or after since (the zero time: the start of the
+// outbox), so that the relay publishes everything from there to every
+// bound queue again, and returns how many events that is. Consumers' inboxes
+// absorb what they already applied. It takes the relay's lock, so a running
+// relay sees the cursor either before or after the rewind, never between.
+func RewindRelay(ctx context.Context, pool *pgxpool.Pool, since time.Time) (int64, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("rewind relay: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, relayLockID); err != nil {
+		return 0, fmt.Errorf("rewind relay: lock: %w", err)
+	}
+	// The new cursor sits just before the first event to publish again.
+	var n int64
+	var txID string
+	var offset int64
+	err = tx.QueryRow(ctx, `
+		WITH first AS (
+			SELECT transaction_id, "offset" FROM watermill_outbox
+			WHERE created_at >= $1 AT TIME ZONE 'UTC'
+			ORDER BY transaction_id, "offset" LIMIT 1
+		)
+		SELECT (SELECT count(*) FROM watermill_outbox o, first f WHERE (o.transaction_id, o."offset") >= (f.transaction_id, f."offset")),
+		       coalesce((SELECT transaction_id::text FROM first), '0'),
+		       coalesce((SELECT "offset" - 1 FROM first), 0)`, since.UTC()).Scan(&n, &txID, &offset)
+	if err != nil {
+		return 0, fmt.Errorf("rewind relay: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	// (transaction_id, offset-1) sorts before the first event and after every
+	// earlier one: offsets are unique and increasing within a transaction.
+	if _, err := tx.Exec(ctx, `UPDATE watermill_offsets_outbox SET offset_acked = $1, last_processed_transaction_id = $2::xid8
+		WHERE consumer_group = $3`, offset, txID, relayGroup); err != nil {
+		return 0, fmt.Errorf("rewind relay: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("rewind relay: %w", err)
+	}
+	return n, nil
+}

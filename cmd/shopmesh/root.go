@@ -27,6 +27,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newUserCommand(a),
 		newContractsCommand(a),
 		newDemoCommand(a),
+		newChaosCommand(a),
 	)
 	return root
 }

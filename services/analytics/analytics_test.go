@@ -363,3 +363,22 @@ func TestReportsRequireAdminAndAValidPeriod(t *testing.T) {
 		t.Errorf("a year's empty funnel = %+v", f)
 	}
 }
+
+// Events counted under an older version of a type before an upgrade still
+// count in the funnel after it: stages are matched by type family.
+func TestFunnelCountsOlderVersionsOfAStage(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	// What a build that read order.placed.v1 as its latest version recorded.
+	if _, err := h.pool.Exec(h.ctx, `INSERT INTO event_counts (day, event_type, events) VALUES ('2025-06-01', 'order.placed.v1', 3)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.pool.Exec(h.ctx, `INSERT INTO event_counts (day, event_type, events) VALUES ('2025-06-01', 'order.placed.v2', 2)`); err != nil {
+		t.Fatal(err)
+	}
+	var f funnelReport
+	h.getJSON("/api/v1/admin/reports/funnel?from=2025-06-01&to=2025-06-01", &f)
+	if f.Placed != 5 {
+		t.Errorf("placed = %d, want 5 (3 counted as v1 before the upgrade, 2 as v2)", f.Placed)
+	}
+}

@@ -4,7 +4,7 @@
 // database and nothing else; it publishes no events.
 //
 // Events consumed: user.registered.v1, user.address_changed.v1,
-// user.deactivated.v1, order.placed.v1, order.confirmed.v1,
+// user.deactivated.v1, order.placed.v1 and v2 (read as v2), order.confirmed.v1,
 // order.cancelled.v1, order.shipped.v1, order.delivered.v1,
 // order.completed.v1 (exactly the types the contracts registry lists
 // customer as a consumer of).

@@ -2,8 +2,9 @@
 // and every order's stock reservation, and nothing else.
 //
 // It creates stock from catalog.product_created.v1, reserves a placed
-// order's lines all or nothing (order.placed.v1 -> inventory.stock_reserved.v1
-// or inventory.stock_reservation_failed.v1, one reservation per order),
+// order's lines all or nothing (order.placed.v2, or a retained v1 read as
+// v2 -> inventory.stock_reserved.v1 or inventory.stock_reservation_failed.v1,
+// one reservation per order),
 // commits the reservation when the order is confirmed (order.confirmed.v1 ->
 // inventory.stock_committed.v1) and undoes it when the order is cancelled
 // (order.cancelled.v1 -> inventory.stock_released.v1 or

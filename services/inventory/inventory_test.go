@@ -64,9 +64,52 @@ var address = contracts.Address{Name: "Ada Lovelace", Line1: "12 Analytical Row"
 
 const userID = "0190d6a4-1c2b-7e3a-9f10-6b1c2d3e4f50"
 
+// placed is an order.placed.v1 event, as the retained log still holds them
+// (every version upcasts to the one the handler reads).
 func placed(orderID string, lines ...contracts.Line) contracts.OrderPlacedV1 {
+	var total int64
+	for _, l := range lines {
+		total += l.UnitPrice.AmountMinor * int64(l.Quantity)
+	}
 	return contracts.OrderPlacedV1{OrderID: orderID, UserID: userID, Lines: lines,
-		Total: contracts.Money{AmountMinor: 1000, Currency: "EUR"}, ShippingAddress: address}
+		Total: contracts.Money{AmountMinor: total, Currency: "EUR"}, ShippingAddress: address}
+}
+
+// placedV2 is the order.placed.v2 event the order service publishes now.
+func placedV2(orderID string, lines ...contracts.Line) contracts.OrderPlacedV2 {
+	e := contracts.OrderPlacedV2{OrderID: orderID, UserID: userID, Currency: "EUR", ShippingAddress: address}
+	var total int64
+	for _, l := range lines {
+		lineTotal := l.UnitPrice.AmountMinor * int64(l.Quantity)
+		total += lineTotal
+		e.Lines = append(e.Lines, contracts.PricedLine{ProductID: l.ProductID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
+			UnitPrice: l.UnitPrice, LineTotal: contracts.Money{AmountMinor: lineTotal, Currency: "EUR"}})
+	}
+	e.Totals = contracts.OrderTotals{Subtotal: contracts.Money{AmountMinor: total, Currency: "EUR"},
+		Shipping: contracts.Money{Currency: "EUR"}, Total: contracts.Money{AmountMinor: total, Currency: "EUR"}}
+	return e
+}
+
+// Every version of order.placed reserves the same way: v2 as published
+// now, v1 as replayed from the retained log.
+func TestEveryVersionOfOrderPlacedReserves(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	cup := h.createProduct("CUP-VER-01", 10)
+	for i, typ := range []string{contracts.TypeOrderPlacedV2, contracts.TypeOrderPlacedV1} {
+		order := outbox.NewID()
+		var payload any = placedV2(order, line(cup, 3))
+		if typ == contracts.TypeOrderPlacedV1 {
+			payload = placed(order, line(cup, 3))
+		}
+		h.publish(typ, order, payload)
+		var reserved contracts.StockReservedV1
+		h.waitEvent(contracts.TypeStockReservedV1, &reserved, forOrder(order))
+		if want := []contracts.StockLine{{ProductID: cup, Quantity: 3}}; !slices.Equal(reserved.Lines, want) {
+			t.Errorf("%s: reserved %+v, want %+v", typ, reserved.Lines, want)
+		}
+		h.wantLevels(cup, 10, 3*(i+1))
+	}
 }
 
 func confirmed(orderID string, lines ...contracts.Line) contracts.OrderConfirmedV1 {

@@ -291,7 +291,8 @@ func TestCustomerJourneyNotifiedExactlyOnce(t *testing.T) {
 	if len(notes) != 3 {
 		t.Fatalf("ada has %d notifications, want 3: %+v", len(notes), notes)
 	}
-	wantTypes := []string{contracts.TypeOrderCancelledV1, contracts.TypeOrderPlacedV1, contracts.TypeUserRegisteredV1}
+	// The order.placed.v1 published above is recorded as the v2 it upcasts to.
+	wantTypes := []string{contracts.TypeOrderCancelledV1, contracts.TypeOrderPlacedV2, contracts.TypeUserRegisteredV1}
 	for i, n := range notes {
 		if n.EventType != wantTypes[i] {
 			t.Errorf("notification %d is for %s, want %s (newest first)", i, n.EventType, wantTypes[i])

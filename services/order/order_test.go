@@ -36,7 +36,7 @@ func TestSaga(t *testing.T) {
 			v.Lines[0].UnitPrice != eur(1250) || v.reason() != "" || v.ShippingAddress["country"] != "DE" {
 			t.Errorf("placed order = %+v", v)
 		}
-		placed := h.published(t, o.id, contracts.TypeOrderPlacedV1)[0]
+		placed := h.published(t, o.id, contracts.TypeOrderPlacedV2)[0]
 		if placed["user_id"] != o.user || len(placed["lines"].([]any)) != 2 {
 			t.Errorf("order.placed = %v", placed)
 		}
@@ -95,7 +95,7 @@ func TestSaga(t *testing.T) {
 			t.Errorf("inbox absorbed %d duplicates, want at least the 5 redelivered replies", duplicates)
 		}
 		h.assertPublished(t, o, map[string]int{
-			contracts.TypeOrderPlacedV1: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
+			contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
 			contracts.TypeOrderConfirmedV1: 1, contracts.TypeOrderShippedV1: 1, contracts.TypeOrderDeliveredV1: 1,
 			contracts.TypeOrderCompletedV1: 1,
 		})
@@ -120,7 +120,7 @@ func TestSaga(t *testing.T) {
 		if got, want := v.timeline(), []string{"placed", "stock_reservation_failed", "cancelled"}; !slices.Equal(got, want) {
 			t.Errorf("timeline = %v, want %v", got, want)
 		}
-		h.assertPublished(t, o, map[string]int{contracts.TypeOrderPlacedV1: 1, contracts.TypeOrderCancelledV1: 1})
+		h.assertPublished(t, o, map[string]int{contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderCancelledV1: 1})
 	})
 
 	t.Run("payment declined releases the reservation", func(t *testing.T) {
@@ -150,7 +150,7 @@ func TestSaga(t *testing.T) {
 			t.Errorf("timeline = %v, want %v", got, want)
 		}
 		h.assertPublished(t, o, map[string]int{
-			contracts.TypeOrderPlacedV1: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
+			contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
 			contracts.TypeOrderCancelledV1: 1, contracts.TypeOrderRefundRequestedV1: 1,
 		})
 	})
@@ -188,7 +188,7 @@ func TestSaga(t *testing.T) {
 			t.Errorf("timeline = %v, want %v", got, want)
 		}
 		h.assertPublished(t, o, map[string]int{
-			contracts.TypeOrderPlacedV1: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
+			contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
 			contracts.TypeOrderConfirmedV1: 1, contracts.TypeOrderShippedV1: 1, contracts.TypeOrderCancelledV1: 1,
 			contracts.TypeOrderRefundRequestedV1: 1,
 		})
@@ -214,7 +214,7 @@ func TestSaga(t *testing.T) {
 			t.Errorf("second cancel answered %s", again.Status)
 		}
 		h.settle(t, o)
-		h.assertPublished(t, o, map[string]int{contracts.TypeOrderPlacedV1: 1, contracts.TypeOrderCancelledV1: 1})
+		h.assertPublished(t, o, map[string]int{contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderCancelledV1: 1})
 	})
 
 	t.Run("customer cancels while payment is pending", func(t *testing.T) {
@@ -239,7 +239,7 @@ func TestSaga(t *testing.T) {
 		}
 		h.settle(t, o)
 		h.assertPublished(t, o, map[string]int{
-			contracts.TypeOrderPlacedV1: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
+			contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
 			contracts.TypeOrderCancelledV1: 1, contracts.TypeOrderRefundRequestedV1: 1,
 		})
 	})
@@ -278,7 +278,7 @@ func TestSaga(t *testing.T) {
 			t.Errorf("timeline = %v, want %v", got, want)
 		}
 		h.assertPublished(t, o, map[string]int{
-			contracts.TypeOrderPlacedV1: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
+			contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
 			contracts.TypeOrderConfirmedV1: 1, contracts.TypeOrderCancellationRequestedV1: 1, contracts.TypeOrderCancelledV1: 1,
 			contracts.TypeOrderRefundRequestedV1: 1,
 		})
@@ -301,7 +301,7 @@ func TestSaga(t *testing.T) {
 		expectProblem(t, res, http.StatusConflict, "order-already-dispatched")
 		h.settle(t, o)
 		h.assertPublished(t, o, map[string]int{
-			contracts.TypeOrderPlacedV1: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
+			contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
 			contracts.TypeOrderConfirmedV1: 1, contracts.TypeOrderCancellationRequestedV1: 1, contracts.TypeOrderShippedV1: 1,
 		})
 	})
@@ -446,7 +446,7 @@ func TestPaymentTimeout(t *testing.T) {
 			t.Errorf("timeline = %v, want %v", got, want)
 		}
 		h.assertPublished(t, o, map[string]int{
-			contracts.TypeOrderPlacedV1: 1, contracts.TypeOrderPaymentRequestedV1: 1, contracts.TypeOrderPaymentTimedOutV1: 1,
+			contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderPaymentRequestedV1: 1, contracts.TypeOrderPaymentTimedOutV1: 1,
 			contracts.TypeOrderCancelledV1: 1, contracts.TypeOrderRefundRequestedV1: 1,
 		})
 	})
@@ -467,7 +467,7 @@ func TestPaymentTimeout(t *testing.T) {
 			t.Errorf("order after a stale timeout: %s, timeline %v", v.Status, v.timeline())
 		}
 		h.assertPublished(t, o, map[string]int{
-			contracts.TypeOrderPlacedV1: 1, contracts.TypeOrderPaymentRequestedV1: 1, contracts.TypeOrderPaymentTimedOutV1: 1,
+			contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderPaymentRequestedV1: 1, contracts.TypeOrderPaymentTimedOutV1: 1,
 			contracts.TypeOrderConfirmedV1: 1,
 		})
 	})

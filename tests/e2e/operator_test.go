@@ -27,9 +27,9 @@ func TestOperatorCommands(t *testing.T) {
 	id := c.Checkout(outbox.NewID(), "tok_ok", system.DefaultAddress("GB"))
 	c.WaitOrder(id, "delivered", sagaTimeout)
 
-	// A producer bug: an order.placed.v1 whose payload breaks its schema.
+	// A producer bug: an order.placed.v2 whose payload breaks its schema.
 	badID := outbox.NewID()
-	publishRaw(t, sys.AMQPURL, "shopmesh.order", "order.placed.v1", badID, `{"order_id": "not-a-uuid"}`)
+	publishRaw(t, sys.AMQPURL, "shopmesh.order", "order.placed.v2", badID, `{"order_id": "not-a-uuid"}`)
 
 	run := func(args ...string) string {
 		t.Helper()
@@ -103,7 +103,7 @@ func TestOperatorCommands(t *testing.T) {
 
 	// History replayed to one consumer is absorbed by its inbox.
 	out := run("replay", "--consumer", "notification", "--since", "1h",
-		"--types", "order.placed.v1,order.confirmed.v1,order.shipped.v1,order.delivered.v1")
+		"--types", "order.placed.v2,order.confirmed.v1,order.shipped.v1,order.delivered.v1")
 	if !strings.Contains(out, "replayed") {
 		t.Errorf("replay output: %s", out)
 	}

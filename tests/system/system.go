@@ -102,15 +102,32 @@ func repoRoot() (string, error) {
 	}
 }
 
-// freePort asks the kernel for an unused loopback port.
+// handedOut are the ports freePort returned in this process. The kernel
+// may hand a just-closed port out again at once, so without this two
+// services of one system could be given the same port.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort asks the kernel for an unused loopback port, never one it
+// returned before in this process.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Start provisions fresh databases and a vhost, migrates, starts the

@@ -52,7 +52,7 @@ type FunnelStages struct {
 func ShopFunnel() FunnelStages {
 	return FunnelStages{
 		Checkout:  contracts.TypeCartCheckedOutV1,
-		Placed:    contracts.TypeOrderPlacedV1,
+		Placed:    contracts.TypeOrderPlacedV2, // older versions are counted as the latest they upcast to
 		Confirmed: contracts.TypeOrderConfirmedV1,
 		Delivered: contracts.TypeOrderDeliveredV1,
 	}
@@ -163,7 +163,7 @@ func Contribute(ev Event) (*domain.Contribution, error) {
 		err = c.TouchCart(e.UserID)
 	case *contracts.CartCheckedOutV1:
 
-	case *contracts.OrderPlacedV1:
+	case *contracts.OrderPlacedV2:
 		for _, l := range e.Lines {
 			c.Describe(l.ProductID, l.SKU, l.Name)
 		}

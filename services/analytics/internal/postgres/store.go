@@ -8,6 +8,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -206,20 +207,31 @@ func (s *Store) Stock(ctx context.Context, p domain.Period, limit int) ([]domain
 }
 
 // Funnel counts the funnel's stages in a period: distinct users whose cart
-// changed, and the events of each stage's type.
+// changed, and the events of each stage's type family (the type without its
+// version), so events counted under an older version before an upgrade
+// still count.
 func (s *Store) Funnel(ctx context.Context, p domain.Period, stages app.FunnelStages) (domain.Funnel, error) {
 	var f domain.Funnel
 	err := s.pool.QueryRow(ctx, `
 		SELECT (SELECT count(DISTINCT user_id) FROM cart_touches WHERE day BETWEEN $1 AND $2),
-		       coalesce(sum(events) FILTER (WHERE event_type = $3), 0)::bigint,
-		       coalesce(sum(events) FILTER (WHERE event_type = $4), 0)::bigint,
-		       coalesce(sum(events) FILTER (WHERE event_type = $5), 0)::bigint,
-		       coalesce(sum(events) FILTER (WHERE event_type = $6), 0)::bigint
-		FROM event_counts WHERE day BETWEEN $1 AND $2`,
-		p.From, p.To, stages.Checkout, stages.Placed, stages.Confirmed, stages.Delivered).
+		       coalesce(sum(events) FILTER (WHERE family = $3), 0)::bigint,
+		       coalesce(sum(events) FILTER (WHERE family = $4), 0)::bigint,
+		       coalesce(sum(events) FILTER (WHERE family = $5), 0)::bigint,
+		       coalesce(sum(events) FILTER (WHERE family = $6), 0)::bigint
+		FROM (SELECT events, regexp_replace(event_type, '\.v[0-9]+$', '') AS family
+		      FROM event_counts WHERE day BETWEEN $1 AND $2) c`,
+		p.From, p.To, family(stages.Checkout), family(stages.Placed), family(stages.Confirmed), family(stages.Delivered)).
 		Scan(&f.CartsTouched, &f.Checkouts, &f.Placed, &f.Confirmed, &f.Delivered)
 	if err != nil {
 		return domain.Funnel{}, fmt.Errorf("read funnel: %w", err)
 	}
 	return f, nil
+}
+
+// family is an event type without its version: order.placed.v2 -> order.placed.
+func family(eventType string) string {
+	if i := strings.LastIndex(eventType, ".v"); i > 0 {
+		return eventType[:i]
+	}
+	return eventType
 }

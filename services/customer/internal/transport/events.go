@@ -42,8 +42,8 @@ func (e *Events) Register(c *outbox.Consumer, service string) error {
 		contracts.TypeUserRegisteredV1:     e.userRegistered,
 		contracts.TypeUserAddressChangedV1: e.addressChanged,
 		contracts.TypeUserDeactivatedV1:    e.userDeactivated,
-		contracts.TypeOrderPlacedV1: orderStep(contracts.TypeOrderPlacedV1, e, func(ev *contracts.OrderPlacedV1) (string, string, domain.Change) {
-			return ev.OrderID, ev.UserID, domain.Change{Step: domain.StepPlaced, Total: money(ev.Total)}
+		contracts.TypeOrderPlacedV2: orderStep(contracts.TypeOrderPlacedV2, e, func(ev *contracts.OrderPlacedV2) (string, string, domain.Change) {
+			return ev.OrderID, ev.UserID, domain.Change{Step: domain.StepPlaced, Total: money(ev.Totals.Total)}
 		}),
 		contracts.TypeOrderConfirmedV1: orderStep(contracts.TypeOrderConfirmedV1, e, func(ev *contracts.OrderConfirmedV1) (string, string, domain.Change) {
 			return ev.OrderID, ev.UserID, domain.Change{Step: domain.StepConfirmed, Total: money(ev.Total)}

@@ -21,6 +21,14 @@ type ServiceIn func(tx pgx.Tx) *app.Service
 // contracts registry lists inventory as a consumer of, and fails when the
 // two disagree (the queue binds exactly the registered types).
 func RegisterEventHandlers(c *outbox.Consumer, svc ServiceIn) error {
+	// Every version of order.placed upcasts to v2, which this handler reads.
+	placed := handle(svc, contracts.TypeOrderPlacedV2, func(ctx context.Context, s *app.Service, e contracts.OrderPlacedV2) error {
+		lines := make([]domain.Line, len(e.Lines))
+		for i, l := range e.Lines {
+			lines[i] = domain.Line{ProductID: l.ProductID, Quantity: l.Quantity}
+		}
+		return s.ReserveOrder(ctx, e.OrderID, lines)
+	})
 	handlers := map[string]outbox.Handler{
 		contracts.TypeProductCreatedV1: handle(svc, contracts.TypeProductCreatedV1, func(ctx context.Context, s *app.Service, e contracts.ProductCreatedV1) error {
 			return s.CreateStock(ctx, e.ProductID, e.SKU, e.InitialStock)
@@ -28,13 +36,8 @@ func RegisterEventHandlers(c *outbox.Consumer, svc ServiceIn) error {
 		contracts.TypeProductUpdatedV1: handle(svc, contracts.TypeProductUpdatedV1, func(ctx context.Context, s *app.Service, e contracts.ProductUpdatedV1) error {
 			return s.RenameStock(ctx, e.ProductID, e.SKU)
 		}),
-		contracts.TypeOrderPlacedV1: handle(svc, contracts.TypeOrderPlacedV1, func(ctx context.Context, s *app.Service, e contracts.OrderPlacedV1) error {
-			lines := make([]domain.Line, len(e.Lines))
-			for i, l := range e.Lines {
-				lines[i] = domain.Line{ProductID: l.ProductID, Quantity: l.Quantity}
-			}
-			return s.ReserveOrder(ctx, e.OrderID, lines)
-		}),
+		contracts.TypeOrderPlacedV1: placed,
+		contracts.TypeOrderPlacedV2: placed,
 		contracts.TypeOrderConfirmedV1: handle(svc, contracts.TypeOrderConfirmedV1, func(ctx context.Context, s *app.Service, e contracts.OrderConfirmedV1) error {
 			return s.CommitOrder(ctx, e.OrderID)
 		}),

@@ -54,9 +54,9 @@ func (s *Service) apply(ctx context.Context, tx Tx, ev Event) ([]intent, error) 
 		}
 		return []intent{{template: domain.TemplateAccountDeactivated, userID: e.UserID}}, nil
 
-	case *contracts.OrderPlacedV1:
+	case *contracts.OrderPlacedV2:
 		return []intent{{template: domain.TemplateOrderPlaced, userID: e.UserID, orderID: e.OrderID,
-			data: domain.Data{OrderID: e.OrderID, Lines: lineData(e.Lines), Total: money(e.Total)}}}, nil
+			data: domain.Data{OrderID: e.OrderID, Lines: pricedLineData(e.Lines), Total: money(e.Totals.Total)}}}, nil
 	case *contracts.OrderConfirmedV1:
 		return []intent{{template: domain.TemplateOrderConfirmed, userID: e.UserID, orderID: e.OrderID,
 			data: domain.Data{OrderID: e.OrderID, Total: money(e.Total)}}}, nil
@@ -147,6 +147,14 @@ func lineData(ls []contracts.Line) []domain.LineData {
 			Name: l.Name, SKU: l.SKU, Quantity: l.Quantity, UnitPrice: money(l.UnitPrice),
 			Total: domain.FormatMoney(l.UnitPrice.AmountMinor*int64(l.Quantity), l.UnitPrice.Currency),
 		})
+	}
+	return out
+}
+
+func pricedLineData(ls []contracts.PricedLine) []domain.LineData {
+	out := make([]domain.LineData, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, domain.LineData{Name: l.Name, SKU: l.SKU, Quantity: l.Quantity, UnitPrice: money(l.UnitPrice), Total: money(l.LineTotal)})
 	}
 	return out
 }

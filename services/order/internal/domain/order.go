@@ -76,6 +76,12 @@ type Line struct {
 	UnitPrice Money
 }
 
+// Total is the line's amount: its unit price times its quantity. A
+// placement keeps it far from overflow (maxLineAmount).
+func (l Line) Total() Money {
+	return Money{AmountMinor: l.UnitPrice.AmountMinor * int64(l.Quantity), Currency: l.UnitPrice.Currency}
+}
+
 // Address is where the order ships.
 type Address struct {
 	Name, Line1, Line2, City, PostalCode, Country string

@@ -21,8 +21,13 @@ func toMessage(o *domain.Order, e domain.Event) (outbox.Event, error) {
 	)
 	switch e := e.(type) {
 	case domain.Placed:
-		typ, payload = contracts.TypeOrderPlacedV1, contracts.OrderPlacedV1{
-			OrderID: id, UserID: user, Lines: toContractLines(o.Lines()), Total: toContractMoney(o.Total()),
+		total := o.Total()
+		typ, payload = contracts.TypeOrderPlacedV2, contracts.OrderPlacedV2{
+			OrderID: id, UserID: user, Currency: total.Currency, Lines: toPricedLines(o.Lines()),
+			// The order charges no shipping: a placement's total is the
+			// sum of its lines (Placement.validate).
+			Totals: contracts.OrderTotals{Subtotal: toContractMoney(total),
+				Shipping: contracts.Money{Currency: total.Currency}, Total: toContractMoney(total)},
 			ShippingAddress: toContractAddress(o.ShippingAddress()),
 		}
 	case domain.PaymentRequested:
@@ -83,6 +88,15 @@ func toContractLines(lines []domain.Line) []contracts.Line {
 	out := make([]contracts.Line, 0, len(lines))
 	for _, l := range lines {
 		out = append(out, contracts.Line{ProductID: l.ProductID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPrice: toContractMoney(l.UnitPrice)})
+	}
+	return out
+}
+
+func toPricedLines(lines []domain.Line) []contracts.PricedLine {
+	out := make([]contracts.PricedLine, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, contracts.PricedLine{ProductID: l.ProductID, SKU: l.SKU, Name: l.Name, Quantity: l.Quantity,
+			UnitPrice: toContractMoney(l.UnitPrice), LineTotal: toContractMoney(l.Total())})
 	}
 	return out
 }

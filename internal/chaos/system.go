@@ -1,0 +1,399 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopmesh/shopmesh/outbox"
+)
+
+// system is the whole of shopmesh running for one group of scenarios: the
+// infrastructure, a proxy per service per dependency, one OS process per
+// service and one for the gateway.
+type system struct {
+	cfg      Config
+	logger   *slog.Logger
+	runID    string
+	dir      string
+	infra    *infra
+	proxies  *proxySet
+	procs    *processes
+	services []string
+	dbURLs   map[string]string // service -> direct administrator URL
+	pools    map[string]*pgxpool.Pool
+	env      map[string]string
+	gateway  string
+	httpc    *http.Client
+	admin    *client
+
+	stopSupervisor context.CancelFunc
+	supervisorDone chan struct{}
+
+	mu       sync.Mutex
+	replicas int
+	brokerMu sync.Mutex // serialises broker and database restarts
+}
+
+// startSystem brings a system up: infrastructure, databases, proxies,
+// migrations, processes, an administrator. On error it has cleaned up.
+func startSystem(ctx context.Context, cfg Config, private bool, runID string) (s *system, err error) {
+	s = &system{cfg: cfg, logger: cfg.Logger.With("run", runID), runID: runID, services: cfg.Services,
+		dbURLs: map[string]string{}, pools: map[string]*pgxpool.Pool{}, env: map[string]string{},
+		httpc: &http.Client{Timeout: 10 * time.Second}}
+	if s.dir, err = os.MkdirTemp("", "shopmesh-chaos-"+runID+"-"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.close(context.WithoutCancel(ctx), false)
+			s = nil
+		}
+	}()
+	began := time.Now()
+	if private {
+		s.infra, err = newPrivateInfra(ctx)
+	} else {
+		s.infra, err = newSharedInfra(ctx, cfg.platform, runID)
+	}
+	if err != nil {
+		return s, err
+	}
+	s.logger.Info("infrastructure ready", "private", private, "took", time.Since(began).Round(time.Millisecond))
+	s.proxies = newProxySet()
+	for _, svc := range s.services {
+		name := svc
+		if !private {
+			name = "chaos_" + runID + "_" + svc
+		}
+		if s.dbURLs[svc], err = s.infra.createDatabase(ctx, name); err != nil {
+			return s, err
+		}
+		if err = s.proxies.add(svc, s.infra.pgAddr(), s.infra.amqpAddr()); err != nil {
+			return s, err
+		}
+		if s.pools[svc], err = pgxpool.New(ctx, s.dbURLs[svc]); err != nil {
+			return s, err
+		}
+	}
+	if err = s.buildEnv(); err != nil {
+		return s, err
+	}
+	// Migrations and topology go straight to the servers, not through the
+	// proxies.
+	direct := map[string]string{}
+	for _, svc := range s.services {
+		direct["SHOPMESH_"+strings.ToUpper(svc)+"_DATABASE_URL"] = s.dbURLs[svc]
+	}
+	if out, err := s.command(ctx, direct, append([]string{"migrate", "--skip-provision"}, s.services...)...); err != nil {
+		return s, fmt.Errorf("shopmesh migrate: %w\n%s", err, out)
+	}
+	if s.infra.rabbit != nil {
+		if err = s.infra.rabbit.FlushMetadata(ctx); err != nil {
+			return s, err
+		}
+	}
+	s.procs = newProcesses(s.dir, cfg.Binary, s.logger)
+	for _, svc := range s.services {
+		s.procs.add(svc, svc, hostOf("http://"+s.env["SHOPMESH_"+strings.ToUpper(svc)+"_HTTP_ADDR"]), s.processEnv(nil))
+	}
+	s.procs.add("gateway", "gateway", s.env["SHOPMESH_GATEWAY_ADDR"], s.processEnv(nil))
+	for _, p := range s.procs.list() {
+		if err = p.start(); err != nil {
+			return s, err
+		}
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopSupervisor, s.supervisorDone = cancel, make(chan struct{})
+	go func() { defer close(s.supervisorDone); s.procs.supervise(sctx) }()
+	if err = s.procs.waitReady(ctx, 3*time.Minute); err != nil {
+		return s, err
+	}
+	if err = s.createAdmin(ctx); err != nil {
+		return s, err
+	}
+	s.logger.Info("system ready", "services", len(s.services), "took", time.Since(began).Round(time.Millisecond))
+	return s, nil
+}
+
+func (s *system) buildEnv() error {
+	port := func() (string, error) {
+		p, err := freePort()
+		return fmt.Sprintf("127.0.0.1:%d", p), err
+	}
+	s.env = map[string]string{
+		"SHOPMESH_AMQP_URL":                s.infra.amqpAdmin,
+		"SHOPMESH_POSTGRES_URL":            s.infra.pgAdmin,
+		"SHOPMESH_JWT_SECRET":              "chaos-" + randomHex(24),
+		"SHOPMESH_LOG_LEVEL":               "info",
+		"SHOPMESH_ORDER_PAYMENT_TIMEOUT":   s.cfg.PaymentTimeout.String(),
+		"SHOPMESH_SHIPPING_DISPATCH_DELAY": s.cfg.DispatchDelay.String(),
+		"SHOPMESH_SHIPPING_DELIVERY_DELAY": "300ms",
+		"SHOPMESH_INVENTORY_AUTO_RESTOCK":  "false",
+		"SHOPMESH_GATEWAY_RATE_LIMIT":      "100000",
+		"SHOPMESH_GATEWAY_RATE_BURST":      "100000",
+		"SHOPMESH_GATEWAY_REQUEST_TIMEOUT": "5s",
+	}
+	for _, svc := range s.services {
+		up := strings.ToUpper(svc)
+		addr, err := port()
+		if err != nil {
+			return err
+		}
+		s.env["SHOPMESH_"+up+"_DATABASE_URL"] = withHost(s.dbURLs[svc], s.proxies.pg[svc].Addr())
+		s.env["SHOPMESH_"+up+"_AMQP_URL"] = withHost(s.infra.amqpAdmin, s.proxies.amqp[svc].Addr())
+		s.env["SHOPMESH_"+up+"_HTTP_ADDR"] = addr
+		s.env["SHOPMESH_"+up+"_URL"] = "http://" + addr
+	}
+	gw, err := port()
+	if err != nil {
+		return err
+	}
+	s.env["SHOPMESH_GATEWAY_ADDR"] = gw
+	s.gateway = "http://" + gw
+	return nil
+}
+
+// processEnv is the inherited environment without any SHOPMESH_ variable
+// (the shared platform's must not leak in), plus the system's, plus extra.
+func (s *system) processEnv(extra map[string]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SHOPMESH_") {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range s.env {
+		if _, over := extra[k]; !over {
+			env = append(env, k+"="+v)
+		}
+	}
+	for k, v := range extra {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+func (s *system) command(ctx context.Context, extra map[string]string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.cfg.Binary, args...)
+	cmd.Env = s.processEnv(extra)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd.CombinedOutput()
+}
+
+func (s *system) createAdmin(ctx context.Context) error {
+	email := "admin." + s.runID + "@chaos.example.com"
+	password := "chaos admin password"
+	direct := map[string]string{"SHOPMESH_USER_DATABASE_URL": s.dbURLs["user"]}
+	if out, err := s.command(ctx, direct, "user", "create-admin", "--email", email, "--password", password); err != nil {
+		return fmt.Errorf("user create-admin: %w\n%s", err, out)
+	}
+	s.admin = s.newClient(new(workload))
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := s.admin.expect(ctx, http.StatusOK, &tok, http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": password}); err != nil {
+		return fmt.Errorf("admin login: %w", err)
+	}
+	s.admin.token = tok.Token
+	return nil
+}
+
+func (s *system) newClient(w *workload) *client {
+	return &client{base: s.gateway, http: s.httpc, retries: &w.retries, errors5: &w.errors5}
+}
+
+// has reports whether a service runs in this system.
+func (s *system) has(svc string) bool {
+	for _, x := range s.services {
+		if x == svc {
+			return true
+		}
+	}
+	return false
+}
+
+// restart kills a process (SIGKILL) if it still runs, starts it again and
+// waits until it is ready.
+func (s *system) restart(ctx context.Context, p *process) error {
+	p.kill()
+	if err := p.start(); err != nil {
+		return err
+	}
+	return s.waitProcess(ctx, p)
+}
+
+func (s *system) waitProcess(ctx context.Context, p *process) error {
+	return waitCtx(ctx, 90*time.Second, 100*time.Millisecond, func() error {
+		if !p.running() {
+			return fmt.Errorf("%s is not running", p.name)
+		}
+		return p.ready(ctx, s.procs.client)
+	})
+}
+
+// startReplica starts another process of a service on its own HTTP port.
+func (s *system) startReplica(ctx context.Context, svc string) (*process, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.replicas++
+	name := fmt.Sprintf("%s#%d", svc, s.replicas+1)
+	s.mu.Unlock()
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", addr)
+	p := s.procs.add(name, svc, httpAddr, s.processEnv(map[string]string{"SHOPMESH_" + strings.ToUpper(svc) + "_HTTP_ADDR": httpAddr}))
+	if err := p.start(); err != nil {
+		s.procs.remove(name)
+		return nil, err
+	}
+	return p, s.waitProcess(ctx, p)
+}
+
+// stopReplicas ends every replica started by startReplica.
+func (s *system) stopReplicas() {
+	for _, p := range s.procs.list() {
+		if strings.Contains(p.name, "#") {
+			_ = p.stop()
+			s.procs.remove(p.name)
+		}
+	}
+}
+
+// killBroker SIGKILLs the private RabbitMQ node; startBroker starts it again.
+func (s *system) killBroker() error {
+	if s.infra.rabbit == nil {
+		return errors.New("the shared RabbitMQ is never killed: this scenario needs a private node")
+	}
+	s.infra.rabbit.Kill()
+	return nil
+}
+
+func (s *system) startBroker() error {
+	if s.infra.rabbit == nil || s.infra.rabbit.proc.running() {
+		return nil
+	}
+	return s.infra.rabbit.Start()
+}
+
+func (s *system) killPostgres() error {
+	if s.infra.pg == nil {
+		return errors.New("the shared PostgreSQL is never killed: this scenario needs a private cluster")
+	}
+	s.infra.pg.Kill()
+	return nil
+}
+
+func (s *system) startPostgres() error {
+	if s.infra.pg == nil || s.infra.pg.proc.running() {
+		return nil
+	}
+	return s.infra.pg.Start()
+}
+
+// heal ends every fault: proxies clean, servers up, processes resumed and
+// running, replicas stopped; then waits until everything is ready.
+func (s *system) heal(ctx context.Context) error {
+	s.proxies.heal(ctx)
+	s.brokerMu.Lock()
+	err := errors.Join(s.startBroker(), s.startPostgres())
+	s.brokerMu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.stopReplicas()
+	if err := s.procs.heal(); err != nil {
+		return err
+	}
+	return s.procs.waitReady(ctx, 2*time.Minute)
+}
+
+// queueDepth is the number of ready messages in a service's inbox queue
+// and its broker dead-letter queue.
+func (s *system) queueDepth(ctx context.Context, svc string) (int, error) {
+	conn, err := amqp.DialConfig(s.infra.amqpAdmin, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	q := outbox.QueueName(svc, "inbox")
+	for _, name := range []string{q, q + ".dlq"} {
+		st, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+		if err != nil {
+			var aerr *amqp.Error
+			if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
+				return total, nil // a service that consumes nothing
+			}
+			return 0, err
+		}
+		total += st.Messages
+	}
+	return total, nil
+}
+
+// close stops everything the system started. keepLogs keeps the process
+// logs (the caller reports where).
+func (s *system) close(ctx context.Context, keepLogs bool) {
+	if s.stopSupervisor != nil {
+		s.stopSupervisor()
+		<-s.supervisorDone
+	}
+	if s.procs != nil {
+		s.procs.stopAll()
+	}
+	for _, p := range s.pools {
+		p.Close()
+	}
+	if s.proxies != nil {
+		s.proxies.close()
+	}
+	if s.infra != nil {
+		if err := s.infra.close(ctx); err != nil {
+			s.logger.Warn("cleanup", "err", err)
+		}
+	}
+	if !keepLogs && s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
+}
+
+// waitCtx polls cond until it returns nil, timeout passes or ctx ends.
+func waitCtx(ctx context.Context, timeout, interval time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still failing after %s: %w", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
