@@ -29,11 +29,10 @@ test:
 demo:
 	$(WITH_ENV) go run ./cmd/shopmesh demo
 
-## chaos: every chaos scenario at full length, then a mixed run, with the ledger check
+## chaos: every chaos scenario at full length (mixed included), with the ledger check
 chaos:
 	$(PLATFORM) up
 	$(WITH_ENV) go run ./cmd/shopmesh chaos --scenario all
-	$(WITH_ENV) go run ./cmd/shopmesh chaos --scenario mixed
 
 ## lint: static checks
 lint:

@@ -774,3 +774,41 @@ func TestReplayedDeadLetterThatFailsAgainStaysVisible(t *testing.T) {
 		t.Errorf("%d dead letters marked replayed, want 3", n)
 	}
 }
+
+// Commit order is transaction id order, numerically: rows on both sides of a
+// power of ten (99999 < 100000, though "100000" < "99999" as text) are all
+// relayed, in order, even when the boundary falls inside a batch.
+func TestRelayOrdersTransactionIDsNumerically(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", func(c *outbox.ConsumerConfig) { c.Workers = 1 }))
+	// Rows as three past transactions would have written them; the ids are
+	// far below any live transaction, so all three are visible at once.
+	for i, xid := range []string{"99999", "100000", "100001"} {
+		id := outbox.NewID()
+		md := fmt.Sprintf(`{"id":%q,"type":%q,"source":"source","aggregate_id":"agg","occurred_at":%q}`,
+			id, tickType, time.Now().UTC().Format(time.RFC3339Nano))
+		if _, err := f.pool.Exec(f.ctx, `INSERT INTO watermill_outbox (uuid, payload, metadata, transaction_id) VALUES ($1, $2, $3, $4::xid8)`,
+			id, fmt.Sprintf(`{"seq": %d}`, i+1), md, xid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL, BatchSize: 2,
+		PollInterval: 50 * time.Millisecond, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.run(r.Run)
+	f.waitApplied("ledger", 3, 20*time.Second)
+	rows, err := f.pool.Query(f.ctx, `SELECT seq FROM ledger ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seqs) != "[1 2 3]" {
+		t.Errorf("applied in order %v, want [1 2 3] (transaction ids 99999, 100000, 100001)", seqs)
+	}
+}

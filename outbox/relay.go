@@ -233,11 +233,13 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		WITH cursor AS (
 			SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
 		)
-		SELECT "offset", transaction_id::text, uuid, payload::text, metadata::text, created_at FROM watermill_outbox
+		SELECT "offset", transaction_id::text AS transaction_id_text, uuid, payload::text, metadata::text, created_at FROM watermill_outbox
 		WHERE ((transaction_id = (SELECT last_processed_transaction_id FROM cursor) AND "offset" > (SELECT offset_acked FROM cursor))
 		       OR transaction_id > (SELECT last_processed_transaction_id FROM cursor))
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id, "offset"
+		-- Qualified: a bare name would bind to the text output column and
+		-- sort "100000" before "99999".
+		ORDER BY watermill_outbox.transaction_id, "offset"
 		LIMIT $2`, relayGroup, r.batchLimit())
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)

@@ -43,12 +43,12 @@ func Replay(ctx context.Context, req ReplayRequest) (int, error) {
 	sent := 0
 	for {
 		rows, err := req.Source.Query(ctx, `
-			SELECT "offset", transaction_id::text, uuid, payload::text, metadata::text, created_at FROM watermill_outbox
+			SELECT "offset", transaction_id::text AS transaction_id_text, uuid, payload::text, metadata::text, created_at FROM watermill_outbox
 			WHERE created_at >= $1 AT TIME ZONE 'UTC'
 			  AND ($2::text[] IS NULL OR cardinality($2::text[]) = 0 OR metadata->>'type' = ANY($2))
 			  AND (transaction_id, "offset") > ($3::xid8, $4)
 			  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-			ORDER BY transaction_id, "offset" LIMIT $5`,
+			ORDER BY watermill_outbox.transaction_id, "offset" LIMIT $5`, // qualified: sort by the xid8, never by its text
 			req.Since.UTC(), req.Types, lastTx, lastOffset, req.BatchSize)
 		if err != nil {
 			return sent, fmt.Errorf("read history: %w", err)
