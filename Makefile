@@ -6,7 +6,7 @@ PLATFORM := deploy/local/platform.sh
 SYSTEM := deploy/local/system.sh
 WITH_ENV := set -a && . ./.run/env && set +a &&
 
-.PHONY: run up down test demo chaos lint
+.PHONY: run up down test demo chaos bench lint
 
 ## run: the whole system in the foreground (Ctrl-C stops everything it started)
 run:
@@ -33,6 +33,11 @@ demo:
 chaos:
 	$(PLATFORM) up
 	$(WITH_ENV) go run ./cmd/shopmesh chaos --scenario all
+
+## bench: outbox, relay and pipeline measured side by side with their baselines
+bench:
+	$(PLATFORM) up
+	$(WITH_ENV) go run ./cmd/shopmesh bench
 
 ## lint: static checks
 lint:

@@ -221,8 +221,12 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 
 	// Another relay of this database holds the lock: stand by. The lock does
 	// not assign a transaction id, so it never holds back pg_snapshot_xmin.
+	// The cursor is committed without waiting for its WAL flush: a cursor
+	// update lost in a database crash only sends events again, which the
+	// inboxes absorb, and the flush it saves competes with the writers'.
 	var leader bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, relayLockID).Scan(&leader); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1) FROM set_config('synchronous_commit', 'off', true)`,
+		relayLockID).Scan(&leader); err != nil {
 		return 0, fmt.Errorf("relay lock: %w", err)
 	}
 	r.cfg.Metrics.setLeader(r.cfg.Outbox.source, leader)

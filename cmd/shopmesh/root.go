@@ -28,6 +28,7 @@ func newRootCommand(a *app) *cobra.Command {
 		newContractsCommand(a),
 		newDemoCommand(a),
 		newChaosCommand(a),
+		newBenchCommand(a),
 	)
 	return root
 }

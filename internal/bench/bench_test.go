@@ -1,0 +1,192 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// infra returns the PostgreSQL and RabbitMQ the tests run against. Missing
+// infrastructure fails the test: a benchmark that cannot run must not pass.
+func infra(tb testing.TB) (postgresURL, amqpURL string) {
+	tb.Helper()
+	postgresURL, amqpURL = os.Getenv("SHOPMESH_POSTGRES_URL"), os.Getenv("SHOPMESH_AMQP_URL")
+	if postgresURL == "" || amqpURL == "" {
+		tb.Fatalf("SHOPMESH_POSTGRES_URL and SHOPMESH_AMQP_URL must be set (deploy/local/platform.sh up writes them to .run/env)")
+	}
+	return postgresURL, amqpURL
+}
+
+// TestRunSmoke runs every scenario at a tiny size and checks that the report
+// is complete, non-zero and renders as a table and as JSON.
+func TestRunSmoke(t *testing.T) {
+	pg, mq := infra(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	cfg := Config{
+		PostgresURL: pg, AMQPURL: mq, Rounds: 1, Events: 100,
+		ForwarderLimit: time.Second, LatencyRates: []int{1000}, LatencyDuration: 100 * time.Millisecond,
+		PhaseTimeout: 15 * time.Second,
+	}
+	var progress bytes.Buffer
+	rep, err := Run(ctx, cfg, &progress)
+	if err != nil {
+		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
+	}
+
+	want := map[string][]string{ // scenario: variants
+		ScenarioWrite:    {"pgx", "shopmesh"},
+		ScenarioDrain:    {"raw", "shopmesh", "forwarder"},
+		ScenarioPipeline: {"raw", "shopmesh", "raw-batch"},
+		ScenarioWakeup:   {"none", "in-process", "pg_notify"},
+	}
+	if got := len(rep.Scenarios); got != len(want) {
+		t.Fatalf("got %d scenarios, want %d", got, len(want))
+	}
+	for _, sc := range rep.Scenarios {
+		variants := map[string]bool{}
+		for _, f := range sc.Figures {
+			variants[f.Variant] = true
+			if f.Unit == "batches" {
+				// A relay that polls may publish nothing while a tiny workload is written.
+				if len(f.Value.Rounds) != 1 || f.Value.Median < 0 {
+					t.Errorf("%s/%s %s: value %+v, want one round, not negative", sc.Name, f.Variant, f.Metric, f.Value)
+				}
+				continue
+			}
+			if len(f.Value.Rounds) != 1 || !(f.Value.Median > 0) || math.IsInf(f.Value.Median, 0) {
+				t.Errorf("%s/%s %s: value %+v, want one positive round", sc.Name, f.Variant, f.Metric, f.Value)
+			}
+			if f.Variant != sc.Baseline && !(f.Ratio.Median > 0) {
+				t.Errorf("%s/%s %s: ratio %+v, want positive", sc.Name, f.Variant, f.Metric, f.Ratio)
+			}
+		}
+		for _, v := range want[sc.Name] {
+			if !variants[v] {
+				t.Errorf("scenario %s has no figures for variant %s", sc.Name, v)
+			}
+		}
+	}
+	// Latency figures: three percentiles per variant and rate.
+	var latency int
+	for _, sc := range rep.Scenarios {
+		for _, f := range sc.Figures {
+			if f.Unit == "ms" {
+				latency++
+			}
+		}
+	}
+	if want := 3 * 1 * 3; latency != want { // variants x rates x percentiles
+		t.Errorf("got %d latency figures, want %d", latency, want)
+	}
+	if got := len(rep.Targets); got != 6 {
+		t.Errorf("got %d targets, want 6: %+v", got, rep.Targets)
+	}
+
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatalf("WriteTable: %v", err)
+	}
+	for _, s := range []string{"events/s", "forwarder", "p99 at 1000/s", "Targets"} {
+		if !strings.Contains(table.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, table.String())
+		}
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatalf("marshal report: %v", err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("unmarshal report: %v", err)
+	}
+	if len(back.Scenarios) != len(rep.Scenarios) || back.Environment.PostgreSQL == "" {
+		t.Errorf("JSON round trip lost data: %s", b)
+	}
+	t.Logf("\n%s", table.String())
+}
+
+// The benchmarks compare one write transaction (order row + outbox row)
+// through Outbox.Publish with the same rows inserted with plain pgx, from
+// four concurrent writers. Run them with
+//
+//	go test ./internal/bench -run '^$' -bench Write
+//
+// Each reports events/s; compare the two in the same run.
+
+func BenchmarkWriteOutboxPublish(b *testing.B) {
+	benchmarkWrite(b, func(e *env, p producer, pools writerPools) writeFunc {
+		return shopmeshWriter(pools.writers, p.ob, p.eventType, wakeInProcess)
+	})
+}
+
+func BenchmarkWritePlainInsert(b *testing.B) {
+	benchmarkWrite(b, func(e *env, p producer, pools writerPools) writeFunc {
+		return rawWriter(pools.writers, p.service, p.eventType, nil)
+	})
+}
+
+func benchmarkWrite(b *testing.B, writer func(*env, producer, writerPools) writeFunc) {
+	const writers = 4
+	pg, mq := infra(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	e, err := newEnv(ctx, pg, mq)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := e.close(); err != nil {
+			b.Error(err)
+		}
+	}()
+	r := &runner{env: e}
+	p, err := r.newProducer("gobench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool, err := e.pool(ctx, writers+1, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	write := writer(e, p, writerPools{writers: pool})
+
+	// b.Loop hands out sequence numbers; the writers apply them.
+	seqs := make(chan int)
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for seq := range seqs {
+				if err := write(ctx, seq); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	seq := 0
+	for b.Loop() {
+		seq++
+		select {
+		case seqs <- seq:
+		case err := <-errs:
+			b.Fatal(err)
+		}
+	}
+	close(seqs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -1,0 +1,177 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shopmesh/shopmesh/outbox"
+)
+
+// producer is an event source of one scenario: its outbox, the type of its
+// events, and its exchange (declared up front, as `shopmesh migrate` does).
+type producer struct {
+	service, eventType string
+	ob                 *outbox.Outbox
+}
+
+func (r *runner) newProducer(suffix string) (producer, error) {
+	svc := r.env.service(suffix)
+	ob, err := outbox.New(svc)
+	if err != nil {
+		return producer{}, err
+	}
+	if err := outbox.DeclareExchange(r.env.ch, svc); err != nil {
+		return producer{}, err
+	}
+	r.env.forget(nil, []string{outbox.ExchangeName(svc)})
+	return producer{service: svc, eventType: svc + ".placed.v1", ob: ob}, nil
+}
+
+// Scenario 1: outbox write. The same transaction (order row + outbox row)
+// through Outbox.Publish and through plain pgx; no relay runs.
+
+type writeSetup struct{ p producer }
+
+func setupWrite(_ context.Context, r *runner) (err error) {
+	r.write.p, err = r.newProducer("write")
+	return err
+}
+
+func roundWrite(ctx context.Context, r *runner, round int) error {
+	p := r.write.p
+	for _, variant := range rotate([]string{"pgx", "shopmesh"}, round) {
+		rate, err := r.measureWriters(ctx, func(c *components, pools writerPools) writeFunc {
+			if variant == "pgx" {
+				return rawWriter(pools.writers, p.service, p.eventType, nil)
+			}
+			return shopmeshWriter(pools.writers, p.ob, p.eventType, wakeInProcess)
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", variant, err)
+		}
+		r.record(ScenarioWrite, variant, "throughput", "events/s", round, rate)
+	}
+	return nil
+}
+
+// Scenario 4: wake-up cost. Writers publish through the library while its
+// relay runs (it must, or waking it costs nothing); only how the writers
+// wake it differs.
+
+type wakeupSetup struct {
+	p     producer
+	queue string
+}
+
+func setupWakeup(_ context.Context, r *runner) (err error) {
+	w := &r.wakeup
+	if w.p, err = r.newProducer("wakeup"); err != nil {
+		return err
+	}
+	w.queue = r.env.name("wakeup")
+	return r.env.declareQueue(w.queue, outbox.ExchangeName(w.p.service), w.p.eventType, nil)
+}
+
+func roundWakeup(ctx context.Context, r *runner, round int) error {
+	w := r.wakeup
+	modes := map[string]wakeMode{"none": wakeNone, "in-process": wakeInProcess, "pg_notify": wakePgNotify}
+	for _, variant := range rotate([]string{"none", "in-process", "pg_notify"}, round) {
+		if err := r.env.purge(w.queue); err != nil {
+			return err
+		}
+		// The relay's own metrics count its batches: each is a transaction
+		// with a synchronous commit, which is what a wake-up costs.
+		reg := prometheus.NewRegistry()
+		metrics, err := outbox.NewMetrics(reg)
+		if err != nil {
+			return err
+		}
+		rate, err := r.measureWriters(ctx, func(c *components, pools writerPools) writeFunc {
+			relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: w.p.ob, Pool: pools.relay, AMQPURL: r.env.amqpURL,
+				BatchSize: r.cfg.BatchSize, Metrics: metrics})
+			if err != nil {
+				c.fail(err)
+				return nil
+			}
+			c.start("relay", relay.Run)
+			return shopmeshWriter(pools.writers, w.p.ob, w.p.eventType, modes[variant])
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", variant, err)
+		}
+		r.record(ScenarioWakeup, variant, "throughput", "events/s", round, rate)
+		batches, err := relayBatches(reg)
+		if err != nil {
+			return err
+		}
+		r.record(ScenarioWakeup, variant, "relay batches", "batches", round, float64(batches))
+	}
+	r.results.note(ScenarioWakeup, "the library relay runs with its defaults in every variant (500ms poll, LISTEN on); "+
+		"none = no wake-up (poll only), in-process = Outbox.Notify after commit, pg_notify = SELECT pg_notify(...) in every write transaction; "+
+		"relay batches counts the relay's transactions while the writers ran and until it stopped")
+	return nil
+}
+
+type writerPools struct{ writers, relay *pgxpool.Pool }
+
+// measureWriters resets the tables, lets prepare start what the variant
+// needs and choose its writer, and returns the writers' events/s over
+// cfg.Events events.
+func (r *runner) measureWriters(ctx context.Context, prepare func(*components, writerPools) writeFunc) (float64, error) {
+	if err := r.resetTables(ctx); err != nil {
+		return 0, err
+	}
+	c := newComponents(ctx, r.cfg.PhaseTimeout)
+	writers, err := r.pool(c, int32(r.cfg.Writers+1), nil)
+	if err != nil {
+		return 0, errors.Join(err, c.stop())
+	}
+	relay, err := r.pool(c, 4, nil)
+	if err != nil {
+		return 0, errors.Join(err, c.stop())
+	}
+	write := prepare(c, writerPools{writers: writers, relay: relay})
+	if write == nil {
+		return 0, c.stop()
+	}
+	elapsed, werr := runWriters(c.ctx, r.cfg.Writers, r.cfg.Events, write)
+	if err := errors.Join(werr, c.stop()); err != nil {
+		return 0, err
+	}
+	return float64(r.cfg.Events) / elapsed.Seconds(), nil
+}
+
+// resetTables empties the run's tables between measurements.
+func (r *runner) resetTables(ctx context.Context) error {
+	pool, err := r.env.pool(ctx, 1, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return r.env.reset(ctx, pool)
+}
+
+// relayBatches reads how many batches a relay published from its metrics
+// (the observations of its confirm latency, one per batch).
+func relayBatches(reg *prometheus.Registry) (uint64, error) {
+	families, err := reg.Gather()
+	if err != nil {
+		return 0, fmt.Errorf("read relay metrics: %w", err)
+	}
+	var n uint64
+	for _, f := range families {
+		if f.GetName() == "shopmesh_relay_confirm_latency_seconds" {
+			for _, m := range f.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n, nil
+}
