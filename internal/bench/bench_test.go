@@ -5,22 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopmesh/shopmesh/tests/testenv"
 )
 
-// infra returns the PostgreSQL and RabbitMQ the tests run against. Missing
-// infrastructure fails the test: a benchmark that cannot run must not pass.
+// infra returns the PostgreSQL and a fresh vhost the tests run against.
+// Missing infrastructure fails the test (testenv never skips): a benchmark
+// that cannot run must not pass.
 func infra(tb testing.TB) (postgresURL, amqpURL string) {
 	tb.Helper()
-	postgresURL, amqpURL = os.Getenv("SHOPMESH_POSTGRES_URL"), os.Getenv("SHOPMESH_AMQP_URL")
-	if postgresURL == "" || amqpURL == "" {
-		tb.Fatalf("SHOPMESH_POSTGRES_URL and SHOPMESH_AMQP_URL must be set (deploy/local/platform.sh up writes them to .run/env)")
-	}
-	return postgresURL, amqpURL
+	return testenv.AdminPostgresURL(tb), testenv.NewVHost(tb)
 }
 
 // TestRunSmoke runs every scenario at a tiny size and checks that the report
