@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -291,7 +290,7 @@ func (f *faultRun) restartBroker(ctx context.Context, down time.Duration) error 
 	if rb == nil {
 		return fmt.Errorf("rabbitmq restart needs a private node")
 	}
-	kill := func() { _ = rb.proc.signal(syscall.SIGKILL) }
+	kill := rb.KillNow
 	t := newTrigger(forwardThenFire, 1, 1, func(ev any) bool { e, ok := ev.(amqpEvent); return ok && e.kind == evPublish }, kill)
 	for _, l := range f.s.proxies.amqp {
 		l.ctl.arm(t)
@@ -306,7 +305,7 @@ func (f *faultRun) restartBroker(ctx context.Context, down time.Duration) error 
 	}
 	rb.Kill() // waits until it is gone
 	err := sleep(ctx, down)
-	if serr := rb.Start(); serr != nil {
+	if serr := rb.Start(context.WithoutCancel(ctx)); serr != nil { // back up even when the run ends
 		return serr
 	}
 	return err
@@ -319,7 +318,7 @@ func (f *faultRun) restartPostgres(ctx context.Context, down time.Duration) erro
 	if pg == nil {
 		return fmt.Errorf("postgres restart needs a private cluster")
 	}
-	kill := func() { _ = pg.proc.signal(syscall.SIGKILL) }
+	kill := pg.KillNow
 	t := newTrigger(fireThenForward, 1, 1, func(ev any) bool { e, ok := ev.(pgEvent); return ok && e.kind == pgCommit }, kill)
 	for _, l := range f.s.proxies.pg {
 		l.ctl.arm(t)
@@ -334,7 +333,7 @@ func (f *faultRun) restartPostgres(ctx context.Context, down time.Duration) erro
 	}
 	pg.Kill()
 	err := sleep(ctx, down)
-	if serr := pg.Start(); serr != nil {
+	if serr := pg.Start(context.WithoutCancel(ctx)); serr != nil {
 		return serr
 	}
 	return err

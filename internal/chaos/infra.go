@@ -3,12 +3,17 @@ package chaos
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shopmesh/shopmesh/internal/localserver"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -26,8 +31,8 @@ type infra struct {
 	// virtual host.
 	pgAdmin   string
 	amqpAdmin string
-	pg        *postgresServer
-	rabbit    *rabbitServer
+	pg        *localserver.Postgres
+	rabbit    *localserver.RabbitMQ
 	mgmt      *management
 	vhost     string
 	databases []string
@@ -97,15 +102,30 @@ func newSharedInfra(ctx context.Context, p platform, runID string) (*infra, erro
 	return in, nil
 }
 
-// newPrivateInfra starts a private PostgreSQL cluster and RabbitMQ node.
-func newPrivateInfra(ctx context.Context) (*infra, error) {
+// newPrivateInfra starts a private PostgreSQL cluster and RabbitMQ node,
+// side by side, each in a new temporary directory (not under the run
+// directory: the cluster's user must be able to reach it).
+func newPrivateInfra(ctx context.Context, logger *slog.Logger) (*infra, error) {
 	type pgResult struct {
-		s   *postgresServer
+		s   *localserver.Postgres
 		err error
 	}
 	pgc := make(chan pgResult, 1)
-	go func() { s, err := startPostgres(); pgc <- pgResult{s, err} }()
-	rabbit, rerr := startRabbitMQ()
+	go func() {
+		// Every service keeps a pool of up to 10 connections, some run twice.
+		opts := localserver.PostgresOptions{
+			Settings:     []string{"max_connections = 300", "shared_buffers = 64MB"},
+			StartTimeout: serverStartTimeout,
+		}
+		s, err := startPrivate("shopmesh-chaos-pg-", func(dir string) (*localserver.Postgres, error) {
+			return localserver.StartPostgres(ctx, dir, opts)
+		})
+		pgc <- pgResult{s, err}
+	}()
+	opts := localserver.RabbitMQOptions{NodePrefix: "shopmesh-c", LogLevel: "warning", StartTimeout: serverStartTimeout, Logger: logger}
+	rabbit, rerr := startPrivate("shopmesh-chaos-rabbitmq-", func(dir string) (*localserver.RabbitMQ, error) {
+		return localserver.StartRabbitMQ(ctx, dir, opts)
+	})
 	pg := <-pgc
 	if rerr != nil || pg.err != nil {
 		if rabbit != nil {
@@ -117,6 +137,25 @@ func newPrivateInfra(ctx context.Context) (*infra, error) {
 		return nil, errors.Join(rerr, pg.err)
 	}
 	return &infra{private: true, pg: pg.s, rabbit: rabbit, pgAdmin: pg.s.URL(), amqpAdmin: rabbit.URL()}, nil
+}
+
+// serverStartTimeout bounds how long a private server may take to become
+// ready: longer than tests allow, as the harness boots them beside a build.
+const serverStartTimeout = 90 * time.Second
+
+// startPrivate makes a temporary directory and starts a private server in
+// it with start.
+func startPrivate[S any](prefix string, start func(dir string) (S, error)) (S, error) {
+	var zero S
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return zero, err
+	}
+	s, err := start(dir)
+	if errors.Is(err, localserver.ErrNotInstalled) {
+		return zero, fmt.Errorf("%w; run `make up` once to install the platform", err)
+	}
+	return s, err
 }
 
 // createDatabase creates an empty database and returns its admin URL.
@@ -270,4 +309,11 @@ func redact(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// randomHex returns n random bytes as 2n hex digits.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shopmesh/shopmesh/internal/localserver"
 )
 
 // process is one `shopmesh serve TARGET` process (or a replica of one). It
@@ -29,7 +31,7 @@ type process struct {
 	binary  string
 
 	mu       sync.Mutex
-	proc     daemon
+	proc     localserver.Process
 	expected bool // the current process's end was asked for
 	starts   int
 	paused   bool
@@ -47,7 +49,7 @@ func (p *process) start() error {
 	cmd := exec.Command(p.binary, "serve", p.target)
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := p.proc.start(cmd, nil); err != nil {
+	if err := p.proc.Start(cmd, nil); err != nil {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
 	p.expected, p.paused = false, false
@@ -66,28 +68,28 @@ func (p *process) expectEnd() {
 // kill SIGKILLs the process and waits until it is gone.
 func (p *process) kill() {
 	p.expectEnd()
-	p.proc.kill()
+	p.proc.Kill()
 }
 
 // killNow SIGKILLs the process without waiting: it is called from a tap at
 // an exact protocol moment. Wait on exited, then start it again.
 func (p *process) killNow() {
 	p.expectEnd()
-	_ = p.proc.signal(syscall.SIGKILL)
+	p.proc.KillNow()
 }
 
 // exited is closed once the current process has ended.
-func (p *process) exited() <-chan struct{} { return p.proc.done() }
+func (p *process) exited() <-chan struct{} { return p.proc.Done() }
 
 func (p *process) stop() error {
 	p.expectEnd()
-	return p.proc.stop(syscall.SIGTERM, 15*time.Second)
+	return p.proc.Stop(syscall.SIGTERM, 15*time.Second)
 }
 
 func (p *process) pause() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.proc.signal(syscall.SIGSTOP); err != nil {
+	if err := p.proc.Signal(syscall.SIGSTOP); err != nil {
 		return err
 	}
 	p.paused = true
@@ -101,19 +103,19 @@ func (p *process) resume() error {
 		return nil
 	}
 	p.paused = false
-	return p.proc.signal(syscall.SIGCONT)
+	return p.proc.Signal(syscall.SIGCONT)
 }
 
-func (p *process) running() bool { return p.proc.running() }
+func (p *process) running() bool { return p.proc.Running() }
 
 // crashed reports a process that ended without being asked to.
 func (p *process) crashed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.proc.pid() != 0 && !p.proc.running() && !p.expected
+	return p.proc.PID() != 0 && !p.proc.Running() && !p.expected
 }
 
-func (p *process) logTail(n int) string { return tailFile(p.logPath, n) }
+func (p *process) logTail(n int) string { return localserver.TailFile(p.logPath, n) }
 
 // ready polls the process's /readyz (the gateway's /healthz: its /readyz
 // asks every upstream).

@@ -17,6 +17,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopmesh/shopmesh/outbox"
+
+	"github.com/shopmesh/shopmesh/internal/localserver"
 )
 
 // system is the whole of shopmesh running for one group of scenarios: the
@@ -63,7 +65,7 @@ func startSystem(ctx context.Context, cfg Config, private bool, runID string) (s
 	}()
 	began := time.Now()
 	if private {
-		s.infra, err = newPrivateInfra(ctx)
+		s.infra, err = newPrivateInfra(ctx, s.logger)
 	} else {
 		s.infra, err = newSharedInfra(ctx, cfg.platform, runID)
 	}
@@ -129,7 +131,7 @@ func startSystem(ctx context.Context, cfg Config, private bool, runID string) (s
 
 func (s *system) buildEnv() error {
 	port := func() (string, error) {
-		p, err := freePort()
+		p, err := localserver.FreePort()
 		return fmt.Sprintf("127.0.0.1:%d", p), err
 	}
 	s.env = map[string]string{
@@ -247,7 +249,7 @@ func (s *system) waitProcess(ctx context.Context, p *process) error {
 
 // startReplica starts another process of a service on its own HTTP port.
 func (s *system) startReplica(ctx context.Context, svc string) (*process, error) {
-	addr, err := freePort()
+	addr, err := localserver.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -283,11 +285,11 @@ func (s *system) killBroker() error {
 	return nil
 }
 
-func (s *system) startBroker() error {
-	if s.infra.rabbit == nil || s.infra.rabbit.proc.running() {
+func (s *system) startBroker(ctx context.Context) error {
+	if s.infra.rabbit == nil || s.infra.rabbit.Running() {
 		return nil
 	}
-	return s.infra.rabbit.Start()
+	return s.infra.rabbit.Start(ctx)
 }
 
 func (s *system) killPostgres() error {
@@ -298,11 +300,11 @@ func (s *system) killPostgres() error {
 	return nil
 }
 
-func (s *system) startPostgres() error {
-	if s.infra.pg == nil || s.infra.pg.proc.running() {
+func (s *system) startPostgres(ctx context.Context) error {
+	if s.infra.pg == nil || s.infra.pg.Running() {
 		return nil
 	}
-	return s.infra.pg.Start()
+	return s.infra.pg.Start(ctx)
 }
 
 // heal ends every fault: proxies clean, servers up, processes resumed and
@@ -310,7 +312,7 @@ func (s *system) startPostgres() error {
 func (s *system) heal(ctx context.Context) error {
 	s.proxies.heal(ctx)
 	s.brokerMu.Lock()
-	err := errors.Join(s.startBroker(), s.startPostgres())
+	err := errors.Join(s.startBroker(context.WithoutCancel(ctx)), s.startPostgres(context.WithoutCancel(ctx)))
 	s.brokerMu.Unlock()
 	if err != nil {
 		return err

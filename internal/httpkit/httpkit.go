@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode"
+
+	"github.com/google/uuid"
 )
 
 // Identity headers. The gateway removes any a client sends and sets them from
@@ -256,4 +258,40 @@ func WithIdentity(ctx context.Context, r *http.Request) context.Context {
 func IdentityFrom(ctx context.Context) Identity {
 	id, _ := ctx.Value(identityKey).(Identity)
 	return id
+}
+
+// CallerOrder reads a request for what a service holds about one of the
+// caller's orders (GET /api/v1/orders/{id}/<resource>): the authenticated
+// user, a 401 problem without one, and the {id} path value, a 400 problem
+// unless it is a UUID in its 36-character form, returned canonical.
+func CallerOrder(r *http.Request) (userID, orderID string, err error) {
+	userID = UserID(r)
+	if userID == "" {
+		return "", "", NewProblem(http.StatusUnauthorized, "unauthenticated", "this route needs an authenticated user")
+	}
+	raw := r.PathValue("id")
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		return "", "", NewProblem(http.StatusBadRequest, "invalid-id", "the order id in the path must be a UUID",
+			FieldError{Field: "id", Message: "must be a UUID"})
+	}
+	return userID, id.String(), nil
+}
+
+// AllowMethod serves h for method only and answers any other with a 405
+// problem and an Allow header naming method.
+func AllowMethod(method string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method {
+			w.Header().Set("Allow", method)
+			WriteProblem(w, r, NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "use "+method))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// NotFound answers a 404 problem: the catch-all route of a service's mux.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	WriteProblem(w, r, NewProblem(http.StatusNotFound, "not-found", "no such route"))
 }

@@ -78,3 +78,52 @@ func TestWriteProblem(t *testing.T) {
 		t.Errorf("got %d %s", w.Code, w.Body.String())
 	}
 }
+
+func TestCallerOrder(t *testing.T) {
+	const id = "0190a6c4-0000-7000-9000-000000000001"
+	tests := []struct {
+		name, user, path string
+		wantStatus       int
+	}{
+		{"valid", "u1", id, 0},
+		{"upper case id is made canonical", "u1", strings.ToUpper(id), 0},
+		{"no user", "", id, http.StatusUnauthorized},
+		{"not a uuid", "u1", "order-1", http.StatusBadRequest},
+		{"uuid without dashes", "u1", strings.ReplaceAll(id, "-", ""), http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/api/v1/orders/x/payment", nil)
+			r.SetPathValue("id", tt.path)
+			if tt.user != "" {
+				r.Header.Set(httpkit.HeaderUserID, tt.user)
+			}
+			user, order, err := httpkit.CallerOrder(r)
+			if tt.wantStatus != 0 {
+				if p := httpkit.AsProblem(err); p.Status != tt.wantStatus {
+					t.Errorf("status = %d (%v), want %d", p.Status, err, tt.wantStatus)
+				}
+				return
+			}
+			if err != nil || user != tt.user || order != id {
+				t.Errorf("CallerOrder() = %q, %q, %v; want %q, %q, nil", user, order, err, tt.user, id)
+			}
+		})
+	}
+}
+
+func TestAllowMethod(t *testing.T) {
+	h := httpkit.AllowMethod(http.MethodGet, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	for method, want := range map[string]int{http.MethodGet: http.StatusNoContent, http.MethodPost: http.StatusMethodNotAllowed} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(method, "/", nil))
+		if w.Code != want {
+			t.Errorf("%s: status = %d, want %d", method, w.Code, want)
+		}
+		if want == http.StatusMethodNotAllowed && w.Header().Get("Allow") != http.MethodGet {
+			t.Errorf("%s: Allow = %q, want GET", method, w.Header().Get("Allow"))
+		}
+	}
+}

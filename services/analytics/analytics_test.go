@@ -10,6 +10,7 @@ import (
 	"github.com/shopmesh/shopmesh/contracts"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/analytics"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 )
 
 type money = contracts.Money
@@ -200,17 +201,17 @@ func TestReportsCountEveryEventOnce(t *testing.T) {
 	h := start(t)
 	events := scenario()
 	for i, e := range events {
-		h.publish(e.ID, e.Type, e.AggregateID, e.OccurredAt, e.Payload)
+		h.PublishAt(e.ID, e.Type, e.AggregateID, e.OccurredAt, e.Payload)
 		if i%5 == 0 { // redelivered
-			h.publish(e.ID, e.Type, e.AggregateID, e.OccurredAt, e.Payload)
+			h.PublishAt(e.ID, e.Type, e.AggregateID, e.OccurredAt, e.Payload)
 		}
 	}
 	dups := (len(events) + 4) / 5
-	h.eventually("every event applied", func() bool {
-		return h.applied() == len(events) &&
-			h.query(`SELECT COALESCE((SELECT count FROM inbox_duplicates WHERE consumer = 'inbox'), 0)`) == dups
+	h.Eventually("every event applied", func() bool {
+		return h.Applied() == len(events) &&
+			h.Query(`SELECT COALESCE((SELECT count FROM inbox_duplicates WHERE consumer = 'inbox'), 0)`) == dups
 	})
-	if n := h.query(`SELECT sum(events)::int FROM event_counts`); n != len(events) {
+	if n := h.Query(`SELECT sum(events)::int FROM event_counts`); n != len(events) {
 		t.Errorf("events counted = %d, want %d", n, len(events))
 	}
 	checkScenario(t, h)
@@ -247,7 +248,7 @@ func TestAggregatesRebuildFromReplay(t *testing.T) {
 	t.Parallel()
 	h := start(t)
 	events := scenario()
-	producers := map[string]*producer{}
+	producers := map[string]*servicetest.Producer{}
 	var order []string
 	for _, e := range events {
 		p, err := outbox.ProducerOf(e.Type)
@@ -255,13 +256,13 @@ func TestAggregatesRebuildFromReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		if producers[p] == nil {
-			producers[p] = h.producer(p)
-			producers[p].relay()
+			producers[p] = h.Producer(p)
+			producers[p].Relay()
 			order = append(order, p)
 		}
-		producers[p].emit(e)
+		producers[p].Emit(e)
 	}
-	h.eventually("the relayed history applied", func() bool { return h.applied() == len(events) })
+	h.Eventually("the relayed history applied", func() bool { return h.Applied() == len(events) })
 	checkScenario(t, h)
 	before := h.dump()
 
@@ -280,12 +281,12 @@ func TestAggregatesRebuildFromReplay(t *testing.T) {
 	// one producer after another (so in another order than they happened).
 	replayed := 0
 	for i := len(order) - 1; i >= 0; i-- {
-		replayed += producers[order[i]].replay()
+		replayed += producers[order[i]].Replay()
 	}
 	if replayed != len(events) {
 		t.Errorf("replayed %d events, want %d", replayed, len(events))
 	}
-	h.eventually("the replayed history applied", func() bool { return h.applied() == len(events) })
+	h.Eventually("the replayed history applied", func() bool { return h.Applied() == len(events) })
 	if after := h.dump(); !reflect.DeepEqual(after, before) {
 		t.Errorf("rebuilt aggregates differ:\nbefore %v\nafter  %v", before, after)
 	}
@@ -293,10 +294,10 @@ func TestAggregatesRebuildFromReplay(t *testing.T) {
 
 	// The same history again, without a reset, changes nothing.
 	for _, p := range order {
-		producers[p].replay()
+		producers[p].Replay()
 	}
-	h.eventually("the second replay absorbed", func() bool {
-		return h.query(`SELECT COALESCE((SELECT count FROM inbox_duplicates WHERE consumer = 'inbox'), 0)`) == len(events)
+	h.Eventually("the second replay absorbed", func() bool {
+		return h.Query(`SELECT COALESCE((SELECT count FROM inbox_duplicates WHERE consumer = 'inbox'), 0)`) == len(events)
 	})
 	if after := h.dump(); !reflect.DeepEqual(after, before) {
 		t.Errorf("a second replay changed the aggregates")
@@ -308,16 +309,16 @@ func TestInvalidEventsAreDeadLettered(t *testing.T) {
 	h := start(t)
 	order := newID()
 	noTime, badPayload := newID(), newID()
-	h.publish(noTime, contracts.TypeOrderCompletedV1, order, time.Time{}, contracts.OrderCompletedV1{OrderID: order, UserID: newID(), Total: eur(100)})
-	h.publish(badPayload, contracts.TypeOrderConfirmedV1, order, day1, []byte(`{"order_id":"`+order+`","total":{"amount_minor":"ten","currency":"EUR"}}`))
+	h.PublishAt(noTime, contracts.TypeOrderCompletedV1, order, time.Time{}, contracts.OrderCompletedV1{OrderID: order, UserID: newID(), Total: eur(100)})
+	h.PublishAt(badPayload, contracts.TypeOrderConfirmedV1, order, day1, []byte(`{"order_id":"`+order+`","total":{"amount_minor":"ten","currency":"EUR"}}`))
 	good := newID()
-	h.publish(good, contracts.TypeOrderCompletedV1, order, day1, contracts.OrderCompletedV1{OrderID: order, UserID: newID(), Total: eur(100)})
-	h.eventually("two dead letters", func() bool {
+	h.PublishAt(good, contracts.TypeOrderCompletedV1, order, day1, contracts.OrderCompletedV1{OrderID: order, UserID: newID(), Total: eur(100)})
+	h.Eventually("two dead letters", func() bool {
 		dls, err := outbox.ListDeadLetters(context.Background(), h.pool, false)
 		return err == nil && len(dls) == 2
 	})
-	h.eventually("the good event applied", func() bool { return h.query(`SELECT count(*) FROM inbox WHERE message_id = $1`, good) == 1 })
-	if n := h.query(`SELECT coalesce(sum(events), 0)::int FROM event_counts`); n != 1 {
+	h.Eventually("the good event applied", func() bool { return h.Query(`SELECT count(*) FROM inbox WHERE message_id = $1`, good) == 1 })
+	if n := h.Query(`SELECT coalesce(sum(events), 0)::int FROM event_counts`); n != 1 {
 		t.Errorf("events counted = %d, want only the valid one", n)
 	}
 }
@@ -347,15 +348,15 @@ func TestReportsRequireAdminAndAValidPeriod(t *testing.T) {
 		for _, c := range cases {
 			t.Run(path+" "+c.name, func(t *testing.T) {
 				res := h.do(c.method, path+c.query, c.user, c.role, []byte(`{"orders": -1}`))
-				if res.status != c.want || res.contentType != "application/problem+json" {
+				if res.Status != c.want || res.ContentType != "application/problem+json" {
 					t.Errorf("%s %s%s as %q/%q: %d %s %s, want %d problem+json", c.method, path, c.query, c.user, c.role,
-						res.status, res.contentType, res.body, c.want)
+						res.Status, res.ContentType, res.Body, c.want)
 				}
 			})
 		}
 	}
-	if res := h.do(http.MethodGet, "/api/v1/admin/reports/refunds", user, "admin", nil); res.status != http.StatusNotFound {
-		t.Errorf("unknown report: %d", res.status)
+	if res := h.do(http.MethodGet, "/api/v1/admin/reports/refunds", user, "admin", nil); res.Status != http.StatusNotFound {
+		t.Errorf("unknown report: %d", res.Status)
 	}
 	var f funnelReport
 	h.getJSON("/api/v1/admin/reports/funnel?from=2024-03-01&to=2025-03-01", &f)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shopmesh/shopmesh/contracts"
 	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 )
 
 type money struct {
@@ -40,13 +41,13 @@ type checkoutBody struct {
 	Status  string `json:"status"`
 }
 
-var shopper = caller{userID: "0190d6a4-1c2b-7e3a-9f10-6b1c2d3e4f77", role: "customer"}
+var shopper = caller{UserID: "0190d6a4-1c2b-7e3a-9f10-6b1c2d3e4f77", Role: "customer"}
 
 func decode[T any](t *testing.T, r response) T {
 	t.Helper()
 	var v T
-	if err := json.Unmarshal(r.body, &v); err != nil {
-		t.Fatalf("decode %s: %v", r.body, err)
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
 	}
 	return v
 }
@@ -56,26 +57,26 @@ func decode[T any](t *testing.T, r response) T {
 func (h *harness) addProduct(sku, name string, price int64) string {
 	h.t.Helper()
 	id := outbox.NewID()
-	msg := h.publish(contracts.TypeProductCreatedV1, id, contracts.ProductCreatedV1{ProductID: id, SKU: sku, Name: name,
+	msg := h.Publish("", contracts.TypeProductCreatedV1, id, contracts.ProductCreatedV1{ProductID: id, SKU: sku, Name: name,
 		Price: contracts.Money{AmountMinor: price, Currency: "EUR"}, InitialStock: 10})
-	h.waitApplied(msg)
+	h.WaitApplied(msg)
 	return id
 }
 
 func (h *harness) cart(who caller) cartBody {
 	h.t.Helper()
-	r := h.do(http.MethodGet, "/api/v1/cart", who, nil)
-	if r.status != http.StatusOK {
-		h.t.Fatalf("GET cart: %d %s", r.status, r.body)
+	r := h.Do(http.MethodGet, "/api/v1/cart", who, nil)
+	if r.Status != http.StatusOK {
+		h.t.Fatalf("GET cart: %d %s", r.Status, r.Body)
 	}
 	return decode[cartBody](h.t, r)
 }
 
 func (h *harness) put(who caller, productID string, quantity int) cartBody {
 	h.t.Helper()
-	r := h.do(http.MethodPut, "/api/v1/cart/items/"+productID, who, []byte(fmt.Sprintf(`{"quantity": %d}`, quantity)))
-	if r.status != http.StatusOK {
-		h.t.Fatalf("PUT %s: %d %s", productID, r.status, r.body)
+	r := h.Do(http.MethodPut, "/api/v1/cart/items/"+productID, who, []byte(fmt.Sprintf(`{"quantity": %d}`, quantity)))
+	if r.Status != http.StatusOK {
+		h.t.Fatalf("PUT %s: %d %s", productID, r.Status, r.Body)
 	}
 	return decode[cartBody](h.t, r)
 }
@@ -89,7 +90,7 @@ func (h *harness) checkout(who caller, key, body string) response {
 	if key != "" {
 		headers = []string{"Idempotency-Key", key}
 	}
-	return h.do(http.MethodPost, "/api/v1/cart/checkout", who, []byte(body), headers...)
+	return h.Do(http.MethodPost, "/api/v1/cart/checkout", who, []byte(body), headers...)
 }
 
 func TestCartLinesFollowTheCatalogue(t *testing.T) {
@@ -111,8 +112,8 @@ func TestCartLinesFollowTheCatalogue(t *testing.T) {
 		t.Errorf("cart %+v", c)
 	}
 	var updated contracts.CartLineUpdatedV1
-	ev := h.waitEvent(contracts.TypeCartLineUpdatedV1, &updated, forProduct(grinder))
-	if updated.UserID != shopper.userID || updated.Quantity != 1 || updated.PreviousQuantity != 0 || updated.UnitPrice.AmountMinor != 4990 || ev.AggregateID != shopper.userID {
+	ev := h.WaitEvent(contracts.TypeCartLineUpdatedV1, &updated, servicetest.PayloadHas("product_id", grinder))
+	if updated.UserID != shopper.UserID || updated.Quantity != 1 || updated.PreviousQuantity != 0 || updated.UnitPrice.AmountMinor != 4990 || ev.AggregateID != shopper.UserID {
 		t.Errorf("line updated %+v", updated)
 	}
 	// Another customer's cart is their own.
@@ -124,9 +125,9 @@ func TestCartLinesFollowTheCatalogue(t *testing.T) {
 	change := outbox.NewID()
 	priced := contracts.PriceChangedV1{ProductID: cup, SKU: "CUP-ESP-01", PreviousPrice: contracts.Money{AmountMinor: 1250, Currency: "EUR"},
 		Price: contracts.Money{AmountMinor: 990, Currency: "EUR"}}
-	h.publishID(change, contracts.TypePriceChangedV1, cup, priced)
-	h.publishID(change, contracts.TypePriceChangedV1, cup, priced)
-	h.waitFor("the duplicate absorbed", func() (bool, string) { return h.duplicates() >= 1, "" })
+	h.Publish(change, contracts.TypePriceChangedV1, cup, priced)
+	h.Publish(change, contracts.TypePriceChangedV1, cup, priced)
+	h.Poll("the duplicate absorbed", func() (bool, string) { return h.Duplicates() >= 1, "" })
 	c = h.cart(shopper)
 	if c.Lines[0].UnitPrice != (money{990, "EUR"}) || c.Lines[0].LineTotal != (money{1980, "EUR"}) || *c.Total != (money{6970, "EUR"}) {
 		t.Errorf("after repricing %+v total %+v", c.Lines[0], c.Total)
@@ -136,47 +137,47 @@ func TestCartLinesFollowTheCatalogue(t *testing.T) {
 	old := outbox.NewID()
 	body, _ := json.Marshal(contracts.PriceChangedV1{ProductID: cup, SKU: "CUP-ESP-01", PreviousPrice: contracts.Money{AmountMinor: 1, Currency: "EUR"},
 		Price: contracts.Money{AmountMinor: 5000, Currency: "EUR"}})
-	h.publishRawAt(old, contracts.TypePriceChangedV1, cup, body, time.Now().Add(-time.Hour))
-	h.waitApplied(old)
+	h.PublishAt(old, contracts.TypePriceChangedV1, cup, time.Now().Add(-time.Hour), body)
+	h.WaitApplied(old)
 	if got := h.cart(shopper).Lines[0].UnitPrice.AmountMinor; got != 990 {
 		t.Errorf("a stale price change set %d", got)
 	}
 
 	t.Log("a new name reaches the line; quantities are set, not added")
-	renamed := h.publish(contracts.TypeProductUpdatedV1, cup, contracts.ProductUpdatedV1{ProductID: cup, SKU: "CUP-ESP-01", Name: "Espresso cup, white"})
-	h.waitApplied(renamed)
+	renamed := h.Publish("", contracts.TypeProductUpdatedV1, cup, contracts.ProductUpdatedV1{ProductID: cup, SKU: "CUP-ESP-01", Name: "Espresso cup, white"})
+	h.WaitApplied(renamed)
 	c = h.put(shopper, cup, 5)
 	if c.Lines[0].Name != "Espresso cup, white" || c.Lines[0].Quantity != 5 || c.Lines[0].UnitPrice.AmountMinor != 990 {
 		t.Errorf("line %+v", c.Lines[0])
 	}
 
 	t.Log("removing a line publishes its previous quantity; removing it again changes nothing")
-	r := h.do(http.MethodDelete, "/api/v1/cart/items/"+cup, shopper, nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("DELETE: %d %s", r.status, r.body)
+	r := h.Do(http.MethodDelete, "/api/v1/cart/items/"+cup, shopper, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", r.Status, r.Body)
 	}
 	if c := decode[cartBody](t, r); len(c.Lines) != 1 || c.Lines[0].ProductID != grinder {
 		t.Errorf("after removal %+v", c.Lines)
 	}
 	var removed contracts.CartLineRemovedV1
-	h.waitEvent(contracts.TypeCartLineRemovedV1, &removed, forProduct(cup))
-	if removed.PreviousQuantity != 5 || removed.UserID != shopper.userID {
+	h.WaitEvent(contracts.TypeCartLineRemovedV1, &removed, servicetest.PayloadHas("product_id", cup))
+	if removed.PreviousQuantity != 5 || removed.UserID != shopper.UserID {
 		t.Errorf("line removed %+v", removed)
 	}
-	before := h.outboxCount("")
-	if r := h.do(http.MethodDelete, "/api/v1/cart/items/"+cup, shopper, nil); r.status != http.StatusOK {
-		t.Errorf("second DELETE: %d %s", r.status, r.body)
+	before := h.OutboxCount("")
+	if r := h.Do(http.MethodDelete, "/api/v1/cart/items/"+cup, shopper, nil); r.Status != http.StatusOK {
+		t.Errorf("second DELETE: %d %s", r.Status, r.Body)
 	}
-	if got := h.outboxCount(""); got != before {
+	if got := h.OutboxCount(""); got != before {
 		t.Errorf("a second removal published %d events", got-before)
 	}
 
 	t.Log("a change of a product never created is retried, then dead-lettered")
 	ghost := outbox.NewID()
-	lost := h.publish(contracts.TypePriceChangedV1, ghost, contracts.PriceChangedV1{ProductID: ghost, SKU: "GHOST",
+	lost := h.Publish("", contracts.TypePriceChangedV1, ghost, contracts.PriceChangedV1{ProductID: ghost, SKU: "GHOST",
 		PreviousPrice: contracts.Money{AmountMinor: 1, Currency: "EUR"}, Price: contracts.Money{AmountMinor: 2, Currency: "EUR"}})
-	h.waitFor("the orphan price change dead-lettered", func() (bool, string) {
-		return h.count(`SELECT count(*) FROM dead_letters WHERE message_id = $1`, lost) == 1, ""
+	h.Poll("the orphan price change dead-lettered", func() (bool, string) {
+		return h.Query(`SELECT count(*) FROM dead_letters WHERE message_id = $1`, lost) == 1, ""
 	})
 }
 
@@ -187,28 +188,28 @@ func TestCheckoutIsIdempotent(t *testing.T) {
 	grinder := h.addProduct("GRD-HND-02", "Hand grinder", 4990)
 
 	r := h.checkout(shopper, "empty-1", checkoutJSON)
-	if r.status != http.StatusUnprocessableEntity || !strings.HasSuffix(r.problem(t).Type, "/empty-cart") {
-		t.Fatalf("empty cart: %d %s", r.status, r.body)
+	if r.Status != http.StatusUnprocessableEntity || !strings.HasSuffix(r.Problem(t).Type, "/empty-cart") {
+		t.Fatalf("empty cart: %d %s", r.Status, r.Body)
 	}
 
 	h.put(shopper, cup, 2)
 	h.put(shopper, grinder, 1)
 	r = h.checkout(shopper, "key-1", checkoutJSON)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("checkout: %d %s", r.status, r.body)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("checkout: %d %s", r.Status, r.Body)
 	}
 	co := decode[checkoutBody](t, r)
 	id, err := uuid.Parse(co.OrderID)
 	if err != nil || id.Version() != 7 || co.Status != "pending" {
 		t.Errorf("checkout answered %+v (uuid %v, err %v)", co, id.Version(), err)
 	}
-	if got := r.header.Get("Location"); got != "/api/v1/orders/"+co.OrderID {
+	if got := r.Header.Get("Location"); got != "/api/v1/orders/"+co.OrderID {
 		t.Errorf("location %q", got)
 	}
 	var out contracts.CartCheckedOutV1
-	ev := h.waitEvent(contracts.TypeCartCheckedOutV1, &out, forOrder(co.OrderID))
+	ev := h.WaitEvent(contracts.TypeCartCheckedOutV1, &out, servicetest.PayloadHas("order_id", co.OrderID))
 	want := contracts.CartCheckedOutV1{
-		OrderID: co.OrderID, UserID: shopper.userID,
+		OrderID: co.OrderID, UserID: shopper.UserID,
 		Lines: []contracts.Line{
 			{ProductID: cup, SKU: "CUP-ESP-01", Name: "Espresso cup", Quantity: 2, UnitPrice: contracts.Money{AmountMinor: 1250, Currency: "EUR"}},
 			{ProductID: grinder, SKU: "GRD-HND-02", Name: "Hand grinder", Quantity: 1, UnitPrice: contracts.Money{AmountMinor: 4990, Currency: "EUR"}},
@@ -220,7 +221,7 @@ func TestCheckoutIsIdempotent(t *testing.T) {
 	if got, _ := json.Marshal(out); string(got) != mustJSON(t, want) {
 		t.Errorf("checked out\n%s\nwant\n%s", got, mustJSON(t, want))
 	}
-	if ev.AggregateID != shopper.userID {
+	if ev.AggregateID != shopper.UserID {
 		t.Errorf("aggregate %s", ev.AggregateID)
 	}
 	if c := h.cart(shopper); len(c.Lines) != 0 {
@@ -232,8 +233,8 @@ func TestCheckoutIsIdempotent(t *testing.T) {
 		"line1":"12 Analytical Row","name":"Ada Lovelace"}}`
 	for _, body := range []string{checkoutJSON, respelled} {
 		r = h.checkout(shopper, "key-1", body)
-		if r.status != http.StatusAccepted {
-			t.Fatalf("retry: %d %s", r.status, r.body)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("retry: %d %s", r.Status, r.Body)
 		}
 		if again := decode[checkoutBody](t, r); again != co {
 			t.Errorf("retry answered %+v, want %+v", again, co)
@@ -242,22 +243,22 @@ func TestCheckoutIsIdempotent(t *testing.T) {
 	t.Log("the same key with another request is refused")
 	h.put(shopper, cup, 1)
 	r = h.checkout(shopper, "key-1", strings.Replace(checkoutJSON, "tok_ok", "tok_decline", 1))
-	if r.status != http.StatusUnprocessableEntity || !strings.HasSuffix(r.problem(t).Type, "/idempotency-key-reused") {
-		t.Errorf("reused key: %d %s", r.status, r.body)
+	if r.Status != http.StatusUnprocessableEntity || !strings.HasSuffix(r.Problem(t).Type, "/idempotency-key-reused") {
+		t.Errorf("reused key: %d %s", r.Status, r.Body)
 	}
 	if c := h.cart(shopper); len(c.Lines) != 1 {
 		t.Errorf("a refused checkout changed the cart: %+v", c.Lines)
 	}
-	if got := h.outboxCount(contracts.TypeCartCheckedOutV1); got != 1 {
+	if got := h.OutboxCount(contracts.TypeCartCheckedOutV1); got != 1 {
 		t.Errorf("%d checkouts published, want 1", got)
 	}
-	if got := h.count(`SELECT count(*) FROM checkouts`); got != 1 {
+	if got := h.Query(`SELECT count(*) FROM checkouts`); got != 1 {
 		t.Errorf("%d checkouts recorded, want 1", got)
 	}
 	// Keys belong to their user: another customer may use the same one.
 	r = h.checkout(customer, "key-1", checkoutJSON)
-	if r.status != http.StatusUnprocessableEntity || !strings.HasSuffix(r.problem(t).Type, "/empty-cart") {
-		t.Errorf("another customer's key: %d %s", r.status, r.body)
+	if r.Status != http.StatusUnprocessableEntity || !strings.HasSuffix(r.Problem(t).Type, "/empty-cart") {
+		t.Errorf("another customer's key: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -289,8 +290,8 @@ func TestConcurrentCheckoutsWithOneKeyPlaceOneOrder(t *testing.T) {
 	wg.Wait()
 	orders := map[string]bool{}
 	for _, r := range results {
-		if r.status != http.StatusAccepted {
-			t.Errorf("status %d %s", r.status, r.body)
+		if r.Status != http.StatusAccepted {
+			t.Errorf("status %d %s", r.Status, r.Body)
 			continue
 		}
 		orders[decode[checkoutBody](t, r).OrderID] = true
@@ -298,7 +299,7 @@ func TestConcurrentCheckoutsWithOneKeyPlaceOneOrder(t *testing.T) {
 	if len(orders) != 1 {
 		t.Errorf("%d different orders: %v", len(orders), orders)
 	}
-	if got := h.outboxCount(contracts.TypeCartCheckedOutV1); got != 1 {
+	if got := h.OutboxCount(contracts.TypeCartCheckedOutV1); got != 1 {
 		t.Errorf("%d checkouts published, want 1", got)
 	}
 }
@@ -308,13 +309,13 @@ func TestCartRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 	h := start(t, nil)
 	cup := h.addProduct("CUP-ESP-01", "Espresso cup", 1250)
 	h.put(shopper, cup, 2)
-	eventsBefore := h.outboxCount("")
+	eventsBefore := h.OutboxCount("")
 	item := "/api/v1/cart/items/" + cup
 	const checkout = "/api/v1/cart/checkout"
 	address := func(field, value string) string {
 		return strings.Replace(checkoutJSON, field, value, 1)
 	}
-	forged := caller{userID: "not-a-user-id", role: "customer"}
+	forged := caller{UserID: "not-a-user-id", Role: "customer"}
 
 	tests := []struct {
 		name   string
@@ -375,11 +376,11 @@ func TestCartRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 			if tt.key != "" {
 				headers = append(headers, "Idempotency-Key", tt.key)
 			}
-			r := h.do(tt.method, tt.path, tt.who, body, headers...)
-			if r.status != tt.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			r := h.Do(tt.method, tt.path, tt.who, body, headers...)
+			if r.Status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
 			}
-			p := r.problem(t)
+			p := r.Problem(t)
 			if p.Status != tt.status {
 				t.Errorf("problem status %d", p.Status)
 			}
@@ -398,10 +399,10 @@ func TestCartRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 	if len(c.Lines) != 1 || c.Lines[0].Quantity != 2 {
 		t.Errorf("cart changed to %+v", c.Lines)
 	}
-	if got := h.outboxCount(""); got != eventsBefore {
+	if got := h.OutboxCount(""); got != eventsBefore {
 		t.Errorf("bad requests published %d events", got-eventsBefore)
 	}
-	if got := h.count(`SELECT count(*) FROM checkouts`); got != 0 {
+	if got := h.Query(`SELECT count(*) FROM checkouts`); got != 0 {
 		t.Errorf("%d checkouts recorded", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/shopmesh/shopmesh/contracts"
 	"github.com/shopmesh/shopmesh/internal/httpkit"
 	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 )
 
 type money struct {
@@ -40,8 +41,8 @@ type page struct {
 func decode[T any](t *testing.T, r response) T {
 	t.Helper()
 	var v T
-	if err := json.Unmarshal(r.body, &v); err != nil {
-		t.Fatalf("decode %s: %v", r.body, err)
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
 	}
 	return v
 }
@@ -50,18 +51,18 @@ func (h *harness) create(sku, name, description string, price int64, stock int) 
 	h.t.Helper()
 	body := fmt.Sprintf(`{"sku": %q, "name": %q, "description": %q, "price": {"amount_minor": %d, "currency": "EUR"}, "initial_stock": %d}`,
 		sku, name, description, price, stock)
-	r := h.do(http.MethodPost, "/api/v1/admin/products", admin, []byte(body))
-	if r.status != http.StatusCreated {
-		h.t.Fatalf("create %s: %d %s", sku, r.status, r.body)
+	r := h.Do(http.MethodPost, "/api/v1/admin/products", admin, []byte(body))
+	if r.Status != http.StatusCreated {
+		h.t.Fatalf("create %s: %d %s", sku, r.Status, r.Body)
 	}
 	return decode[product](h.t, r)
 }
 
 func (h *harness) get(id string) product {
 	h.t.Helper()
-	r := h.do(http.MethodGet, "/api/v1/products/"+id, anonymous, nil)
-	if r.status != http.StatusOK {
-		h.t.Fatalf("get %s: %d %s", id, r.status, r.body)
+	r := h.Do(http.MethodGet, "/api/v1/products/"+id, anonymous, nil)
+	if r.Status != http.StatusOK {
+		h.t.Fatalf("get %s: %d %s", id, r.Status, r.Body)
 	}
 	return decode[product](h.t, r)
 }
@@ -70,13 +71,13 @@ func TestAdministratorsCreateAndChangeProducts(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
 
-	r := h.do(http.MethodPost, "/api/v1/admin/products", admin,
+	r := h.Do(http.MethodPost, "/api/v1/admin/products", admin,
 		[]byte(`{"sku": "CUP-ESP-01", "name": "Espresso cup", "description": "Porcelain, 80 ml.", "price": {"amount_minor": 1250}, "initial_stock": 40}`))
-	if r.status != http.StatusCreated {
-		t.Fatalf("create: %d %s", r.status, r.body)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
 	}
 	p := decode[product](t, r)
-	if got, want := r.header.Get("Location"), "/api/v1/products/"+p.ID; got != want {
+	if got, want := r.Header.Get("Location"), "/api/v1/products/"+p.ID; got != want {
 		t.Errorf("location %q, want %q", got, want)
 	}
 	want := product{ID: p.ID, SKU: "CUP-ESP-01", Name: "Espresso cup", Description: "Porcelain, 80 ml.", Price: money{1250, "EUR"}, Available: true}
@@ -87,45 +88,45 @@ func TestAdministratorsCreateAndChangeProducts(t *testing.T) {
 		t.Errorf("public read %+v, want %+v", got, want)
 	}
 	var created contracts.ProductCreatedV1
-	ev := h.waitEvent(contracts.TypeProductCreatedV1, &created, forProduct(p.ID))
+	ev := h.WaitEvent(contracts.TypeProductCreatedV1, &created, servicetest.PayloadHas("product_id", p.ID))
 	if created.SKU != "CUP-ESP-01" || created.InitialStock != 40 || created.Price != (contracts.Money{AmountMinor: 1250, Currency: "EUR"}) || ev.AggregateID != p.ID {
 		t.Errorf("product created %+v (aggregate %s)", created, ev.AggregateID)
 	}
 
 	t.Log("a second product with the same sku is a conflict")
-	before := h.outboxCount("")
-	r = h.do(http.MethodPost, "/api/v1/admin/products", admin, []byte(`{"sku": "CUP-ESP-01", "name": "Other", "price": {"amount_minor": 1}}`))
-	if r.status != http.StatusConflict {
-		t.Fatalf("duplicate sku: %d %s", r.status, r.body)
+	before := h.OutboxCount("")
+	r = h.Do(http.MethodPost, "/api/v1/admin/products", admin, []byte(`{"sku": "CUP-ESP-01", "name": "Other", "price": {"amount_minor": 1}}`))
+	if r.Status != http.StatusConflict {
+		t.Fatalf("duplicate sku: %d %s", r.Status, r.Body)
 	}
-	if got := h.count(`SELECT count(*) FROM products`); got != 1 {
+	if got := h.Query(`SELECT count(*) FROM products`); got != 1 {
 		t.Errorf("%d products stored", got)
 	}
 
 	t.Log("a price change publishes the previous and the new price")
-	r = h.do(http.MethodPatch, "/api/v1/admin/products/"+p.ID, admin, []byte(`{"price": {"amount_minor": 1190}}`))
-	if r.status != http.StatusOK {
-		t.Fatalf("reprice: %d %s", r.status, r.body)
+	r = h.Do(http.MethodPatch, "/api/v1/admin/products/"+p.ID, admin, []byte(`{"price": {"amount_minor": 1190}}`))
+	if r.Status != http.StatusOK {
+		t.Fatalf("reprice: %d %s", r.Status, r.Body)
 	}
 	if got := decode[product](t, r); got.Price != (money{1190, "EUR"}) || got.Name != "Espresso cup" {
 		t.Errorf("repriced %+v", got)
 	}
 	var changed contracts.PriceChangedV1
-	h.waitEvent(contracts.TypePriceChangedV1, &changed, forProduct(p.ID))
+	h.WaitEvent(contracts.TypePriceChangedV1, &changed, servicetest.PayloadHas("product_id", p.ID))
 	if changed.PreviousPrice.AmountMinor != 1250 || changed.Price.AmountMinor != 1190 || changed.SKU != "CUP-ESP-01" {
 		t.Errorf("price changed %+v", changed)
 	}
-	if got := h.outboxCount(contracts.TypeProductUpdatedV1); got != 0 {
+	if got := h.OutboxCount(contracts.TypeProductUpdatedV1); got != 0 {
 		t.Errorf("a price change also published %d product updates", got)
 	}
 
 	t.Log("a description change publishes the descriptive fields")
-	r = h.do(http.MethodPatch, "/api/v1/admin/products/"+p.ID, admin, []byte(`{"name": "Espresso cup, white", "description": ""}`))
-	if r.status != http.StatusOK {
-		t.Fatalf("rename: %d %s", r.status, r.body)
+	r = h.Do(http.MethodPatch, "/api/v1/admin/products/"+p.ID, admin, []byte(`{"name": "Espresso cup, white", "description": ""}`))
+	if r.Status != http.StatusOK {
+		t.Fatalf("rename: %d %s", r.Status, r.Body)
 	}
 	var updated contracts.ProductUpdatedV1
-	h.waitEvent(contracts.TypeProductUpdatedV1, &updated, forProduct(p.ID))
+	h.WaitEvent(contracts.TypeProductUpdatedV1, &updated, servicetest.PayloadHas("product_id", p.ID))
 	if updated.Name != "Espresso cup, white" || updated.Description != "" || updated.SKU != "CUP-ESP-01" {
 		t.Errorf("product updated %+v", updated)
 	}
@@ -135,15 +136,15 @@ func TestAdministratorsCreateAndChangeProducts(t *testing.T) {
 	}
 
 	t.Log("a patch that changes nothing publishes nothing")
-	mid := h.outboxCount("")
-	r = h.do(http.MethodPatch, "/api/v1/admin/products/"+p.ID, admin, []byte(`{"name": "Espresso cup, white", "price": {"amount_minor": 1190, "currency": "EUR"}}`))
-	if r.status != http.StatusOK {
-		t.Fatalf("no-op patch: %d %s", r.status, r.body)
+	mid := h.OutboxCount("")
+	r = h.Do(http.MethodPatch, "/api/v1/admin/products/"+p.ID, admin, []byte(`{"name": "Espresso cup, white", "price": {"amount_minor": 1190, "currency": "EUR"}}`))
+	if r.Status != http.StatusOK {
+		t.Fatalf("no-op patch: %d %s", r.Status, r.Body)
 	}
-	if got := h.outboxCount(""); got != mid {
+	if got := h.OutboxCount(""); got != mid {
 		t.Errorf("a no-op patch published %d events", got-mid)
 	}
-	if got := h.outboxCount(""); got != before+2 {
+	if got := h.OutboxCount(""); got != before+2 {
 		t.Errorf("%d events after the first, want 2", got-before)
 	}
 }
@@ -158,9 +159,9 @@ func TestBrowseSearchAndPage(t *testing.T) {
 
 	list := func(query string) page {
 		t.Helper()
-		r := h.do(http.MethodGet, "/api/v1/products"+query, anonymous, nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("list %s: %d %s", query, r.status, r.body)
+		r := h.Do(http.MethodGet, "/api/v1/products"+query, anonymous, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("list %s: %d %s", query, r.Status, r.Body)
 		}
 		return decode[page](t, r)
 	}
@@ -218,20 +219,20 @@ func TestBrowseSearchAndPage(t *testing.T) {
 
 	for _, bad := range []string{"?limit=0", "?limit=101", "?limit=abc", "?limit=-1", "?offset=-1", "?offset=1e3",
 		"?offset=100001", "?q=" + strings.Repeat("x", 201), "?limit=99999999999999999999"} {
-		r := h.do(http.MethodGet, "/api/v1/products"+bad, anonymous, nil)
-		if r.status != http.StatusUnprocessableEntity {
-			t.Errorf("%s: %d %s", bad, r.status, r.body)
+		r := h.Do(http.MethodGet, "/api/v1/products"+bad, anonymous, nil)
+		if r.Status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: %d %s", bad, r.Status, r.Body)
 			continue
 		}
-		if p := r.problem(t); len(p.Errors) == 0 {
+		if p := r.Problem(t); len(p.Errors) == 0 {
 			t.Errorf("%s: no field errors in %+v", bad, p)
 		}
 	}
 	for _, bad := range []string{"/api/v1/products/" + outbox.NewID(), "/api/v1/products/42", "/api/v1/products/" + strings.Repeat("a", 36)} {
-		if r := h.do(http.MethodGet, bad, anonymous, nil); r.status != http.StatusNotFound {
-			t.Errorf("%s: %d %s", bad, r.status, r.body)
+		if r := h.Do(http.MethodGet, bad, anonymous, nil); r.Status != http.StatusNotFound {
+			t.Errorf("%s: %d %s", bad, r.Status, r.Body)
 		} else {
-			r.problem(t)
+			r.Problem(t)
 		}
 	}
 }
@@ -240,7 +241,7 @@ func TestAdminRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
 	p := h.create("CUP-ESP-01", "Espresso cup", "Porcelain.", 1250, 10)
-	eventsBefore := h.outboxCount("")
+	eventsBefore := h.OutboxCount("")
 	const create, good = "/api/v1/admin/products", `{"sku": "NEW-1", "name": "New", "price": {"amount_minor": 100}}`
 	patch := "/api/v1/admin/products/" + p.ID
 	huge := `{"sku": "BIG", "name": "Big", "description": "` + strings.Repeat("x", 1<<20) + `", "price": {"amount_minor": 100}}`
@@ -295,11 +296,11 @@ func TestAdminRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 			if tt.contentType != "" {
 				headers = []string{"Content-Type", tt.contentType}
 			}
-			r := h.do(tt.method, tt.path, tt.who, []byte(tt.body), headers...)
-			if r.status != tt.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			r := h.Do(tt.method, tt.path, tt.who, []byte(tt.body), headers...)
+			if r.Status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
 			}
-			prob := r.problem(t)
+			prob := r.Problem(t)
 			if prob.Status != tt.status {
 				t.Errorf("problem status %d", prob.Status)
 			}
@@ -308,13 +309,13 @@ func TestAdminRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 			}
 		})
 	}
-	if got := h.count(`SELECT count(*) FROM products`); got != 1 {
+	if got := h.Query(`SELECT count(*) FROM products`); got != 1 {
 		t.Errorf("%d products stored, want 1", got)
 	}
 	if got := h.get(p.ID); got != p {
 		t.Errorf("product changed to %+v", got)
 	}
-	if got := h.outboxCount(""); got != eventsBefore {
+	if got := h.OutboxCount(""); got != eventsBefore {
 		t.Errorf("bad requests published %d events", got-eventsBefore)
 	}
 }
@@ -336,44 +337,44 @@ func TestAvailabilityFollowsInventory(t *testing.T) {
 	}
 
 	soldOut := outbox.NewID()
-	h.publishRawAt(soldOut, contracts.TypeStockLevelChangedV1, p.ID, body(level(2, 2)), t0)
-	h.waitApplied(soldOut)
+	h.PublishAt(soldOut, contracts.TypeStockLevelChangedV1, p.ID, t0, body(level(2, 2)))
+	h.WaitApplied(soldOut)
 	if h.get(p.ID).Available {
 		t.Errorf("available with everything reserved")
 	}
 
 	t.Log("a report that happened earlier than the one applied is ignored")
 	stale := outbox.NewID()
-	h.publishRawAt(stale, contracts.TypeStockLevelChangedV1, p.ID, body(level(2, 0)), t0.Add(-time.Second))
-	h.waitApplied(stale)
+	h.PublishAt(stale, contracts.TypeStockLevelChangedV1, p.ID, t0.Add(-time.Second), body(level(2, 0)))
+	h.WaitApplied(stale)
 	if h.get(p.ID).Available {
 		t.Errorf("a stale report made the product available")
 	}
 
 	t.Log("a later report applies, once however often it is delivered")
 	restocked := outbox.NewID()
-	h.publishRawAt(restocked, contracts.TypeStockLevelChangedV1, p.ID, body(level(7, 2)), t0.Add(time.Second))
-	h.publishRawAt(restocked, contracts.TypeStockLevelChangedV1, p.ID, body(level(7, 2)), t0.Add(time.Second))
-	h.waitFor("the duplicate absorbed", func() (bool, string) { return h.duplicates() >= 1, "" })
+	h.PublishAt(restocked, contracts.TypeStockLevelChangedV1, p.ID, t0.Add(time.Second), body(level(7, 2)))
+	h.PublishAt(restocked, contracts.TypeStockLevelChangedV1, p.ID, t0.Add(time.Second), body(level(7, 2)))
+	h.Poll("the duplicate absorbed", func() (bool, string) { return h.Duplicates() >= 1, "" })
 	if !h.get(p.ID).Available {
 		t.Errorf("not available after a restock")
 	}
-	if got := h.count(`SELECT stock_available FROM products WHERE id = $1`, p.ID); got != 5 {
+	if got := h.Query(`SELECT stock_available FROM products WHERE id = $1`, p.ID); got != 5 {
 		t.Errorf("stock %d, want 5", got)
 	}
 
 	t.Log("a report about an unknown product changes nothing, an invalid one is dead-lettered")
 	unknown := outbox.NewID()
 	other := outbox.NewID()
-	h.publish(contracts.TypeStockLevelChangedV1, other, contracts.StockLevelChangedV1{ProductID: other, SKU: "X", OnHand: 1, Available: 1})
+	h.Publish("", contracts.TypeStockLevelChangedV1, other, contracts.StockLevelChangedV1{ProductID: other, SKU: "X", OnHand: 1, Available: 1})
 	bad := outbox.NewID()
-	h.publishRaw(bad, contracts.TypeStockLevelChangedV1, p.ID, []byte(`{"product_id": "`+p.ID+`", "sku": "X", "on_hand": -1, "reserved": 0, "available": -1}`))
-	h.publishRaw(unknown, contracts.TypeStockLevelChangedV1, p.ID, []byte(`{"product_id": "`+p.ID+`"}`))
-	h.waitFor("invalid reports dead-lettered", func() (bool, string) {
-		n := h.count(`SELECT count(*) FROM dead_letters WHERE message_id = ANY($1)`, []string{bad, unknown})
+	h.Publish(bad, contracts.TypeStockLevelChangedV1, p.ID, []byte(`{"product_id": "`+p.ID+`", "sku": "X", "on_hand": -1, "reserved": 0, "available": -1}`))
+	h.Publish(unknown, contracts.TypeStockLevelChangedV1, p.ID, []byte(`{"product_id": "`+p.ID+`"}`))
+	h.Poll("invalid reports dead-lettered", func() (bool, string) {
+		n := h.Query(`SELECT count(*) FROM dead_letters WHERE message_id = ANY($1)`, []string{bad, unknown})
 		return n == 2, fmt.Sprintf("%d dead letters", n)
 	})
-	if got := h.count(`SELECT count(*) FROM products`); got != 1 {
+	if got := h.Query(`SELECT count(*) FROM products`); got != 1 {
 		t.Errorf("%d products", got)
 	}
 	if !h.get(p.ID).Available {

@@ -69,7 +69,7 @@ func lifecycle(orderID, userID string, start int, cancelled contracts.Cancellati
 func (h *harness) publishEvents(events []outbox.Event) {
 	h.t.Helper()
 	for _, e := range events {
-		h.publish(e.ID, e.Type, e.AggregateID, e.OccurredAt, e.Payload)
+		h.PublishAt(e.ID, e.Type, e.AggregateID, e.OccurredAt, e.Payload)
 	}
 }
 
@@ -79,17 +79,17 @@ func TestProfileAndOrderHistoryFromEvents(t *testing.T) {
 	ada, bob := newID(), newID()
 	regID := newID()
 	reg := contracts.UserRegisteredV1{UserID: ada, Email: "ada@example.com", Name: "Ada Lovelace"}
-	h.publish(regID, contracts.TypeUserRegisteredV1, ada, sec(0), reg)
-	h.publish(regID, contracts.TypeUserRegisteredV1, ada, sec(0), reg) // redelivered
-	h.publish(newID(), contracts.TypeUserAddressChangedV1, ada, sec(1), contracts.UserAddressChangedV1{UserID: ada, Address: home})
+	h.PublishAt(regID, contracts.TypeUserRegisteredV1, ada, sec(0), reg)
+	h.PublishAt(regID, contracts.TypeUserRegisteredV1, ada, sec(0), reg) // redelivered
+	h.PublishAt(newID(), contracts.TypeUserAddressChangedV1, ada, sec(1), contracts.UserAddressChangedV1{UserID: ada, Address: home})
 
 	delivered, cancelled := newID(), newID()
 	happy := lifecycle(delivered, ada, 10, "")
 	h.publishEvents(happy)
-	h.publish(happy[2].ID, happy[2].Type, delivered, happy[2].OccurredAt, happy[2].Payload) // shipped, redelivered
+	h.PublishAt(happy[2].ID, happy[2].Type, delivered, happy[2].OccurredAt, happy[2].Payload) // shipped, redelivered
 	h.publishEvents(lifecycle(cancelled, ada, 20, contracts.ReasonUndeliverable))
-	h.eventually("every event applied and both redeliveries absorbed", func() bool {
-		return h.applied() == 10 && h.query(`SELECT coalesce(sum(count), 0) FROM inbox_duplicates WHERE consumer = 'inbox'`) == 2
+	h.Eventually("every event applied and both redeliveries absorbed", func() bool {
+		return h.Applied() == 10 && h.Query(`SELECT coalesce(sum(count), 0) FROM inbox_duplicates WHERE consumer = 'inbox'`) == 2
 	})
 
 	var me meView
@@ -132,8 +132,8 @@ func TestProfileAndOrderHistoryFromEvents(t *testing.T) {
 
 	// Own data only: bob has no profile yet and no history, and ada's cursor
 	// shows him nothing.
-	if res := h.do(http.MethodGet, "/api/v1/me", bob, nil); res.status != http.StatusNotFound || res.contentType != "application/problem+json" {
-		t.Errorf("bob's profile: %d %s", res.status, res.body)
+	if res := h.do(http.MethodGet, "/api/v1/me", bob, nil); res.Status != http.StatusNotFound || res.ContentType != "application/problem+json" {
+		t.Errorf("bob's profile: %d %s", res.Status, res.Body)
 	}
 	h.getJSON("/api/v1/me/history?cursor="+first.NextCursor, bob, &hist)
 	if len(hist.Items) != 0 {
@@ -145,11 +145,11 @@ func TestReorderedEventsNeverMoveAnOrderBackwards(t *testing.T) {
 	t.Parallel()
 	h := start(t)
 	ada := newID()
-	h.publish(newID(), contracts.TypeUserRegisteredV1, ada, sec(0), contracts.UserRegisteredV1{UserID: ada, Email: "ada@example.com", Name: "Ada"})
+	h.PublishAt(newID(), contracts.TypeUserRegisteredV1, ada, sec(0), contracts.UserRegisteredV1{UserID: ada, Email: "ada@example.com", Name: "Ada"})
 	// Address changes in reverse order: the newer one wins.
 	work := contracts.Address{Name: "Ada", Line1: "2 Work Rd", City: "Hamburg", PostalCode: "20095", Country: "DE"}
-	h.publish(newID(), contracts.TypeUserAddressChangedV1, ada, sec(5), contracts.UserAddressChangedV1{UserID: ada, Address: work})
-	h.publish(newID(), contracts.TypeUserAddressChangedV1, ada, sec(1), contracts.UserAddressChangedV1{UserID: ada, Address: home})
+	h.PublishAt(newID(), contracts.TypeUserAddressChangedV1, ada, sec(5), contracts.UserAddressChangedV1{UserID: ada, Address: work})
+	h.PublishAt(newID(), contracts.TypeUserAddressChangedV1, ada, sec(1), contracts.UserAddressChangedV1{UserID: ada, Address: home})
 
 	// A delivered order whose events arrive newest first, and a cancelled
 	// one whose confirmation arrives after the cancellation.
@@ -157,11 +157,11 @@ func TestReorderedEventsNeverMoveAnOrderBackwards(t *testing.T) {
 	happy := lifecycle(delivered, ada, 10, "")
 	for i := len(happy) - 1; i >= 0; i-- {
 		e := happy[i]
-		h.publish(e.ID, e.Type, e.AggregateID, e.OccurredAt, e.Payload)
+		h.PublishAt(e.ID, e.Type, e.AggregateID, e.OccurredAt, e.Payload)
 	}
 	gone := lifecycle(cancelled, ada, 20, contracts.ReasonCustomerRequest)
 	h.publishEvents([]outbox.Event{gone[2], gone[1], gone[0]})
-	h.eventually("every event applied", func() bool { return h.applied() == 11 })
+	h.Eventually("every event applied", func() bool { return h.Applied() == 11 })
 
 	var me meView
 	h.getJSON("/api/v1/me", ada, &me)
@@ -193,12 +193,12 @@ func TestReorderedEventsNeverMoveAnOrderBackwards(t *testing.T) {
 func TestReadModelRebuildsFromReplay(t *testing.T) {
 	t.Parallel()
 	h := start(t)
-	users, orders := h.producer("user"), h.producer("order")
-	users.relay()
-	orders.relay()
+	users, orders := h.Producer("user"), h.Producer("order")
+	users.Relay()
+	orders.Relay()
 
 	ada, bob := newID(), newID()
-	users.emit(
+	users.Emit(
 		outbox.Event{Type: contracts.TypeUserRegisteredV1, AggregateID: ada, OccurredAt: sec(0), Payload: contracts.UserRegisteredV1{UserID: ada, Email: "ada@example.com", Name: "Ada"}},
 		outbox.Event{Type: contracts.TypeUserRegisteredV1, AggregateID: bob, OccurredAt: sec(1), Payload: contracts.UserRegisteredV1{UserID: bob, Email: "bob@example.com", Name: "Bob"}},
 		outbox.Event{Type: contracts.TypeUserAddressChangedV1, AggregateID: ada, OccurredAt: sec(2), Payload: contracts.UserAddressChangedV1{UserID: ada, Address: home}},
@@ -208,16 +208,16 @@ func TestReadModelRebuildsFromReplay(t *testing.T) {
 	history = append(history, lifecycle(newID(), ada, 10, "")...)
 	history = append(history, lifecycle(newID(), ada, 20, contracts.ReasonPaymentDeclined)...)
 	history = append(history, lifecycle(newID(), bob, 30, "")...)
-	orders.emit(history...)
+	orders.Emit(history...)
 	total := 4 + len(history)
-	h.eventually("the relayed history applied", func() bool { return h.applied() == total })
+	h.Eventually("the relayed history applied", func() bool { return h.Applied() == total })
 
 	snapshot := func() map[string]string {
 		out := map[string]string{}
 		for _, u := range []string{ada, bob} {
 			for _, path := range []string{"/api/v1/me", "/api/v1/me/history?limit=100"} {
 				res := h.do(http.MethodGet, path, u, nil)
-				out[u+path] = string(res.body)
+				out[u+path] = string(res.Body)
 			}
 		}
 		return out
@@ -231,15 +231,15 @@ func TestReadModelRebuildsFromReplay(t *testing.T) {
 	if forgotten != int64(total) {
 		t.Errorf("forgot %d inbox keys, want %d", forgotten, total)
 	}
-	if res := h.do(http.MethodGet, "/api/v1/me", ada, nil); res.status != http.StatusNotFound {
-		t.Fatalf("profile after reset: %d %s", res.status, res.body)
+	if res := h.do(http.MethodGet, "/api/v1/me", ada, nil); res.Status != http.StatusNotFound {
+		t.Fatalf("profile after reset: %d %s", res.Status, res.Body)
 	}
 
 	// `shopmesh replay --consumer customer` from every producer it reads.
-	if n := users.replay() + orders.replay(); n != total {
+	if n := users.Replay() + orders.Replay(); n != total {
 		t.Errorf("replayed %d events, want %d", n, total)
 	}
-	h.eventually("the replayed history applied", func() bool { return h.applied() == total })
+	h.Eventually("the replayed history applied", func() bool { return h.Applied() == total })
 	after := snapshot()
 	if !reflect.DeepEqual(after, before) {
 		t.Errorf("rebuilt model differs:\nbefore %v\nafter  %v", before, after)
@@ -251,9 +251,9 @@ func TestReadModelRebuildsFromReplay(t *testing.T) {
 	}
 
 	// Replaying again without a reset changes nothing: the inbox absorbs it.
-	users.replay()
-	h.eventually("the second replay absorbed", func() bool {
-		return h.query(`SELECT COALESCE((SELECT count FROM inbox_duplicates WHERE consumer = 'inbox'), 0)`) == 4
+	users.Replay()
+	h.Eventually("the second replay absorbed", func() bool {
+		return h.Query(`SELECT COALESCE((SELECT count FROM inbox_duplicates WHERE consumer = 'inbox'), 0)`) == 4
 	})
 	if again := snapshot(); !reflect.DeepEqual(again, before) {
 		t.Errorf("a second replay changed the model")
@@ -265,17 +265,17 @@ func TestInvalidEventsAreDeadLettered(t *testing.T) {
 	h := start(t)
 	ada, mallory, order := newID(), newID(), newID()
 	placed := lifecycle(order, ada, 0, "")[0]
-	h.publish(placed.ID, placed.Type, order, placed.OccurredAt, placed.Payload)
+	h.PublishAt(placed.ID, placed.Type, order, placed.OccurredAt, placed.Payload)
 	// Another customer's event for the same order, and an event without an
 	// occurrence time.
 	wrongOwner := newID()
-	h.publish(wrongOwner, contracts.TypeOrderShippedV1, order, sec(5), contracts.OrderShippedV1{OrderID: order, UserID: mallory,
+	h.PublishAt(wrongOwner, contracts.TypeOrderShippedV1, order, sec(5), contracts.OrderShippedV1{OrderID: order, UserID: mallory,
 		ShipmentID: newID(), Carrier: "simpost", TrackingNumber: "SP1"})
 	noTime := newID()
-	h.publish(noTime, contracts.TypeUserRegisteredV1, ada, time.Time{}, contracts.UserRegisteredV1{UserID: ada, Email: "ada@example.com", Name: "Ada"})
+	h.PublishAt(noTime, contracts.TypeUserRegisteredV1, ada, time.Time{}, contracts.UserRegisteredV1{UserID: ada, Email: "ada@example.com", Name: "Ada"})
 	badPayload := newID()
-	h.publish(badPayload, contracts.TypeOrderDeliveredV1, order, sec(6), []byte(`{"order_id":"`+order+`"}`))
-	h.eventually("three dead letters", func() bool {
+	h.PublishAt(badPayload, contracts.TypeOrderDeliveredV1, order, sec(6), []byte(`{"order_id":"`+order+`"}`))
+	h.Eventually("three dead letters", func() bool {
 		dls, err := outbox.ListDeadLetters(context.Background(), h.pool, false)
 		return err == nil && len(dls) == 3
 	})
@@ -327,12 +327,12 @@ func TestAPIRejectsBadRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			res := h.do(c.method, c.path, c.user, []byte(`{"email": "evil@example.com"}`))
-			if res.status != c.want || res.contentType != "application/problem+json" {
-				t.Errorf("%s %s: %d %s %s, want %d problem+json", c.method, c.path, res.status, res.contentType, res.body, c.want)
+			if res.Status != c.want || res.ContentType != "application/problem+json" {
+				t.Errorf("%s %s: %d %s %s, want %d problem+json", c.method, c.path, res.Status, res.ContentType, res.Body, c.want)
 			}
 		})
 	}
-	if n := h.query(`SELECT count(*) FROM profiles`); n != 0 {
+	if n := h.Query(`SELECT count(*) FROM profiles`); n != 0 {
 		t.Errorf("requests created %d profiles", n)
 	}
 }

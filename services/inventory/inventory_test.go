@@ -10,6 +10,7 @@ import (
 	"github.com/shopmesh/shopmesh/contracts"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/inventory"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 )
 
 type levels struct {
@@ -25,22 +26,22 @@ type levels struct {
 func (h *harness) createProduct(sku string, initial int) string {
 	h.t.Helper()
 	id := outbox.NewID()
-	h.publish(contracts.TypeProductCreatedV1, id, contracts.ProductCreatedV1{
+	h.Publish("", contracts.TypeProductCreatedV1, id, contracts.ProductCreatedV1{
 		ProductID: id, SKU: sku, Name: "Product " + sku,
 		Price: contracts.Money{AmountMinor: 1250, Currency: "EUR"}, InitialStock: initial,
 	})
-	h.waitEvent(contracts.TypeStockLevelChangedV1, nil, forProduct(id))
+	h.WaitEvent(contracts.TypeStockLevelChangedV1, nil, servicetest.PayloadHas("product_id", id))
 	return id
 }
 
 func (h *harness) levels(productID string) levels {
 	h.t.Helper()
-	r := h.do(http.MethodGet, "/api/v1/admin/products/"+productID+"/stock", admin, nil)
-	if r.status != http.StatusOK {
-		h.t.Fatalf("GET stock: %d %s", r.status, r.body)
+	r := h.Do(http.MethodGet, "/api/v1/admin/products/"+productID+"/stock", admin, nil)
+	if r.Status != http.StatusOK {
+		h.t.Fatalf("GET stock: %d %s", r.Status, r.Body)
 	}
 	var lv levels
-	if err := json.Unmarshal(r.body, &lv); err != nil {
+	if err := json.Unmarshal(r.Body, &lv); err != nil {
 		h.t.Fatal(err)
 	}
 	return lv
@@ -102,9 +103,9 @@ func TestEveryVersionOfOrderPlacedReserves(t *testing.T) {
 		if typ == contracts.TypeOrderPlacedV1 {
 			payload = placed(order, line(cup, 3))
 		}
-		h.publish(typ, order, payload)
+		h.Publish("", typ, order, payload)
 		var reserved contracts.StockReservedV1
-		h.waitEvent(contracts.TypeStockReservedV1, &reserved, forOrder(order))
+		h.WaitEvent(contracts.TypeStockReservedV1, &reserved, servicetest.PayloadHas("order_id", order))
 		if want := []contracts.StockLine{{ProductID: cup, Quantity: 3}}; !slices.Equal(reserved.Lines, want) {
 			t.Errorf("%s: reserved %+v, want %+v", typ, reserved.Lines, want)
 		}
@@ -128,54 +129,54 @@ func TestStockIsCreatedFromTheCatalogueAndAdjustedByAdministrators(t *testing.T)
 	id := h.createProduct("CUP-ESP-01", 10)
 
 	var adjusted contracts.StockAdjustedV1
-	h.waitEvent(contracts.TypeStockAdjustedV1, &adjusted, forProduct(id))
+	h.WaitEvent(contracts.TypeStockAdjustedV1, &adjusted, servicetest.PayloadHas("product_id", id))
 	if adjusted.Reason != contracts.AdjustInitial || adjusted.Delta != 10 || adjusted.OnHand != 10 || adjusted.SKU != "CUP-ESP-01" {
 		t.Errorf("initial adjustment %+v", adjusted)
 	}
 	h.wantLevels(id, 10, 0)
 
-	r := h.do(http.MethodPost, "/api/v1/admin/products/"+id+"/stock", admin, []byte(`{"adjust": 5}`))
-	if r.status != http.StatusOK {
-		t.Fatalf("restock: %d %s", r.status, r.body)
+	r := h.Do(http.MethodPost, "/api/v1/admin/products/"+id+"/stock", admin, []byte(`{"adjust": 5}`))
+	if r.Status != http.StatusOK {
+		t.Fatalf("restock: %d %s", r.Status, r.Body)
 	}
 	var lv levels
-	if err := json.Unmarshal(r.body, &lv); err != nil {
+	if err := json.Unmarshal(r.Body, &lv); err != nil {
 		t.Fatal(err)
 	}
 	if lv.OnHand != 15 || lv.Available != 15 || lv.ProductID != id {
 		t.Errorf("restock answered %+v", lv)
 	}
-	h.waitEvent(contracts.TypeStockAdjustedV1, &adjusted, func(p json.RawMessage) bool {
-		return forProduct(id)(p) && strings.Contains(string(p), `"manual"`)
+	h.WaitEvent(contracts.TypeStockAdjustedV1, &adjusted, func(p json.RawMessage) bool {
+		return servicetest.PayloadHas("product_id", id)(p) && strings.Contains(string(p), `"manual"`)
 	})
 	if adjusted.Delta != 5 || adjusted.OnHand != 15 || adjusted.Available != 15 {
 		t.Errorf("manual adjustment %+v", adjusted)
 	}
 	var level contracts.StockLevelChangedV1
-	h.waitEvent(contracts.TypeStockLevelChangedV1, &level, func(p json.RawMessage) bool {
-		return forProduct(id)(p) && strings.Contains(string(p), `"on_hand":15`)
+	h.WaitEvent(contracts.TypeStockLevelChangedV1, &level, func(p json.RawMessage) bool {
+		return servicetest.PayloadHas("product_id", id)(p) && strings.Contains(string(p), `"on_hand":15`)
 	})
 
-	r = h.do(http.MethodPost, "/api/v1/admin/products/"+id+"/stock", admin, []byte(`{"adjust": -15}`))
-	if r.status != http.StatusOK {
-		t.Fatalf("write off everything: %d %s", r.status, r.body)
+	r = h.Do(http.MethodPost, "/api/v1/admin/products/"+id+"/stock", admin, []byte(`{"adjust": -15}`))
+	if r.Status != http.StatusOK {
+		t.Fatalf("write off everything: %d %s", r.Status, r.Body)
 	}
 	h.wantLevels(id, 0, 0)
 	// Below zero is a conflict with the current stock, not a bad request.
-	before := h.outboxCount("")
-	r = h.do(http.MethodPost, "/api/v1/admin/products/"+id+"/stock", admin, []byte(`{"adjust": -1}`))
-	if r.status != http.StatusConflict {
-		t.Fatalf("below zero: %d %s", r.status, r.body)
+	before := h.OutboxCount("")
+	r = h.Do(http.MethodPost, "/api/v1/admin/products/"+id+"/stock", admin, []byte(`{"adjust": -1}`))
+	if r.Status != http.StatusConflict {
+		t.Fatalf("below zero: %d %s", r.Status, r.Body)
 	}
-	if p := r.problem(t); !strings.HasSuffix(p.Type, "/insufficient-stock") || p.Detail != "cannot remove 1 units, only 0 on hand are not reserved for orders" {
+	if p := r.Problem(t); !strings.HasSuffix(p.Type, "/insufficient-stock") || p.Detail != "cannot remove 1 units, only 0 on hand are not reserved for orders" {
 		t.Errorf("problem %+v", p)
 	}
 	h.wantLevels(id, 0, 0)
-	if got := h.outboxCount(""); got != before {
+	if got := h.OutboxCount(""); got != before {
 		t.Errorf("a refused adjustment published %d events", got-before)
 	}
 	// A product created with no stock is low from the start (threshold 5).
-	h.waitEvent(contracts.TypeLowStockV1, nil, forProduct(id))
+	h.WaitEvent(contracts.TypeLowStockV1, nil, servicetest.PayloadHas("product_id", id))
 }
 
 func TestAdminRoutesRejectBadInputAndChangeNothing(t *testing.T) {
@@ -184,7 +185,7 @@ func TestAdminRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 	id := h.createProduct("GRD-HND-02", 7)
 	path := "/api/v1/admin/products/" + id + "/stock"
 	unknown := "/api/v1/admin/products/" + outbox.NewID() + "/stock"
-	eventsBefore := h.outboxCount("")
+	eventsBefore := h.OutboxCount("")
 
 	tests := []struct {
 		name        string
@@ -231,17 +232,17 @@ func TestAdminRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 			if tt.contentType != "" {
 				headers = []string{"Content-Type", tt.contentType}
 			}
-			r := h.do(tt.method, tt.path, tt.who, body, headers...)
-			if r.status != tt.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			r := h.Do(tt.method, tt.path, tt.who, body, headers...)
+			if r.Status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
 			}
-			if p := r.problem(t); p.Status != tt.status || p.Title == "" {
+			if p := r.Problem(t); p.Status != tt.status || p.Title == "" {
 				t.Errorf("problem %+v", p)
 			}
 		})
 	}
 	h.wantLevels(id, 7, 0)
-	if got := h.outboxCount(""); got != eventsBefore {
+	if got := h.OutboxCount(""); got != eventsBefore {
 		t.Errorf("bad requests published %d events", got-eventsBefore)
 	}
 }
@@ -254,9 +255,9 @@ func TestOrdersReserveCommitAndCompensate(t *testing.T) {
 
 	t.Log("a placed order is reserved all at once")
 	order1 := outbox.NewID()
-	msg := h.publish(contracts.TypeOrderPlacedV1, order1, placed(order1, line(cup, 2), line(grinder, 1), line(cup, 1)))
+	msg := h.Publish("", contracts.TypeOrderPlacedV1, order1, placed(order1, line(cup, 2), line(grinder, 1), line(cup, 1)))
 	var reserved contracts.StockReservedV1
-	ev := h.waitEvent(contracts.TypeStockReservedV1, &reserved, forOrder(order1))
+	ev := h.WaitEvent(contracts.TypeStockReservedV1, &reserved, servicetest.PayloadHas("order_id", order1))
 	want := []contracts.StockLine{{ProductID: min(cup, grinder), Quantity: 0}, {ProductID: max(cup, grinder), Quantity: 0}}
 	for i := range want {
 		want[i].Quantity = map[string]int{cup: 3, grinder: 1}[want[i].ProductID]
@@ -270,16 +271,16 @@ func TestOrdersReserveCommitAndCompensate(t *testing.T) {
 	h.wantLevels(cup, 5, 3)
 	h.wantLevels(grinder, 2, 1)
 	var low contracts.LowStockV1
-	h.waitEvent(contracts.TypeLowStockV1, &low, forProduct(cup))
+	h.WaitEvent(contracts.TypeLowStockV1, &low, servicetest.PayloadHas("product_id", cup))
 	if low.Available != 2 || low.Threshold != 2 {
 		t.Errorf("low stock %+v", low)
 	}
 
 	t.Log("an order that cannot be covered reserves nothing and names what is short")
 	order2 := outbox.NewID()
-	h.publish(contracts.TypeOrderPlacedV1, order2, placed(order2, line(cup, 1), line(grinder, 2)))
+	h.Publish("", contracts.TypeOrderPlacedV1, order2, placed(order2, line(cup, 1), line(grinder, 2)))
 	var failed contracts.StockReservationFailedV1
-	h.waitEvent(contracts.TypeStockReservationFailedV1, &failed, forOrder(order2))
+	h.WaitEvent(contracts.TypeStockReservationFailedV1, &failed, servicetest.PayloadHas("order_id", order2))
 	if len(failed.Shortages) != 1 || failed.Shortages[0] != (contracts.Shortage{ProductID: grinder, Requested: 2, Available: 1}) {
 		t.Errorf("shortages %+v", failed.Shortages)
 	}
@@ -287,9 +288,9 @@ func TestOrdersReserveCommitAndCompensate(t *testing.T) {
 	h.wantLevels(grinder, 2, 1)
 
 	t.Log("confirmation commits: units leave on hand and reserved")
-	h.publish(contracts.TypeOrderConfirmedV1, order1, confirmed(order1, line(cup, 3), line(grinder, 1)))
+	h.Publish("", contracts.TypeOrderConfirmedV1, order1, confirmed(order1, line(cup, 3), line(grinder, 1)))
 	var committed contracts.StockCommittedV1
-	h.waitEvent(contracts.TypeStockCommittedV1, &committed, forOrder(order1))
+	h.WaitEvent(contracts.TypeStockCommittedV1, &committed, servicetest.PayloadHas("order_id", order1))
 	if !slices.Equal(committed.Lines, want) {
 		t.Errorf("committed %+v, want %+v", committed.Lines, want)
 	}
@@ -297,10 +298,10 @@ func TestOrdersReserveCommitAndCompensate(t *testing.T) {
 	h.wantLevels(grinder, 1, 0)
 
 	t.Log("cancelling a committed order returns exactly what was committed")
-	h.publish(contracts.TypeOrderCancelledV1, order1, cancelled(order1, contracts.ReasonUndeliverable,
+	h.Publish("", contracts.TypeOrderCancelledV1, order1, cancelled(order1, contracts.ReasonUndeliverable,
 		[]contracts.Compensation{contracts.CompensateReturnStock, contracts.CompensateRefundPayment}, line(cup, 3), line(grinder, 1)))
 	var returned contracts.StockReturnedV1
-	h.waitEvent(contracts.TypeStockReturnedV1, &returned, forOrder(order1))
+	h.WaitEvent(contracts.TypeStockReturnedV1, &returned, servicetest.PayloadHas("order_id", order1))
 	if !slices.Equal(returned.Lines, want) {
 		t.Errorf("returned %+v, want %+v", returned.Lines, want)
 	}
@@ -309,44 +310,44 @@ func TestOrdersReserveCommitAndCompensate(t *testing.T) {
 
 	t.Log("a customer cancel while the reservation reply is in flight still releases")
 	order3 := outbox.NewID()
-	h.publish(contracts.TypeOrderPlacedV1, order3, placed(order3, line(grinder, 2)))
-	h.waitEvent(contracts.TypeStockReservedV1, nil, forOrder(order3))
+	h.Publish("", contracts.TypeOrderPlacedV1, order3, placed(order3, line(grinder, 2)))
+	h.WaitEvent(contracts.TypeStockReservedV1, nil, servicetest.PayloadHas("order_id", order3))
 	h.wantLevels(grinder, 2, 2)
-	h.publish(contracts.TypeOrderCancelledV1, order3, cancelled(order3, contracts.ReasonCustomerRequest, nil, line(grinder, 2)))
+	h.Publish("", contracts.TypeOrderCancelledV1, order3, cancelled(order3, contracts.ReasonCustomerRequest, nil, line(grinder, 2)))
 	var released contracts.StockReleasedV1
-	h.waitEvent(contracts.TypeStockReleasedV1, &released, forOrder(order3))
+	h.WaitEvent(contracts.TypeStockReleasedV1, &released, servicetest.PayloadHas("order_id", order3))
 	if len(released.Lines) != 1 || released.Lines[0] != (contracts.StockLine{ProductID: grinder, Quantity: 2}) {
 		t.Errorf("released %+v", released.Lines)
 	}
 	h.wantLevels(grinder, 2, 0)
 
 	t.Log("a late confirmation of a cancelled order changes nothing")
-	lateConfirm := h.publish(contracts.TypeOrderConfirmedV1, order3, confirmed(order3, line(grinder, 2)))
-	h.waitApplied(lateConfirm)
+	lateConfirm := h.Publish("", contracts.TypeOrderConfirmedV1, order3, confirmed(order3, line(grinder, 2)))
+	h.WaitApplied(lateConfirm)
 	h.wantLevels(grinder, 2, 0)
 
 	t.Log("a cancel of an order never reserved does nothing, and its late placement reserves nothing")
 	order4 := outbox.NewID()
-	before := h.outboxCount("")
-	cancel4 := h.publish(contracts.TypeOrderCancelledV1, order4, cancelled(order4, contracts.ReasonCustomerRequest,
+	before := h.OutboxCount("")
+	cancel4 := h.Publish("", contracts.TypeOrderCancelledV1, order4, cancelled(order4, contracts.ReasonCustomerRequest,
 		[]contracts.Compensation{contracts.CompensateReleaseStock}, line(cup, 1)))
-	h.waitApplied(cancel4)
-	place4 := h.publish(contracts.TypeOrderPlacedV1, order4, placed(order4, line(cup, 1)))
-	h.waitApplied(place4)
-	if got := h.outboxCount(""); got != before {
+	h.WaitApplied(cancel4)
+	place4 := h.Publish("", contracts.TypeOrderPlacedV1, order4, placed(order4, line(cup, 1)))
+	h.WaitApplied(place4)
+	if got := h.OutboxCount(""); got != before {
 		t.Errorf("order4 published %d events", got-before)
 	}
 	h.wantLevels(cup, 5, 0)
 
 	t.Log("an out-of-stock order's cancel changes nothing")
-	cancel2 := h.publish(contracts.TypeOrderCancelledV1, order2, cancelled(order2, contracts.ReasonOutOfStock, nil, line(cup, 1), line(grinder, 2)))
-	h.waitApplied(cancel2)
-	if got := h.outboxCountFor(contracts.TypeStockReleasedV1, "order_id", order2); got != 0 {
+	cancel2 := h.Publish("", contracts.TypeOrderCancelledV1, order2, cancelled(order2, contracts.ReasonOutOfStock, nil, line(cup, 1), line(grinder, 2)))
+	h.WaitApplied(cancel2)
+	if got := h.OutboxCountFor(contracts.TypeStockReleasedV1, "order_id", order2); got != 0 {
 		t.Errorf("released stock of an order that never reserved")
 	}
 	h.wantLevels(cup, 5, 0)
 	h.wantLevels(grinder, 2, 0)
-	if n := h.count(`SELECT count(*) FROM dead_letters`); n != 0 {
+	if n := h.Query(`SELECT count(*) FROM dead_letters`); n != 0 {
 		t.Errorf("%d dead letters", n)
 	}
 }
@@ -358,39 +359,39 @@ func TestDuplicateDeliveriesApplyOnce(t *testing.T) {
 
 	order := outbox.NewID()
 	msg := outbox.NewID()
-	h.publishID(msg, contracts.TypeOrderPlacedV1, order, placed(order, line(cup, 4)))
-	h.publishID(msg, contracts.TypeOrderPlacedV1, order, placed(order, line(cup, 4)))
+	h.Publish(msg, contracts.TypeOrderPlacedV1, order, placed(order, line(cup, 4)))
+	h.Publish(msg, contracts.TypeOrderPlacedV1, order, placed(order, line(cup, 4)))
 	// The same order placed again under a new message id: still one reservation.
-	again := h.publish(contracts.TypeOrderPlacedV1, order, placed(order, line(cup, 4)))
-	h.waitApplied(again)
-	h.waitFor("the duplicate delivery absorbed", func() (bool, string) { return h.duplicates() >= 1, "" })
+	again := h.Publish("", contracts.TypeOrderPlacedV1, order, placed(order, line(cup, 4)))
+	h.WaitApplied(again)
+	h.Poll("the duplicate delivery absorbed", func() (bool, string) { return h.Duplicates() >= 1, "" })
 	h.wantLevels(cup, 10, 4)
-	if got := h.outboxCountFor(contracts.TypeStockReservedV1, "order_id", order); got != 1 {
+	if got := h.OutboxCountFor(contracts.TypeStockReservedV1, "order_id", order); got != 1 {
 		t.Errorf("%d reservations published, want 1", got)
 	}
 
 	cancel := outbox.NewID()
 	c := cancelled(order, contracts.ReasonPaymentDeclined, []contracts.Compensation{contracts.CompensateReleaseStock}, line(cup, 4))
-	h.publishID(cancel, contracts.TypeOrderCancelledV1, order, c)
-	h.publishID(cancel, contracts.TypeOrderCancelledV1, order, c)
-	h.publish(contracts.TypeOrderCancelledV1, order, c)
-	h.waitFor("the duplicate cancel absorbed", func() (bool, string) { return h.duplicates() >= 2, "" })
-	h.waitEvent(contracts.TypeStockReleasedV1, nil, forOrder(order))
+	h.Publish(cancel, contracts.TypeOrderCancelledV1, order, c)
+	h.Publish(cancel, contracts.TypeOrderCancelledV1, order, c)
+	h.Publish("", contracts.TypeOrderCancelledV1, order, c)
+	h.Poll("the duplicate cancel absorbed", func() (bool, string) { return h.Duplicates() >= 2, "" })
+	h.WaitEvent(contracts.TypeStockReleasedV1, nil, servicetest.PayloadHas("order_id", order))
 	h.wantLevels(cup, 10, 0)
-	if got := h.outboxCountFor(contracts.TypeStockReleasedV1, "order_id", order); got != 1 {
+	if got := h.OutboxCountFor(contracts.TypeStockReleasedV1, "order_id", order); got != 1 {
 		t.Errorf("%d releases published, want 1", got)
 	}
 
 	created := outbox.NewID()
 	product := outbox.NewID()
 	pc := contracts.ProductCreatedV1{ProductID: product, SKU: "KTL-01", Name: "Kettle", Price: contracts.Money{AmountMinor: 3000, Currency: "EUR"}, InitialStock: 3}
-	h.publishID(created, contracts.TypeProductCreatedV1, product, pc)
-	h.publishID(created, contracts.TypeProductCreatedV1, product, pc)
+	h.Publish(created, contracts.TypeProductCreatedV1, product, pc)
+	h.Publish(created, contracts.TypeProductCreatedV1, product, pc)
 	pc.InitialStock = 99 // a replayed creation never resets stock
-	h.publish(contracts.TypeProductCreatedV1, product, pc)
-	h.waitFor("the duplicate creation absorbed", func() (bool, string) { return h.duplicates() >= 3, "" })
+	h.Publish("", contracts.TypeProductCreatedV1, product, pc)
+	h.Poll("the duplicate creation absorbed", func() (bool, string) { return h.Duplicates() >= 3, "" })
 	h.wantLevels(product, 3, 0)
-	if got := h.outboxCountFor(contracts.TypeStockAdjustedV1, "product_id", product); got != 1 {
+	if got := h.OutboxCountFor(contracts.TypeStockAdjustedV1, "product_id", product); got != 1 {
 		t.Errorf("%d initial adjustments published, want 1", got)
 	}
 }
@@ -404,17 +405,17 @@ func TestLowStockTriggersOneAutomaticRestock(t *testing.T) {
 	})
 	cup := h.createProduct("CUP-ESP-01", 5)
 	order := outbox.NewID()
-	h.publish(contracts.TypeOrderPlacedV1, order, placed(order, line(cup, 3)))
-	h.waitEvent(contracts.TypeLowStockV1, nil, forProduct(cup))
+	h.Publish("", contracts.TypeOrderPlacedV1, order, placed(order, line(cup, 3)))
+	h.WaitEvent(contracts.TypeLowStockV1, nil, servicetest.PayloadHas("product_id", cup))
 	var restock contracts.StockAdjustedV1
-	h.waitEvent(contracts.TypeStockAdjustedV1, &restock, func(p json.RawMessage) bool {
-		return forProduct(cup)(p) && strings.Contains(string(p), `"auto_restock"`)
+	h.WaitEvent(contracts.TypeStockAdjustedV1, &restock, func(p json.RawMessage) bool {
+		return servicetest.PayloadHas("product_id", cup)(p) && strings.Contains(string(p), `"auto_restock"`)
 	})
 	if restock.Delta != 10 || restock.OnHand != 15 || restock.Reserved != 3 || restock.Available != 12 {
 		t.Errorf("restock %+v", restock)
 	}
 	h.wantLevels(cup, 15, 3)
-	if got := h.outboxCountFor(contracts.TypeLowStockV1, "product_id", cup); got != 1 {
+	if got := h.OutboxCountFor(contracts.TypeLowStockV1, "product_id", cup); got != 1 {
 		t.Errorf("%d low-stock alerts, want 1", got)
 	}
 }
@@ -426,19 +427,19 @@ func TestInvalidEventsAreDeadLetteredWithoutEffect(t *testing.T) {
 	order := outbox.NewID()
 	bad := outbox.NewID()
 	// Quantity 0 breaks the contract (minimum 1).
-	h.publishRaw(bad, contracts.TypeOrderPlacedV1, order,
+	h.Publish(bad, contracts.TypeOrderPlacedV1, order,
 		[]byte(`{"order_id":"`+order+`","user_id":"`+userID+`","lines":[{"product_id":"`+cup+`","sku":"S","name":"N","quantity":0,"unit_price":{"amount_minor":1,"currency":"EUR"}}],"total":{"amount_minor":0,"currency":"EUR"},"shipping_address":{"name":"A","line1":"B","city":"C","postal_code":"D","country":"GB"}}`))
-	h.waitFor("the invalid event dead-lettered", func() (bool, string) {
-		return h.count(`SELECT count(*) FROM dead_letters WHERE message_id = $1`, bad) == 1, ""
+	h.Poll("the invalid event dead-lettered", func() (bool, string) {
+		return h.Query(`SELECT count(*) FROM dead_letters WHERE message_id = $1`, bad) == 1, ""
 	})
 	// A confirmation of an order never placed is a saga fault an operator must see.
 	never := outbox.NewID()
-	confirm := h.publish(contracts.TypeOrderConfirmedV1, never, confirmed(never, line(cup, 1)))
-	h.waitFor("the unreserved confirmation dead-lettered", func() (bool, string) {
-		return h.count(`SELECT count(*) FROM dead_letters WHERE message_id = $1`, confirm) == 1, ""
+	confirm := h.Publish("", contracts.TypeOrderConfirmedV1, never, confirmed(never, line(cup, 1)))
+	h.Poll("the unreserved confirmation dead-lettered", func() (bool, string) {
+		return h.Query(`SELECT count(*) FROM dead_letters WHERE message_id = $1`, confirm) == 1, ""
 	})
 	h.wantLevels(cup, 5, 0)
-	if n := h.count(`SELECT count(*) FROM reservations`); n != 0 {
+	if n := h.Query(`SELECT count(*) FROM reservations`); n != 0 {
 		t.Errorf("%d reservations stored", n)
 	}
 }
@@ -452,7 +453,7 @@ func TestStockInvariantsHoldInTheDatabase(t *testing.T) {
 		"negative reserved":      `UPDATE stock SET reserved = -1 WHERE product_id = $1`,
 		"reserved above on hand": `UPDATE stock SET reserved = on_hand + 1 WHERE product_id = $1`,
 	} {
-		_, err := h.db.Exec(t.Context(), stmt, cup)
+		_, err := h.Pool.Exec(t.Context(), stmt, cup)
 		if err == nil || !strings.Contains(err.Error(), "23514") {
 			t.Errorf("%s: got %v, want a check violation", name, err)
 		}

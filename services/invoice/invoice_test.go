@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 )
-
-const wait = 20 * time.Second
 
 type money = contracts.Money
 
@@ -69,7 +68,7 @@ func (h *harness) invoice(orderID, userID string) invoiceView {
 }
 
 func (h *harness) outboxCount(eventType string) int {
-	return h.count(`SELECT count(*) FROM watermill_outbox WHERE metadata->>'type' = $1`, eventType)
+	return h.Query(`SELECT count(*) FROM watermill_outbox WHERE metadata->>'type' = $1`, eventType)
 }
 
 func number(series string, seq int) string {
@@ -81,12 +80,12 @@ func TestOneInvoicePerOrderAndOneCreditNotePerRefund(t *testing.T) {
 	h := start(t, nil)
 	orderID, userID := newID(), newID()
 	id := newID()
-	h.publish(id, contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID))
-	h.publish(id, contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID))      // redelivered
-	h.publish(newID(), contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID)) // published again
-	h.eventually("the invoice", wait, func() bool { return len(h.messages(contracts.TypeInvoiceIssuedV1)) == 1 })
-	h.eventually("all three deliveries", wait, func() bool {
-		return h.duplicates() == 1 && h.count(`SELECT count(*) FROM inbox`) == 2
+	h.Publish(id, contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID))
+	h.Publish(id, contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID))      // redelivered
+	h.Publish(newID(), contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID)) // published again
+	h.Eventually("the invoice", func() bool { return len(h.Events(contracts.TypeInvoiceIssuedV1)) == 1 })
+	h.Eventually("all three deliveries", func() bool {
+		return h.Duplicates() == 1 && h.Query(`SELECT count(*) FROM inbox`) == 2
 	})
 	if n := h.outboxCount(contracts.TypeInvoiceIssuedV1); n != 1 {
 		t.Errorf("invoices issued = %d, want 1", n)
@@ -110,12 +109,12 @@ func TestOneInvoicePerOrderAndOneCreditNotePerRefund(t *testing.T) {
 
 	refundID := newID()
 	id = newID()
-	h.publish(id, contracts.TypePaymentRefundedV1, orderID, refunded(orderID, userID, refundID))
-	h.publish(id, contracts.TypePaymentRefundedV1, orderID, refunded(orderID, userID, refundID))
-	h.publish(newID(), contracts.TypePaymentRefundedV1, orderID, refunded(orderID, userID, refundID))
-	h.eventually("the credit note", wait, func() bool { return len(h.messages(contracts.TypeCreditNoteIssuedV1)) == 1 })
-	h.eventually("all refund deliveries", wait, func() bool {
-		return h.duplicates() == 2 && h.count(`SELECT count(*) FROM inbox`) == 4
+	h.Publish(id, contracts.TypePaymentRefundedV1, orderID, refunded(orderID, userID, refundID))
+	h.Publish(id, contracts.TypePaymentRefundedV1, orderID, refunded(orderID, userID, refundID))
+	h.Publish(newID(), contracts.TypePaymentRefundedV1, orderID, refunded(orderID, userID, refundID))
+	h.Eventually("the credit note", func() bool { return len(h.Events(contracts.TypeCreditNoteIssuedV1)) == 1 })
+	h.Eventually("all refund deliveries", func() bool {
+		return h.Duplicates() == 2 && h.Query(`SELECT count(*) FROM inbox`) == 4
 	})
 	if n := h.outboxCount(contracts.TypeCreditNoteIssuedV1); n != 1 {
 		t.Errorf("credit notes issued = %d, want 1", n)
@@ -137,9 +136,9 @@ func TestConcurrentInvoicesAreNumberedWithoutGaps(t *testing.T) {
 	userID := newID()
 	for range orders {
 		orderID := newID()
-		h.publish(newID(), contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID))
+		h.Publish(newID(), contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID))
 	}
-	h.eventually("every invoice", wait, func() bool { return len(h.messages(contracts.TypeInvoiceIssuedV1)) == orders })
+	h.Eventually("every invoice", func() bool { return len(h.Events(contracts.TypeInvoiceIssuedV1)) == orders })
 	var numbers []string
 	for _, e := range published[contracts.InvoiceIssuedV1](h, contracts.TypeInvoiceIssuedV1) {
 		numbers = append(numbers, e.Number)
@@ -157,15 +156,15 @@ func TestRefundBeforeInvoiceIsCreditedWithTheInvoice(t *testing.T) {
 	h := start(t, nil)
 	orderID, userID := newID(), newID()
 	refundID := newID()
-	h.publish(newID(), contracts.TypePaymentRefundedV1, orderID, refunded(orderID, userID, refundID))
-	h.eventually("the refund", wait, func() bool { return h.count(`SELECT count(*) FROM refunds`) == 1 })
-	if n := h.count(`SELECT count(*) FROM watermill_outbox`); n != 0 {
+	h.Publish(newID(), contracts.TypePaymentRefundedV1, orderID, refunded(orderID, userID, refundID))
+	h.Eventually("the refund", func() bool { return h.Query(`SELECT count(*) FROM refunds`) == 1 })
+	if n := h.Query(`SELECT count(*) FROM watermill_outbox`); n != 0 {
 		t.Errorf("published %d events for a refund without invoice, want 0", n)
 	}
-	h.expectProblem(http.MethodGet, fmtPath("/api/v1/orders/%s/invoice", orderID), userID, http.StatusNotFound)
+	h.ExpectProblem(http.MethodGet, fmtPath("/api/v1/orders/%s/invoice", orderID), servicetest.AsCustomer(userID), http.StatusNotFound)
 
-	h.publish(newID(), contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID))
-	h.eventually("the credit note", wait, func() bool { return len(h.messages(contracts.TypeCreditNoteIssuedV1)) == 1 })
+	h.Publish(newID(), contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID))
+	h.Eventually("the credit note", func() bool { return len(h.Events(contracts.TypeCreditNoteIssuedV1)) == 1 })
 	v := h.invoice(orderID, userID)
 	if v.Invoice == nil || len(v.CreditNotes) != 1 || v.CreditNotes[0].RefundID != refundID || v.CreditNotes[0].InvoiceID != v.Invoice.InvoiceID {
 		t.Errorf("invoice = %+v", v)
@@ -176,9 +175,9 @@ func TestInvoiceAPI(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
 	orderID, userID := newID(), newID()
-	h.publish(newID(), contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID))
+	h.Publish(newID(), contracts.TypeOrderConfirmedV1, orderID, confirmed(orderID, userID))
 	path := fmtPath("/api/v1/orders/%s/invoice", orderID)
-	h.eventually("the invoice", wait, func() bool { s, _ := h.get(http.MethodGet, path, userID, nil); return s == http.StatusOK })
+	h.Eventually("the invoice", func() bool { s, _ := h.get(http.MethodGet, path, userID, nil); return s == http.StatusOK })
 	cases := []struct {
 		name, method, path, user string
 		want                     int
@@ -191,7 +190,7 @@ func TestInvoiceAPI(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h.expectProblem(c.method, c.path, c.user, c.want)
+			h.ExpectProblem(c.method, c.path, servicetest.AsCustomer(c.user), c.want)
 		})
 	}
 }

@@ -35,9 +35,9 @@ func TestEnrolmentBonusAndOrderPointsExactlyOnce(t *testing.T) {
 
 	// Registration delivered twice: one enrolment, one bonus.
 	regID := newID()
-	h.publish(regID, contracts.TypeUserRegisteredV1, ada, registered(ada, "ada@example.com"))
-	h.publish(regID, contracts.TypeUserRegisteredV1, ada, registered(ada, "ada@example.com"))
-	h.eventually("the enrolment bonus", func() bool { return h.count(contracts.TypePointsAwardedV1) == 1 })
+	h.Publish(regID, contracts.TypeUserRegisteredV1, ada, registered(ada, "ada@example.com"))
+	h.Publish(regID, contracts.TypeUserRegisteredV1, ada, registered(ada, "ada@example.com"))
+	h.Eventually("the enrolment bonus", func() bool { return h.count(contracts.TypePointsAwardedV1) == 1 })
 
 	enrolled := published[contracts.LoyaltyEnrolledV1](h, contracts.TypeLoyaltyEnrolledV1)
 	if len(enrolled) != 1 || enrolled[0].UserID != ada {
@@ -58,14 +58,14 @@ func TestEnrolmentBonusAndOrderPointsExactlyOnce(t *testing.T) {
 	order := newID()
 	completed := contracts.OrderCompletedV1{OrderID: order, UserID: ada, Total: eur(4999)}
 	first := newID()
-	h.publish(first, contracts.TypeOrderCompletedV1, order, completed)
-	h.publish(first, contracts.TypeOrderCompletedV1, order, completed)
-	h.publish(newID(), contracts.TypeOrderCompletedV1, order, completed)
+	h.Publish(first, contracts.TypeOrderCompletedV1, order, completed)
+	h.Publish(first, contracts.TypeOrderCompletedV1, order, completed)
+	h.Publish(newID(), contracts.TypeOrderCompletedV1, order, completed)
 	// Another order, so that the wait below cannot end before the ones above.
 	small := newID()
-	h.publish(newID(), contracts.TypeOrderCompletedV1, small, contracts.OrderCompletedV1{OrderID: small, UserID: ada, Total: eur(1000)})
-	h.eventually("both orders' points", func() bool { return h.count(contracts.TypePointsAwardedV1) >= 3 })
-	h.eventually("every message applied", func() bool { return h.applied() == 5 && h.duplicates() == 2 })
+	h.Publish(newID(), contracts.TypeOrderCompletedV1, small, contracts.OrderCompletedV1{OrderID: small, UserID: ada, Total: eur(1000)})
+	h.Eventually("both orders' points", func() bool { return h.count(contracts.TypePointsAwardedV1) >= 3 })
+	h.Eventually("every message applied", func() bool { return h.Applied() == 5 && h.Duplicates() == 2 })
 
 	awards := published[contracts.PointsAwardedV1](h, contracts.TypePointsAwardedV1)
 	if len(awards) != 3 {
@@ -81,7 +81,7 @@ func TestEnrolmentBonusAndOrderPointsExactlyOnce(t *testing.T) {
 	if a := byOrder[small]; a.Points != 10 {
 		t.Errorf("award for the 10.00 order = %+v", a)
 	}
-	if n := h.query(`SELECT count(*) FROM ledger WHERE order_id = $1`, order); n != 1 {
+	if n := h.Query(`SELECT count(*) FROM ledger WHERE order_id = $1`, order); n != 1 {
 		t.Errorf("ledger entries for the order = %d, want 1", n)
 	}
 	h.getJSON("/api/v1/me/points", ada, &p)
@@ -99,11 +99,11 @@ func TestEnrolmentBonusAndOrderPointsExactlyOnce(t *testing.T) {
 	}
 
 	// Deactivation freezes the membership: the balance stays, no new points.
-	h.publish(newID(), contracts.TypeUserDeactivatedV1, ada, contracts.UserDeactivatedV1{UserID: ada, Reason: "fraud"})
-	h.eventually("the freeze", func() bool { return h.query(`SELECT count(*) FROM members WHERE frozen`) == 1 })
+	h.Publish(newID(), contracts.TypeUserDeactivatedV1, ada, contracts.UserDeactivatedV1{UserID: ada, Reason: "fraud"})
+	h.Eventually("the freeze", func() bool { return h.Query(`SELECT count(*) FROM members WHERE frozen`) == 1 })
 	late := newID()
-	h.publish(newID(), contracts.TypeOrderCompletedV1, late, contracts.OrderCompletedV1{OrderID: late, UserID: ada, Total: eur(9999)})
-	h.eventually("the late order to be handled", func() bool { return h.applied() == 7 })
+	h.Publish(newID(), contracts.TypeOrderCompletedV1, late, contracts.OrderCompletedV1{OrderID: late, UserID: ada, Total: eur(9999)})
+	h.Eventually("the late order to be handled", func() bool { return h.Applied() == 7 })
 	h.getJSON("/api/v1/me/points", ada, &p)
 	if p.Balance != 159 || len(p.Entries) != 3 || !p.Enrolled {
 		t.Errorf("points of a frozen member = %+v", p)
@@ -114,8 +114,8 @@ func TestEnrolmentBonusAndOrderPointsExactlyOnce(t *testing.T) {
 
 	// Customers who never enrolled earn nothing and see an empty standing.
 	stranger, strangerOrder := newID(), newID()
-	h.publish(newID(), contracts.TypeOrderCompletedV1, strangerOrder, contracts.OrderCompletedV1{OrderID: strangerOrder, UserID: stranger, Total: eur(5000)})
-	h.eventually("the stranger's order to be handled", func() bool { return h.applied() == 8 })
+	h.Publish(newID(), contracts.TypeOrderCompletedV1, strangerOrder, contracts.OrderCompletedV1{OrderID: strangerOrder, UserID: stranger, Total: eur(5000)})
+	h.Eventually("the stranger's order to be handled", func() bool { return h.Applied() == 8 })
 	h.getJSON("/api/v1/me/points", stranger, &p)
 	if p.Enrolled || p.Balance != 0 || p.Entries == nil || len(p.Entries) != 0 {
 		t.Errorf("a stranger's points = %+v", p)
@@ -126,10 +126,10 @@ func TestFailedBonusRollsTheEnrolmentBack(t *testing.T) {
 	t.Parallel()
 	h := start(t, func(c *loyalty.Config) { c.BonusFailDomain = "bonus-fails.example" })
 	bob, ada := newID(), newID()
-	h.publish(newID(), contracts.TypeUserRegisteredV1, bob, registered(bob, "bob@bonus-fails.example"))
-	h.publish(newID(), contracts.TypeUserRegisteredV1, ada, registered(ada, "ada@example.com"))
-	h.eventually("the rollback", func() bool { return h.count(contracts.TypeEnrolmentRolledBackV1) == 1 })
-	h.eventually("ada's bonus", func() bool { return h.count(contracts.TypePointsAwardedV1) == 1 })
+	h.Publish(newID(), contracts.TypeUserRegisteredV1, bob, registered(bob, "bob@bonus-fails.example"))
+	h.Publish(newID(), contracts.TypeUserRegisteredV1, ada, registered(ada, "ada@example.com"))
+	h.Eventually("the rollback", func() bool { return h.count(contracts.TypeEnrolmentRolledBackV1) == 1 })
+	h.Eventually("ada's bonus", func() bool { return h.count(contracts.TypePointsAwardedV1) == 1 })
 
 	failed := published[contracts.EnrolmentBonusFailedV1](h, contracts.TypeEnrolmentBonusFailedV1)
 	if len(failed) != 1 || failed[0].UserID != bob || failed[0].Reason == "" {
@@ -143,14 +143,12 @@ func TestFailedBonusRollsTheEnrolmentBack(t *testing.T) {
 		t.Errorf("the bonus went to %s, want ada", a[0].UserID)
 	}
 	// Events of the saga go out in order, each exactly once.
-	h.mu.Lock()
 	var bobs []string
-	for _, m := range h.events {
+	for _, m := range h.Events("") {
 		if m.AggregateID == bob {
 			bobs = append(bobs, m.Type)
 		}
 	}
-	h.mu.Unlock()
 	want := []string{contracts.TypeLoyaltyEnrolledV1, contracts.TypeEnrolmentBonusFailedV1, contracts.TypeEnrolmentRolledBackV1}
 	if len(bobs) != len(want) {
 		t.Fatalf("bob's events = %v, want %v", bobs, want)
@@ -168,14 +166,14 @@ func TestFailedBonusRollsTheEnrolmentBack(t *testing.T) {
 	}
 	// A rolled-back user earns nothing for orders.
 	order := newID()
-	h.publish(newID(), contracts.TypeOrderCompletedV1, order, contracts.OrderCompletedV1{OrderID: order, UserID: bob, Total: eur(5000)})
-	h.eventually("bob's order to be handled", func() bool {
-		return h.query(`SELECT count(*) FROM inbox WHERE type = $1`, contracts.TypeOrderCompletedV1) == 1
+	h.Publish(newID(), contracts.TypeOrderCompletedV1, order, contracts.OrderCompletedV1{OrderID: order, UserID: bob, Total: eur(5000)})
+	h.Eventually("bob's order to be handled", func() bool {
+		return h.Query(`SELECT count(*) FROM inbox WHERE type = $1`, contracts.TypeOrderCompletedV1) == 1
 	})
-	if n := h.query(`SELECT count(*) FROM ledger l JOIN members m USING (user_id) WHERE m.user_id = $1`, bob); n != 0 {
+	if n := h.Query(`SELECT count(*) FROM ledger l JOIN members m USING (user_id) WHERE m.user_id = $1`, bob); n != 0 {
 		t.Errorf("bob's ledger has %d entries", n)
 	}
-	if s := h.query(`SELECT count(*) FROM members WHERE user_id = $1 AND status = 'rolled_back'`, bob); s != 1 {
+	if s := h.Query(`SELECT count(*) FROM members WHERE user_id = $1 AND status = 'rolled_back'`, bob); s != 1 {
 		t.Error("bob's membership is not rolled back")
 	}
 }
@@ -186,14 +184,14 @@ func TestInvalidEventsAreDeadLettered(t *testing.T) {
 	ada := newID()
 	badID := newID()
 	// Schema violation: a negative total.
-	h.publish(badID, contracts.TypeOrderCompletedV1, ada, []byte(`{"order_id":"`+newID()+`","user_id":"`+ada+`","total":{"amount_minor":-5,"currency":"EUR"}}`))
-	h.publish(newID(), contracts.TypeUserRegisteredV1, ada, registered(ada, "ada@example.com"))
-	h.eventually("ada's bonus", func() bool { return h.count(contracts.TypePointsAwardedV1) == 1 })
-	h.eventually("the dead letter", func() bool {
+	h.Publish(badID, contracts.TypeOrderCompletedV1, ada, []byte(`{"order_id":"`+newID()+`","user_id":"`+ada+`","total":{"amount_minor":-5,"currency":"EUR"}}`))
+	h.Publish(newID(), contracts.TypeUserRegisteredV1, ada, registered(ada, "ada@example.com"))
+	h.Eventually("ada's bonus", func() bool { return h.count(contracts.TypePointsAwardedV1) == 1 })
+	h.Eventually("the dead letter", func() bool {
 		dls, err := outbox.ListDeadLetters(context.Background(), h.pool, false)
 		return err == nil && len(dls) == 1 && dls[0].MessageID == badID
 	})
-	if n := h.query(`SELECT count(*) FROM ledger WHERE reason = 'order_completed'`); n != 0 {
+	if n := h.Query(`SELECT count(*) FROM ledger WHERE reason = 'order_completed'`); n != 0 {
 		t.Errorf("the invalid event credited %d entries", n)
 	}
 }
@@ -220,8 +218,8 @@ func TestPointsAPIRejectsBadRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			res := h.do(c.method, c.path, c.user, "customer", []byte(`{"points": 1000000}`))
-			if res.status != c.want || res.contentType != "application/problem+json" {
-				t.Errorf("%s %s: %d %s %s, want %d problem+json", c.method, c.path, res.status, res.contentType, res.body, c.want)
+			if res.Status != c.want || res.ContentType != "application/problem+json" {
+				t.Errorf("%s %s: %d %s %s, want %d problem+json", c.method, c.path, res.Status, res.ContentType, res.Body, c.want)
 			}
 		})
 	}
@@ -230,7 +228,7 @@ func TestPointsAPIRejectsBadRequests(t *testing.T) {
 	if p.Enrolled || p.Balance != 0 {
 		t.Errorf("malformed identity: %+v", p)
 	}
-	if n := h.query(`SELECT count(*) FROM members`); n != 0 {
+	if n := h.Query(`SELECT count(*) FROM members`); n != 0 {
 		t.Errorf("requests created %d members", n)
 	}
 }

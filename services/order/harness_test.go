@@ -1,220 +1,41 @@
 package order_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopmesh/shopmesh/contracts"
-	"github.com/shopmesh/shopmesh/internal/httpkit"
 	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/order"
-	"github.com/shopmesh/shopmesh/tests/testenv"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 )
 
-// waitFor bounds every wait in these tests.
-const waitFor = 30 * time.Second
-
-// harness is one order service running in-process on a fresh database and
-// virtual host, with a scratch queue receiving everything it publishes and a
-// confirmed publisher standing in for the other services.
+// harness is one order service running in-process (see servicetest),
+// with the order saga's helpers on top.
 type harness struct {
-	t    *testing.T
+	*servicetest.Service
 	ctx  context.Context
-	base string
 	pool *pgxpool.Pool
-
-	pubMu sync.Mutex
-	pubCh *amqp.Channel
-
-	mu     sync.Mutex
-	events []outbox.Message
 }
 
+// start starts the service with the given payment timeout; its waits are
+// bounded by 30s, as the saga takes several hops.
 func start(t *testing.T, paymentTimeout time.Duration) *harness {
 	t.Helper()
-	dbURL, amqpURL := testenv.NewDatabase(t), testenv.NewVHost(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, ctx: ctx}
-
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Fatalf("dial broker: %v", err)
+	run := func(ctx context.Context, kit servicekit.Config, logger *slog.Logger) error {
+		return order.Run(ctx, order.Config{Kit: kit, PaymentTimeout: paymentTimeout}, logger)
 	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatalf("channel: %v", err)
-	}
-	// The topology `shopmesh migrate` sets up: the producers' exchanges and
-	// the inbox queue bound to what the registry says the service consumes.
-	consumed, producers := registryReads(order.Name)
-	for _, p := range append(producers, order.Name) {
-		if err := outbox.DeclareExchange(ch, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := outbox.DeclareQueue(ch, outbox.QueueSpec{Name: outbox.QueueName(order.Name, "inbox"), Types: consumed,
-		DeliveryLimit: 20, SingleActiveConsumer: true}); err != nil {
-		t.Fatal(err)
-	}
-	scratch, err := ch.QueueDeclare("", false, true, true, false, nil)
-	if err != nil {
-		t.Fatalf("scratch queue: %v", err)
-	}
-	if err := ch.QueueBind(scratch.Name, "#", outbox.ExchangeName(order.Name), false, nil); err != nil {
-		t.Fatalf("bind scratch queue: %v", err)
-	}
-	deliveries, err := ch.Consume(scratch.Name, "", true, true, false, false, nil)
-	if err != nil {
-		t.Fatalf("consume scratch queue: %v", err)
-	}
-	go func() {
-		for d := range deliveries {
-			m := outbox.Message{ID: headerString(d.Headers, outbox.HeaderID), Type: d.Type, Payload: d.Body,
-				AggregateID: headerString(d.Headers, outbox.HeaderAggregateID), CausationID: headerString(d.Headers, outbox.HeaderCausationID)}
-			h.mu.Lock()
-			h.events = append(h.events, m)
-			h.mu.Unlock()
-		}
-	}()
-	if h.pubCh, err = conn.Channel(); err != nil {
-		t.Fatalf("channel: %v", err)
-	}
-	if err := h.pubCh.Confirm(false); err != nil {
-		t.Fatalf("confirm mode: %v", err)
-	}
-
-	if h.pool, err = pgxpool.New(ctx, dbURL); err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(h.pool.Close)
-
-	listening := make(chan string, 1)
-	cfg := order.Config{
-		Kit: servicekit.Config{
-			DatabaseURL: dbURL, AMQPURL: amqpURL, RelayPollInterval: 50 * time.Millisecond,
-			OnListen: func(addr string) { listening <- addr },
-		},
-		PaymentTimeout: paymentTimeout,
-	}
-	done := make(chan error, 1)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { done <- order.Run(ctx, cfg, logger) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && ctx.Err() == nil {
-				t.Errorf("service stopped: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("service did not stop within 30s")
-		}
-	})
-	select {
-	case addr := <-listening:
-		h.base = "http://" + addr
-	case err := <-done:
-		t.Fatalf("service did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("service did not listen within 60s")
-	}
-	return h
-}
-
-// registryReads returns the types the registry lists service as consuming,
-// and their producers.
-func registryReads(service string) (types, producers []string) {
-	for _, et := range contracts.Registry() {
-		if slices.Contains(et.Consumers, service) {
-			types = append(types, et.Name)
-			if !slices.Contains(producers, et.Producer) && et.Producer != service {
-				producers = append(producers, et.Producer)
-			}
-		}
-	}
-	return types, producers
-}
-
-func headerString(h amqp.Table, key string) string {
-	s, _ := h[key].(string)
-	return s
-}
-
-// publish sends an event as its producer's relay would: on the producer's
-// exchange, routed by type, with the outbox envelope, and waits for the
-// broker's confirm. It returns the message id (new unless id is given, so a
-// test can deliver the very same message twice).
-func (h *harness) publish(t *testing.T, id, eventType, orderID string, payload any) string {
-	t.Helper()
-	if id == "" {
-		id = outbox.NewID()
-	}
-	body, err := json.Marshal(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := contracts.Validate(eventType, body); err != nil {
-		t.Fatalf("test event %s breaks its contract: %v", eventType, err)
-	}
-	producer, err := outbox.ProducerOf(eventType)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.publishRaw(t, id, eventType, producer, orderID, body)
-	return id
-}
-
-func (h *harness) publishRaw(t *testing.T, id, eventType, producer, aggregateID string, body []byte) {
-	t.Helper()
-	msg := amqp.Publishing{
-		ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: id, Type: eventType, AppId: producer,
-		Body: body,
-		Headers: amqp.Table{
-			outbox.HeaderID: id, outbox.HeaderType: eventType, outbox.HeaderSource: producer,
-			outbox.HeaderAggregateID: aggregateID, outbox.HeaderOccurredAt: time.Now().UTC().Format(time.RFC3339Nano),
-			outbox.HeaderCorrelationID: id,
-		},
-	}
-	ctx, cancel := context.WithTimeout(h.ctx, waitFor)
-	defer cancel()
-	h.pubMu.Lock()
-	conf, err := h.pubCh.PublishWithDeferredConfirmWithContext(ctx, outbox.ExchangeName(producer), eventType, true, false, msg)
-	h.pubMu.Unlock()
-	if err != nil {
-		t.Fatalf("publish %s: %v", eventType, err)
-	}
-	ok, err := conf.WaitContext(ctx)
-	if err != nil || !ok {
-		t.Fatalf("publish %s: not confirmed (%v)", eventType, err)
-	}
-}
-
-// processed waits until the service's inbox holds message id: its effects
-// are committed.
-func (h *harness) processed(t *testing.T, id string) {
-	t.Helper()
-	h.poll(t, "message "+id+" processed", func() (bool, string) {
-		var n int
-		if err := h.pool.QueryRow(h.ctx, `SELECT count(*) FROM inbox WHERE consumer = 'inbox' AND message_id = $1`, id).Scan(&n); err != nil {
-			return false, err.Error()
-		}
-		return n == 1, fmt.Sprintf("%d inbox rows", n)
-	})
+	svc := servicetest.Start(t, servicetest.Spec{Name: order.Name, Run: run, Wait: 30 * time.Second})
+	return &harness{Service: svc, ctx: svc.Context(), pool: svc.Pool}
 }
 
 // settle waits until everything published so far for the order has been
@@ -223,11 +44,11 @@ func (h *harness) processed(t *testing.T, id string) {
 // queue order, so every earlier one, duplicates included, is done.
 func (h *harness) settle(t *testing.T, o testOrder) {
 	t.Helper()
-	id := h.publish(t, "", contracts.TypePaymentRefundedV1, o.id, contracts.PaymentRefundedV1{
+	id := h.Publish("", contracts.TypePaymentRefundedV1, o.id, contracts.PaymentRefundedV1{
 		RefundID: outbox.NewID(), PaymentID: outbox.NewID(), OrderID: o.id, UserID: o.user,
 		Amount: contracts.Money{AmountMinor: 1, Currency: "EUR"}, Reason: contracts.ReasonCustomerRequest,
 	})
-	h.processed(t, id)
+	h.WaitApplied(id)
 }
 
 // outboxCounts counts the events the service wrote to its outbox for an
@@ -265,7 +86,7 @@ func (h *harness) outboxCounts(t *testing.T, orderID string) map[string]int {
 func (h *harness) published(t *testing.T, orderID, eventType string) []map[string]any {
 	t.Helper()
 	var found []map[string]any
-	h.poll(t, eventType+" of order "+orderID+" published", func() (bool, string) {
+	h.Poll(eventType+" of order "+orderID+" published", func() (bool, string) {
 		found = h.received(t, orderID, eventType)
 		return len(found) > 0, "none yet"
 	})
@@ -274,11 +95,9 @@ func (h *harness) published(t *testing.T, orderID, eventType string) []map[strin
 
 func (h *harness) received(t *testing.T, orderID, eventType string) []map[string]any {
 	t.Helper()
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	var found []map[string]any
-	for _, m := range h.events {
-		if m.Type != eventType || m.AggregateID != orderID {
+	for _, m := range h.Events(eventType) {
+		if m.AggregateID != orderID {
 			continue
 		}
 		var p map[string]any
@@ -288,23 +107,6 @@ func (h *harness) received(t *testing.T, orderID, eventType string) []map[string
 		found = append(found, p)
 	}
 	return found
-}
-
-// poll checks cond until it holds, failing the test at the deadline with
-// cond's last description of what it saw.
-func (h *harness) poll(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (last seen: %s)", what, seen)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
 }
 
 // HTTP.
@@ -345,56 +147,42 @@ func (o orderJSON) reason() string {
 	return *o.CancellationReason
 }
 
-type response struct {
-	status      int
-	contentType string
-	body        []byte
-}
+type response = servicetest.Response
 
 // request calls the service as the gateway would: the public path, the
-// caller's identity in headers (none when user is empty).
+// caller's identity in headers (none when user is empty), the body with
+// exactly the headers given.
 func (h *harness) request(t *testing.T, method, path, user string, body []byte, header http.Header) response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(h.ctx, method, h.base+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	var pairs []string
+	for k, vs := range header {
+		for _, v := range vs {
+			pairs = append(pairs, k, v)
+		}
 	}
-	for k, v := range header {
-		req.Header[k] = v
+	if len(body) == 0 {
+		body = nil // no body, so no Content-Type either
 	}
-	if user != "" {
-		req.Header.Set(httpkit.HeaderUserID, user)
-		req.Header.Set(httpkit.HeaderUserRole, "customer")
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return response{status: res.StatusCode, contentType: res.Header.Get("Content-Type"), body: b}
+	return h.Do(method, path, servicetest.AsCustomer(user), body, pairs...)
 }
 
 func (h *harness) getOrder(t *testing.T, o testOrder) (orderJSON, int) {
 	t.Helper()
 	res := h.request(t, http.MethodGet, "/api/v1/orders/"+o.id, o.user, nil, nil)
 	var v orderJSON
-	if res.status == http.StatusOK {
-		if err := json.Unmarshal(res.body, &v); err != nil {
-			t.Fatalf("decode order: %v: %s", err, res.body)
+	if res.Status == http.StatusOK {
+		if err := json.Unmarshal(res.Body, &v); err != nil {
+			t.Fatalf("decode order: %v: %s", err, res.Body)
 		}
 	}
-	return v, res.status
+	return v, res.Status
 }
 
 // waitOrder polls the order until cond holds.
 func (h *harness) waitOrder(t *testing.T, o testOrder, what string, cond func(orderJSON) bool) orderJSON {
 	t.Helper()
 	var v orderJSON
-	h.poll(t, "order "+o.id+" "+what, func() (bool, string) {
+	h.Poll("order "+o.id+" "+what, func() (bool, string) {
 		var status int
 		v, status = h.getOrder(t, o)
 		return status == http.StatusOK && cond(v), fmt.Sprintf("HTTP %d, status %q, reason %q, timeline %v", status, v.Status, v.reason(), v.timeline())
@@ -447,7 +235,7 @@ const total = 3000
 
 func (h *harness) checkout(t *testing.T, o testOrder, token string) string {
 	t.Helper()
-	return h.publish(t, "", contracts.TypeCartCheckedOutV1, o.user, contracts.CartCheckedOutV1{
+	return h.Publish("", contracts.TypeCartCheckedOutV1, o.user, contracts.CartCheckedOutV1{
 		OrderID: o.id, UserID: o.user, Lines: o.lines(), Total: eur(total),
 		ShippingAddress: contracts.Address{Name: "Ada Lovelace", Line1: "1 Main St", City: "Berlin", PostalCode: "10115", Country: o.country},
 		PaymentToken:    token, IdempotencyKey: "key-" + o.id,
@@ -496,7 +284,7 @@ func (h *harness) reply(t *testing.T, o testOrder, id, eventType string) string 
 	default:
 		t.Fatalf("no test reply for %s", eventType)
 	}
-	return h.publish(t, id, eventType, o.id, payload)
+	return h.Publish(id, eventType, o.id, payload)
 }
 
 // replyTwice publishes a reply, delivers the very same message again (a

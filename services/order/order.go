@@ -21,7 +21,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/shopmesh/shopmesh/contracts"
 	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/order/internal/app"
@@ -146,12 +145,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // handled would be dead-lettered and one handled but not bound never
 // arrives.
 func checkSubscriptions() error {
-	var listed []string
-	for _, t := range contracts.Registry() {
-		if slices.Contains(t.Consumers, Name) {
-			listed = append(listed, t.Name)
-		}
-	}
+	listed := servicekit.Consumes(Name)
 	slices.Sort(listed)
 	if handled := transport.HandledTypes(); !slices.Equal(listed, handled) {
 		return fmt.Errorf("order: the registry lists the order service as consumer of %v but it handles %v", listed, handled)

@@ -337,8 +337,8 @@ func TestSaga(t *testing.T) {
 			expectProblem(t, res, http.StatusNotFound, "order-not-found")
 		}
 		list := h.request(t, http.MethodGet, "/api/v1/orders", mallory, nil, nil)
-		if list.status != http.StatusOK || !strings.Contains(string(list.body), `"items":[]`) {
-			t.Errorf("another customer's list = %d %s, want empty", list.status, list.body)
+		if list.Status != http.StatusOK || !strings.Contains(string(list.Body), `"items":[]`) {
+			t.Errorf("another customer's list = %d %s, want empty", list.Status, list.Body)
 		}
 		if v := h.waitStatus(t, o, "pending"); slices.Contains(v.timeline(), "cancelled") {
 			t.Errorf("another customer cancelled the order")
@@ -364,14 +364,14 @@ func TestSaga(t *testing.T) {
 				path += "&cursor=" + cursor
 			}
 			res := h.request(t, http.MethodGet, path, user, nil, nil)
-			if res.status != http.StatusOK {
-				t.Fatalf("list: %d %s", res.status, res.body)
+			if res.Status != http.StatusOK {
+				t.Fatalf("list: %d %s", res.Status, res.Body)
 			}
 			var body struct {
 				Items      []orderJSON `json:"items"`
 				NextCursor string      `json:"next_cursor"`
 			}
-			if err := json.Unmarshal(res.body, &body); err != nil {
+			if err := json.Unmarshal(res.Body, &body); err != nil {
 				t.Fatal(err)
 			}
 			for _, it := range body.Items {
@@ -524,8 +524,8 @@ func TestBadInput(t *testing.T) {
 		if v := h.waitStatus(t, o, "pending"); len(v.Timeline) != 1 {
 			t.Errorf("bad requests changed the order: %v", v.timeline())
 		}
-		if empty := h.request(t, "POST", "/api/v1/orders/"+id+"/cancel", o.user, []byte(`{}`), json); empty.status != http.StatusAccepted {
-			t.Errorf("cancel with an empty object: %d %s", empty.status, empty.body)
+		if empty := h.request(t, "POST", "/api/v1/orders/"+id+"/cancel", o.user, []byte(`{}`), json); empty.Status != http.StatusAccepted {
+			t.Errorf("cancel with an empty object: %d %s", empty.Status, empty.Body)
 		}
 	})
 
@@ -537,14 +537,14 @@ func TestBadInput(t *testing.T) {
 			PaymentToken:    "tok_ok", IdempotencyKey: "k",
 		}
 		body, _ := json.Marshal(wrongTotal)
-		h.publishRaw(t, outbox.NewID(), contracts.TypeCartCheckedOutV1, "cart", bad.user, body)
-		h.publishRaw(t, outbox.NewID(), contracts.TypeStockReservedV1, "inventory", bad.id, []byte(`{"order_id":"`+bad.id+`"}`))
-		h.publishRaw(t, outbox.NewID(), contracts.TypeStockReservedV1, "inventory", bad.id, []byte(`not json`))
+		h.Publish("", contracts.TypeCartCheckedOutV1, bad.user, body)
+		h.Publish("", contracts.TypeStockReservedV1, bad.id, []byte(`{"order_id":"`+bad.id+`"}`))
+		h.Publish("", contracts.TypeStockReservedV1, bad.id, []byte(`not json`))
 		unknown := newOrder()
 		h.reply(t, unknown, "", contracts.TypePaymentAuthorizedV1)
 
 		var reasons []string
-		h.poll(t, "four dead letters", func() (bool, string) {
+		h.Poll("four dead letters", func() (bool, string) {
 			letters, err := outbox.ListDeadLetters(h.ctx, h.pool, false)
 			if err != nil {
 				return false, err.Error()
@@ -568,31 +568,31 @@ func TestBadInput(t *testing.T) {
 
 func decodeOrder(t *testing.T, res response, status int) orderJSON {
 	t.Helper()
-	if res.status != status {
-		t.Fatalf("status %d, want %d: %s", res.status, status, res.body)
+	if res.Status != status {
+		t.Fatalf("status %d, want %d: %s", res.Status, status, res.Body)
 	}
 	var v orderJSON
-	if err := json.Unmarshal(res.body, &v); err != nil {
-		t.Fatalf("decode order: %v: %s", err, res.body)
+	if err := json.Unmarshal(res.Body, &v); err != nil {
+		t.Fatalf("decode order: %v: %s", err, res.Body)
 	}
 	return v
 }
 
 func expectProblem(t *testing.T, res response, status int, code string) {
 	t.Helper()
-	if res.status != status {
-		t.Errorf("status %d, want %d: %s", res.status, status, res.body)
+	if res.Status != status {
+		t.Errorf("status %d, want %d: %s", res.Status, status, res.Body)
 		return
 	}
-	if res.contentType != "application/problem+json" {
-		t.Errorf("content type %q, want application/problem+json", res.contentType)
+	if res.ContentType != "application/problem+json" {
+		t.Errorf("content type %q, want application/problem+json", res.ContentType)
 	}
 	var p struct {
 		Type   string `json:"type"`
 		Status int    `json:"status"`
 	}
-	if err := json.Unmarshal(res.body, &p); err != nil {
-		t.Errorf("problem does not decode: %v: %s", err, res.body)
+	if err := json.Unmarshal(res.Body, &p); err != nil {
+		t.Errorf("problem does not decode: %v: %s", err, res.Body)
 		return
 	}
 	if want := "https://shopmesh.dev/problems/" + code; p.Type != want || p.Status != status {

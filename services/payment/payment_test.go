@@ -6,9 +6,8 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 )
-
-const wait = 20 * time.Second
 
 type paymentView struct {
 	OrderID       string           `json:"order_id"`
@@ -31,10 +30,10 @@ func TestAuthorizationIsIdempotentPerOrder(t *testing.T) {
 
 	// The same request delivered twice is applied once.
 	reqID := newID()
-	h.publish(reqID, contracts.TypeOrderPaymentRequestedV1, orderID, paymentRequested(orderID, userID, "tok_ok"))
-	h.publish(reqID, contracts.TypeOrderPaymentRequestedV1, orderID, paymentRequested(orderID, userID, "tok_ok"))
-	h.eventually("the authorization", wait, func() bool { return len(h.messages(contracts.TypePaymentAuthorizedV1)) == 1 })
-	h.eventually("the duplicate to be absorbed", wait, func() bool { return h.duplicates() == 1 })
+	h.Publish(reqID, contracts.TypeOrderPaymentRequestedV1, orderID, paymentRequested(orderID, userID, "tok_ok"))
+	h.Publish(reqID, contracts.TypeOrderPaymentRequestedV1, orderID, paymentRequested(orderID, userID, "tok_ok"))
+	h.Eventually("the authorization", func() bool { return len(h.Events(contracts.TypePaymentAuthorizedV1)) == 1 })
+	h.Eventually("the duplicate to be absorbed", func() bool { return h.Duplicates() == 1 })
 
 	var p paymentView
 	path := fmtPath("/api/v1/orders/%s/payment", orderID)
@@ -51,16 +50,16 @@ func TestAuthorizationIsIdempotentPerOrder(t *testing.T) {
 
 	// A new request for the same order re-announces the same event (same id)
 	// and never authorizes again.
-	h.publish(newID(), contracts.TypeOrderPaymentRequestedV1, orderID, paymentRequested(orderID, userID, "tok_ok"))
-	h.eventually("the re-announcement", wait, func() bool { return len(h.messages(contracts.TypePaymentAuthorizedV1)) == 2 })
-	msgs := h.messages(contracts.TypePaymentAuthorizedV1)
+	h.Publish(newID(), contracts.TypeOrderPaymentRequestedV1, orderID, paymentRequested(orderID, userID, "tok_ok"))
+	h.Eventually("the re-announcement", func() bool { return len(h.Events(contracts.TypePaymentAuthorizedV1)) == 2 })
+	msgs := h.Events(contracts.TypePaymentAuthorizedV1)
 	if msgs[0].ID == "" || msgs[1].ID != msgs[0].ID || string(msgs[1].Payload) != string(msgs[0].Payload) {
 		t.Errorf("re-announced %s %s, want the first event %s %s", msgs[1].ID, msgs[1].Payload, msgs[0].ID, msgs[0].Payload)
 	}
-	if n := h.count(`SELECT count(*) FROM payments WHERE order_id = $1`, orderID); n != 1 {
+	if n := h.Query(`SELECT count(*) FROM payments WHERE order_id = $1`, orderID); n != 1 {
 		t.Errorf("payments = %d, want 1", n)
 	}
-	if n := h.count(`SELECT count(*) FROM payment_attempts`); n != 2 {
+	if n := h.Query(`SELECT count(*) FROM payment_attempts`); n != 2 {
 		t.Errorf("attempts = %d, want 2", n)
 	}
 }
@@ -69,9 +68,9 @@ func TestPaymentAPI(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
 	orderID, userID := newID(), newID()
-	h.publish(newID(), contracts.TypeOrderPaymentRequestedV1, orderID, paymentRequested(orderID, userID, "tok_ok"))
+	h.Publish(newID(), contracts.TypeOrderPaymentRequestedV1, orderID, paymentRequested(orderID, userID, "tok_ok"))
 	path := fmtPath("/api/v1/orders/%s/payment", orderID)
-	h.eventually("the payment", wait, func() bool { s, _ := h.get(http.MethodGet, path, userID, nil); return s == http.StatusOK })
+	h.Eventually("the payment", func() bool { s, _ := h.get(http.MethodGet, path, userID, nil); return s == http.StatusOK })
 
 	cases := []struct {
 		name, method, path, user string
@@ -87,7 +86,7 @@ func TestPaymentAPI(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h.expectProblem(c.method, c.path, c.user, c.want)
+			h.ExpectProblem(c.method, c.path, servicetest.AsCustomer(c.user), c.want)
 		})
 	}
 }
@@ -97,11 +96,11 @@ func TestDeclinesAndUnansweredPayments(t *testing.T) {
 	h := start(t, nil)
 	userID := newID()
 	declined, unknown, timeout := newID(), newID(), newID()
-	h.publish(newID(), contracts.TypeOrderPaymentRequestedV1, declined, paymentRequested(declined, userID, "tok_decline"))
-	h.publish(newID(), contracts.TypeOrderPaymentRequestedV1, unknown, paymentRequested(unknown, userID, "tok_whatever"))
-	h.publish(newID(), contracts.TypeOrderPaymentRequestedV1, timeout, paymentRequested(timeout, userID, "tok_timeout"))
+	h.Publish(newID(), contracts.TypeOrderPaymentRequestedV1, declined, paymentRequested(declined, userID, "tok_decline"))
+	h.Publish(newID(), contracts.TypeOrderPaymentRequestedV1, unknown, paymentRequested(unknown, userID, "tok_whatever"))
+	h.Publish(newID(), contracts.TypeOrderPaymentRequestedV1, timeout, paymentRequested(timeout, userID, "tok_timeout"))
 
-	h.eventually("two declines", wait, func() bool { return len(h.messages(contracts.TypePaymentDeclinedV1)) == 2 })
+	h.Eventually("two declines", func() bool { return len(h.Events(contracts.TypePaymentDeclinedV1)) == 2 })
 	reasons := map[string]string{}
 	for _, e := range published[contracts.PaymentDeclinedV1](h, contracts.TypePaymentDeclinedV1) {
 		reasons[e.OrderID] = e.Reason
@@ -110,20 +109,20 @@ func TestDeclinesAndUnansweredPayments(t *testing.T) {
 		t.Errorf("decline reasons = %v, want card_declined and invalid_token", reasons)
 	}
 	var p paymentView
-	h.eventually("the unanswered payment", wait, func() bool {
+	h.Eventually("the unanswered payment", func() bool {
 		s, _ := h.get(http.MethodGet, fmtPath("/api/v1/orders/%s/payment", timeout), userID, &p)
 		return s == http.StatusOK
 	})
 	if p.Status != "pending" {
 		t.Errorf("unanswered payment status = %s, want pending", p.Status)
 	}
-	if n := h.count(`SELECT count(*) FROM payment_attempts a JOIN payments p ON p.id = a.payment_id
+	if n := h.Query(`SELECT count(*) FROM payment_attempts a JOIN payments p ON p.id = a.payment_id
 		WHERE p.order_id = $1 AND a.outcome = 'no_answer'`, timeout); n != 1 {
 		t.Errorf("unanswered attempts = %d, want 1", n)
 	}
 	// Everything the service ever published is in its outbox: exactly the
 	// two declines, nothing for the unanswered payment.
-	if n := h.count(`SELECT count(*) FROM watermill_outbox`); n != 2 {
+	if n := h.Query(`SELECT count(*) FROM watermill_outbox`); n != 2 {
 		t.Errorf("outbox holds %d events, want 2", n)
 	}
 	if s, _ := h.get(http.MethodGet, fmtPath("/api/v1/orders/%s/payment", declined), userID, &p); s != http.StatusOK || p.Status != "declined" || p.DeclineReason != "card_declined" {
@@ -135,21 +134,21 @@ func TestRefundHappensOncePerCapturedPayment(t *testing.T) {
 	t.Parallel()
 	h := start(t, nil)
 	orderID, userID := newID(), newID()
-	h.publish(newID(), contracts.TypeOrderPaymentRequestedV1, orderID, paymentRequested(orderID, userID, "tok_ok"))
-	h.eventually("the authorization", wait, func() bool { return len(h.messages(contracts.TypePaymentAuthorizedV1)) == 1 })
+	h.Publish(newID(), contracts.TypeOrderPaymentRequestedV1, orderID, paymentRequested(orderID, userID, "tok_ok"))
+	h.Eventually("the authorization", func() bool { return len(h.Events(contracts.TypePaymentAuthorizedV1)) == 1 })
 	paymentID := published[contracts.PaymentAuthorizedV1](h, contracts.TypePaymentAuthorizedV1)[0].PaymentID
 
 	refund := contracts.OrderRefundRequestedV1{OrderID: orderID, UserID: userID, PaymentID: paymentID, Amount: eur(4999),
 		Reason: contracts.ReasonCustomerRequest}
 	first := newID()
-	h.publish(first, contracts.TypeOrderRefundRequestedV1, orderID, refund)
-	h.publish(first, contracts.TypeOrderRefundRequestedV1, orderID, refund)   // redelivered
-	h.publish(newID(), contracts.TypeOrderRefundRequestedV1, orderID, refund) // asked again
-	h.eventually("all three requests", wait, func() bool {
-		return h.duplicates() == 1 && h.count(`SELECT count(*) FROM refund_requests`) == 2
+	h.Publish(first, contracts.TypeOrderRefundRequestedV1, orderID, refund)
+	h.Publish(first, contracts.TypeOrderRefundRequestedV1, orderID, refund)   // redelivered
+	h.Publish(newID(), contracts.TypeOrderRefundRequestedV1, orderID, refund) // asked again
+	h.Eventually("all three requests", func() bool {
+		return h.Duplicates() == 1 && h.Query(`SELECT count(*) FROM refund_requests`) == 2
 	})
-	h.eventually("the refund", wait, func() bool { return len(h.messages(contracts.TypePaymentRefundedV1)) >= 1 })
-	if n := h.count(`SELECT count(*) FROM watermill_outbox WHERE metadata->>'type' = $1`, contracts.TypePaymentRefundedV1); n != 1 {
+	h.Eventually("the refund", func() bool { return len(h.Events(contracts.TypePaymentRefundedV1)) >= 1 })
+	if n := h.Query(`SELECT count(*) FROM watermill_outbox WHERE metadata->>'type' = $1`, contracts.TypePaymentRefundedV1); n != 1 {
 		t.Errorf("refund events in the outbox = %d, want 1", n)
 	}
 	refunded := published[contracts.PaymentRefundedV1](h, contracts.TypePaymentRefundedV1)
@@ -157,7 +156,7 @@ func TestRefundHappensOncePerCapturedPayment(t *testing.T) {
 		refunded[0].Reason != contracts.ReasonCustomerRequest || refunded[0].UserID != userID {
 		t.Errorf("refunded events = %+v", refunded)
 	}
-	if n := h.count(`SELECT count(*) FROM refund_requests WHERE outcome = 'already_refunded'`); n != 1 {
+	if n := h.Query(`SELECT count(*) FROM refund_requests WHERE outcome = 'already_refunded'`); n != 1 {
 		t.Errorf("requests recorded as already refunded = %d, want 1", n)
 	}
 	var p paymentView
@@ -170,12 +169,12 @@ func TestRefundHappensOncePerCapturedPayment(t *testing.T) {
 
 	// A refund for an order without a captured payment is a recorded no-op.
 	noPayment := newID()
-	h.publish(newID(), contracts.TypeOrderRefundRequestedV1, noPayment, contracts.OrderRefundRequestedV1{
+	h.Publish(newID(), contracts.TypeOrderRefundRequestedV1, noPayment, contracts.OrderRefundRequestedV1{
 		OrderID: noPayment, UserID: userID, PaymentID: newID(), Amount: eur(1), Reason: contracts.ReasonPaymentTimeout})
-	h.eventually("the no-op", wait, func() bool {
-		return h.count(`SELECT count(*) FROM refund_requests WHERE order_id = $1 AND outcome = 'no_payment'`, noPayment) == 1
+	h.Eventually("the no-op", func() bool {
+		return h.Query(`SELECT count(*) FROM refund_requests WHERE order_id = $1 AND outcome = 'no_payment'`, noPayment) == 1
 	})
-	if n := h.count(`SELECT count(*) FROM watermill_outbox WHERE metadata->>'type' = $1`, contracts.TypePaymentRefundedV1); n != 1 {
+	if n := h.Query(`SELECT count(*) FROM watermill_outbox WHERE metadata->>'type' = $1`, contracts.TypePaymentRefundedV1); n != 1 {
 		t.Errorf("refund events in the outbox = %d, want still 1", n)
 	}
 }

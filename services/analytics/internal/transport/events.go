@@ -8,32 +8,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/analytics/internal/app"
 	"github.com/shopmesh/shopmesh/services/analytics/internal/domain"
 )
 
-// Consumes returns the event types the registry lists service as a consumer
-// of, every version: exactly what its inbox handles.
-func Consumes(service string) []string {
-	var types []string
-	for _, t := range contracts.Registry() {
-		if slices.Contains(t.Consumers, service) {
-			types = append(types, t.Name)
-		}
-	}
-	return types
-}
-
-// Register registers one handler for every type the service consumes.
+// Register registers one handler for every type the service consumes,
+// every version. Unlike servicekit.Subscribe it binds the same handler to
+// all of them: the application's rules, not the transport, decide what an
+// event counts towards, and an event no rule reads is dead-lettered
+// (app.ErrUnhandled).
 func Register(c *outbox.Consumer, service string, svc *app.Service, inTx func(pgx.Tx) app.Tx) error {
 	h := EventHandler(svc, inTx)
-	for _, t := range Consumes(service) {
+	for _, t := range servicekit.Consumes(service) {
 		if err := c.Handle(t, h); err != nil {
 			return err
 		}

@@ -186,9 +186,7 @@ func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
 	mux.Handle("GET /api/v1/admin/reports/funnel", requireAdmin(kithttp.NewServer(eps.Funnel, decodePeriod, ok, opts...)))
 	mux.Handle("/api/v1/admin/reports/sales", methodNotAllowed("GET, HEAD"))
 	mux.Handle("/api/v1/admin/reports/funnel", methodNotAllowed("GET, HEAD"))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusNotFound, "not-found", "no such route"))
-	})
+	mux.HandleFunc("/", httpkit.NotFound)
 	return mux
 }
 

@@ -34,9 +34,7 @@ func NewHTTPHandler(e Endpoints, logger *slog.Logger) http.Handler {
 	mux.Handle("PUT /api/v1/cart/items/{product_id}", requireUser(kithttp.NewServer(e.SetQuantity, decodeSetQuantity, ok, opts...)))
 	mux.Handle("DELETE /api/v1/cart/items/{product_id}", requireUser(kithttp.NewServer(e.RemoveLine, decodeRemoveLine, ok, opts...)))
 	mux.Handle("POST /api/v1/cart/checkout", requireUser(kithttp.NewServer(e.Checkout, decodeCheckout, encodeCheckout(logger), opts...)))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusNotFound, "not-found", "no such route"))
-	})
+	mux.HandleFunc("/", httpkit.NotFound)
 	return mux
 }
 

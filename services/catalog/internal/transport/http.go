@@ -37,9 +37,7 @@ func NewHTTPHandler(e Endpoints, logger *slog.Logger) http.Handler {
 		requireAdmin(kithttp.NewServer(e.CreateProduct, decodeCreateProduct, encodeCreated(logger), opts...)))
 	mux.Handle("PATCH /api/v1/admin/products/{id}",
 		requireAdmin(kithttp.NewServer(e.UpdateProduct, decodeUpdateProduct, ok, opts...)))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusNotFound, "not-found", "no such route"))
-	})
+	mux.HandleFunc("/", httpkit.NotFound)
 	return mux
 }
 

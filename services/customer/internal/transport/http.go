@@ -162,9 +162,7 @@ func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
 	mux.Handle("GET /api/v1/me/history", kithttp.NewServer(eps.GetHistory, decodeGetHistory, ok, opts...))
 	mux.Handle("/api/v1/me", methodNotAllowed("GET, HEAD"))
 	mux.Handle("/api/v1/me/history", methodNotAllowed("GET, HEAD"))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusNotFound, "not-found", "no such route"))
-	})
+	mux.HandleFunc("/", httpkit.NotFound)
 	return mux
 }
 

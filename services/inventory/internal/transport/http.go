@@ -30,9 +30,7 @@ func NewHTTPHandler(e Endpoints, logger *slog.Logger) http.Handler {
 		requireAdmin(kithttp.NewServer(e.GetStock, decodeGetStock, ok, opts...)))
 	mux.Handle("POST /api/v1/admin/products/{id}/stock",
 		requireAdmin(kithttp.NewServer(e.AdjustStock, decodeAdjustStock, ok, opts...)))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusNotFound, "not-found", "no such route"))
-	})
+	mux.HandleFunc("/", httpkit.NotFound)
 	return mux
 }
 

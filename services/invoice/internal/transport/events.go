@@ -9,13 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/invoice/internal/app"
 	"github.com/shopmesh/shopmesh/services/invoice/internal/domain"
@@ -41,11 +39,11 @@ func NewEvents(work UnitOfWork, logger *slog.Logger) *Events {
 // of, every version of it. A listed type without a handler is an error, so
 // a registry change cannot silently go unhandled.
 func (e *Events) Register(c *outbox.Consumer) error {
-	latest := map[string]latestHandler{
+	latest := map[string]servicekit.EventHandler{
 		contracts.TypeOrderConfirmedV1:  e.orderConfirmed,
 		contracts.TypePaymentRefundedV1: e.paymentRefunded,
 	}
-	return register(c, "invoice", latest)
+	return servicekit.Subscribe(c, "invoice", latest)
 }
 
 func (e *Events) orderConfirmed(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
@@ -95,63 +93,4 @@ func classify(err error) error {
 		return outbox.Permanent(err)
 	}
 	return err
-}
-
-// latestHandler handles the payload of the latest version of a type.
-type latestHandler func(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error
-
-// register binds every version of every type the registry lists service as
-// a consumer of to the handler of its latest version, through
-// contracts.Upcast; it fails for a listed type without one.
-func register(c *outbox.Consumer, service string, handlers map[string]latestHandler) error {
-	latestOf := map[string]string{}
-	var consumed []string
-	for _, t := range contracts.Registry() {
-		fam := family(t.Name)
-		if prev, ok := latestOf[fam]; !ok || version(prev) < t.Version {
-			latestOf[fam] = t.Name
-		}
-		if slices.Contains(t.Consumers, service) {
-			consumed = append(consumed, t.Name)
-		}
-	}
-	for _, name := range consumed {
-		latest := latestOf[family(name)]
-		h, ok := handlers[latest]
-		if !ok {
-			return fmt.Errorf("%s consumes %s but has no handler for %s", service, name, latest)
-		}
-		err := c.Handle(name, func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
-			t, payload, err := contracts.Upcast(msg.Type, msg.Payload)
-			if err != nil {
-				return outbox.Permanent(err)
-			}
-			if t != latest {
-				return outbox.Permanent(fmt.Errorf("%s upcast to %s, want %s", msg.Type, t, latest))
-			}
-			return h(ctx, tx, msg, payload)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	for t := range handlers {
-		if !slices.Contains(consumed, t) {
-			return fmt.Errorf("%s has a handler for %s, which the registry does not list it as consuming", service, t)
-		}
-	}
-	return nil
-}
-
-func family(name string) string {
-	i := strings.LastIndex(name, ".v")
-	if i < 0 {
-		return name
-	}
-	return name[:i]
-}
-
-func version(name string) int {
-	n, _ := strconv.Atoi(name[strings.LastIndex(name, ".v")+2:])
-	return n
 }

@@ -90,9 +90,7 @@ func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
 		w.Header().Set("Allow", "GET, HEAD")
 		httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "allowed: GET, HEAD"))
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusNotFound, "not-found", "no such route"))
-	})
+	mux.HandleFunc("/", httpkit.NotFound)
 	return mux
 }
 

@@ -7,26 +7,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/notification/internal/app"
 )
 
 // Consumes returns the event types the registry lists service as a consumer
-// of: exactly what its inbox handles.
-func Consumes(service string) []string {
-	var types []string
-	for _, t := range contracts.Registry() {
-		if slices.Contains(t.Consumers, service) {
-			types = append(types, t.Name)
-		}
-	}
-	return types
-}
+// of: exactly what its inbox handles. EventHandler is bound to all of them
+// (not through servicekit.Subscribe): the application's rules decide who is
+// notified of what, and an event no rule reads is dead-lettered.
+func Consumes(service string) []string { return servicekit.Consumes(service) }
 
 // EventHandler returns the inbox handler: it upcasts and decodes each
 // message and hands it to svc inside the consumer's transaction. What no

@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 	kithttp "github.com/go-kit/kit/transport/http"
-	"github.com/google/uuid"
 
 	"github.com/shopmesh/shopmesh/internal/httpkit"
 	"github.com/shopmesh/shopmesh/services/payment/internal/domain"
@@ -101,35 +100,18 @@ func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
 		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/orders/{id}/payment", allow(http.MethodGet,
+	mux.Handle("/api/v1/orders/{id}/payment", httpkit.AllowMethod(http.MethodGet,
 		kithttp.NewServer(eps.GetPayment, decodeGetPayment, httpkit.EncodeJSON(http.StatusOK, toProblem, logger), opts...)))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusNotFound, "not-found", "no such route"))
-	})
+	mux.HandleFunc("/", httpkit.NotFound)
 	return mux
 }
 
 func decodeGetPayment(_ context.Context, r *http.Request) (any, error) {
-	userID := httpkit.UserID(r)
-	if userID == "" {
-		return nil, httpkit.NewProblem(http.StatusUnauthorized, "unauthenticated", "this route needs an authenticated user")
-	}
-	orderID, err := pathID(r, "id")
+	userID, orderID, err := httpkit.CallerOrder(r)
 	if err != nil {
 		return nil, err
 	}
 	return getPaymentRequest{UserID: userID, OrderID: orderID}, nil
-}
-
-// pathID returns a path value that must be a UUID, in canonical form.
-func pathID(r *http.Request, name string) (string, error) {
-	raw := r.PathValue(name)
-	id, err := uuid.Parse(raw)
-	if err != nil || len(raw) != 36 {
-		return "", httpkit.NewProblem(http.StatusBadRequest, "invalid-id", "the order id in the path must be a UUID",
-			httpkit.FieldError{Field: name, Message: "must be a UUID"})
-	}
-	return id.String(), nil
 }
 
 // toProblem is the service's one mapping of domain errors to HTTP problems.
@@ -140,16 +122,4 @@ func toProblem(err error) *httpkit.Problem {
 	default:
 		return nil
 	}
-}
-
-// allow answers 405 problems for methods other than method.
-func allow(method string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != method {
-			w.Header().Set("Allow", method)
-			httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "use "+method))
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
