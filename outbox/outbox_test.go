@@ -782,14 +782,27 @@ func TestRelayOrdersTransactionIDsNumerically(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.startConsumer(f.newConsumer("ledger", func(c *outbox.ConsumerConfig) { c.Workers = 1 }))
-	// Rows as three past transactions would have written them; the ids are
-	// far below any live transaction, so all three are visible at once.
-	for i, xid := range []string{"99999", "100000", "100001"} {
+	// The largest power of ten whose neighbours are all below the server's
+	// oldest running transaction, so rows with those ids are visible at once
+	// (a fresh cluster is only a few thousand transactions old).
+	var xmin int64
+	if err := f.pool.QueryRow(f.ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Scan(&xmin); err != nil {
+		t.Fatal(err)
+	}
+	boundary := int64(10)
+	for boundary*10+1 < xmin {
+		boundary *= 10
+	}
+	if boundary+1 >= xmin {
+		t.Fatalf("server transaction horizon %d too young for the test", xmin)
+	}
+	// Rows as three past transactions would have written them.
+	for i, xid := range []int64{boundary - 1, boundary, boundary + 1} {
 		id := outbox.NewID()
 		md := fmt.Sprintf(`{"id":%q,"type":%q,"source":"source","aggregate_id":"agg","occurred_at":%q}`,
 			id, tickType, time.Now().UTC().Format(time.RFC3339Nano))
 		if _, err := f.pool.Exec(f.ctx, `INSERT INTO watermill_outbox (uuid, payload, metadata, transaction_id) VALUES ($1, $2, $3, $4::xid8)`,
-			id, fmt.Sprintf(`{"seq": %d}`, i+1), md, xid); err != nil {
+			id, fmt.Sprintf(`{"seq": %d}`, i+1), md, fmt.Sprint(xid)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -809,6 +822,6 @@ func TestRelayOrdersTransactionIDsNumerically(t *testing.T) {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(seqs) != "[1 2 3]" {
-		t.Errorf("applied in order %v, want [1 2 3] (transaction ids 99999, 100000, 100001)", seqs)
+		t.Errorf("applied in order %v, want [1 2 3] (transaction ids %d, %d, %d)", seqs, boundary-1, boundary, boundary+1)
 	}
 }
