@@ -56,6 +56,12 @@ type Event struct {
 	// OccurredAt defaults to now.
 	OccurredAt time.Time
 	Payload    any
+	// CorrelationID and CausationID, when set, replace those carried by the
+	// context: for an event published later, outside the handler of the
+	// message that caused it (a dispatcher, a scheduled job), that names its
+	// cause explicitly.
+	CorrelationID string
+	CausationID   string
 }
 
 // Message is a delivered event with its envelope.

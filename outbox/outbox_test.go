@@ -825,3 +825,42 @@ func TestRelayOrdersTransactionIDsNumerically(t *testing.T) {
 		t.Errorf("applied in order %v, want [1 2 3] (transaction ids %d, %d, %d)", seqs, boundary-1, boundary, boundary+1)
 	}
 }
+
+// An event published outside the handler of its cause (a dispatcher, a
+// scheduled job) can name its correlation and cause explicitly.
+func TestExplicitCorrelationAndCausationReachTheConsumer(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	got := make(chan outbox.Message, 1)
+	c, err := outbox.NewConsumer(outbox.ConsumerConfig{Service: "sink", Name: "envelopes", Pool: f.pool, AMQPURL: f.amqpURL, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Handle(tickType, func(_ context.Context, _ pgx.Tx, msg outbox.Message) error {
+		select {
+		case got <- msg:
+		default:
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.startConsumer(c)
+	f.runRelay(nil)
+	correlation, cause := outbox.NewID(), outbox.NewID()
+	err = f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		return f.ob.Publish(f.ctx, tx, outbox.Event{Type: tickType, AggregateID: "a", Payload: tick{1},
+			CorrelationID: correlation, CausationID: cause})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case msg := <-got:
+		if msg.CorrelationID != correlation || msg.CausationID != cause {
+			t.Errorf("correlation %q, causation %q; want %q, %q", msg.CorrelationID, msg.CausationID, correlation, cause)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the event never arrived")
+	}
+}

@@ -145,8 +145,14 @@ func (o *Outbox) messages(ctx context.Context, events []Event) ([]*message.Messa
 			correlation = id
 		}
 		m.Metadata[HeaderCorrelationID] = correlation
+		if e.CorrelationID != "" {
+			m.Metadata[HeaderCorrelationID] = e.CorrelationID
+		}
 		if causation != "" {
 			m.Metadata[HeaderCausationID] = causation
+		}
+		if e.CausationID != "" {
+			m.Metadata[HeaderCausationID] = e.CausationID
 		}
 		if tp := carrier.Get("traceparent"); tp != "" {
 			m.Metadata[HeaderTraceparent] = tp

@@ -115,9 +115,6 @@ var mayLackCause = map[string]string{
 	contracts.TypeShipmentDispatchedV1: "the carrier simulator",
 	contracts.TypeShipmentDeliveredV1:  "the carrier simulator",
 	contracts.TypeShipmentFailedV1:     "the carrier simulator",
-	// Published by the dispatcher once the message went out, not by the
-	// handler of the triggering event; its payload's trigger_id names it.
-	contracts.TypeNotificationSentV1: "the notification dispatcher",
 }
 
 // typeName is the wire form of a type: snake_case service and fact, version ≥ 1.

@@ -53,6 +53,10 @@ func (s *Service) deliver(ctx context.Context, n *domain.Notification, c domain.
 		Type:        contracts.TypeNotificationSentV1,
 		AggregateID: n.ID(),
 		OccurredAt:  now,
+		// Sent later than the triggering event was handled: name it as the
+		// cause and continue its correlation explicitly.
+		CausationID:   n.EventID(),
+		CorrelationID: n.CorrelationID(),
 		Payload: contracts.NotificationSentV1{
 			NotificationID: n.ID(),
 			Channel:        contracts.Channel(n.Channel()),

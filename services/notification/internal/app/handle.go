@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/notification/internal/domain"
 )
 
@@ -105,7 +106,7 @@ func (s *Service) record(ctx context.Context, tx Tx, ev Event, in intent) error 
 		return fmt.Errorf("%w: unknown template %q", ErrUnhandled, in.template)
 	}
 	d := domain.Draft{ID: s.newID(), EventID: ev.ID, EventType: ev.Type, Audience: t.Audience,
-		Channel: domain.ChannelEmail, Template: t.Name, OrderID: in.orderID}
+		Channel: domain.ChannelEmail, Template: t.Name, OrderID: in.orderID, CorrelationID: outbox.CorrelationID(ctx)}
 	switch t.Audience {
 	case domain.AudienceStaff:
 		if s.cfg.StaffEmail == "" {

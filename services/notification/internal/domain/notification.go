@@ -50,18 +50,20 @@ var ErrNotPending = errors.New("notification is not pending")
 // one event. (EventID, Recipient, Channel) identifies it: an event never
 // notifies the same recipient twice on the same channel.
 type Notification struct {
-	id        string
-	eventID   string
-	eventType string
-	audience  Audience
-	userID    string // the customer; empty for staff
-	recipient string // the customer's user id, or the staff address
-	channel   Channel
-	template  string
-	subject   string
-	body      string
-	orderID   string
-	createdAt time.Time
+	id      string
+	eventID string
+	// correlationID is the triggering event's correlation id.
+	correlationID string
+	eventType     string
+	audience      Audience
+	userID        string // the customer; empty for staff
+	recipient     string // the customer's user id, or the staff address
+	channel       Channel
+	template      string
+	subject       string
+	body          string
+	orderID       string
+	createdAt     time.Time
 
 	status        Status
 	attempts      int
@@ -84,6 +86,9 @@ type Draft struct {
 	Subject      string
 	Body         string
 	OrderID      string
+	// CorrelationID is the triggering event's correlation id (may be empty
+	// for notifications recorded before it was kept).
+	CorrelationID string
 }
 
 // New returns a pending notification, due at once.
@@ -91,7 +96,7 @@ func New(d Draft, now time.Time) (*Notification, error) {
 	n := &Notification{
 		id: d.ID, eventID: d.EventID, eventType: d.EventType, audience: d.Audience, userID: d.UserID,
 		channel: d.Channel, template: d.Template, subject: d.Subject, body: d.Body, orderID: d.OrderID,
-		createdAt: now.UTC(), status: StatusPending, nextAttemptAt: now.UTC(),
+		correlationID: d.CorrelationID, createdAt: now.UTC(), status: StatusPending, nextAttemptAt: now.UTC(),
 	}
 	switch d.Audience {
 	case AudienceCustomer:
@@ -123,7 +128,7 @@ func FromDatabase(s Stored) (*Notification, error) {
 	n := &Notification{
 		id: s.ID, eventID: s.EventID, eventType: s.EventType, audience: s.Audience, userID: s.UserID,
 		recipient: s.Recipient, channel: s.Channel, template: s.Template, subject: s.Subject, body: s.Body,
-		orderID: s.OrderID, createdAt: s.CreatedAt.UTC(), status: s.Status, attempts: s.Attempts,
+		orderID: s.OrderID, correlationID: s.CorrelationID, createdAt: s.CreatedAt.UTC(), status: s.Status, attempts: s.Attempts,
 		nextAttemptAt: s.NextAttemptAt.UTC(), lastError: s.LastError, toAddress: s.ToAddress,
 	}
 	if !s.SentAt.IsZero() {
@@ -167,8 +172,11 @@ func (n *Notification) check() error {
 	return nil
 }
 
-func (n *Notification) ID() string               { return n.id }
-func (n *Notification) EventID() string          { return n.eventID }
+func (n *Notification) ID() string      { return n.id }
+func (n *Notification) EventID() string { return n.eventID }
+
+// CorrelationID is the triggering event's correlation id.
+func (n *Notification) CorrelationID() string    { return n.correlationID }
 func (n *Notification) EventType() string        { return n.eventType }
 func (n *Notification) Audience() Audience       { return n.audience }
 func (n *Notification) UserID() string           { return n.userID }

@@ -89,12 +89,12 @@ func (t txStore) Deactivated(ctx context.Context, userID string, at time.Time) e
 func (t txStore) Record(ctx context.Context, n *domain.Notification) (bool, error) {
 	tag, err := t.tx.Exec(ctx, `
 		INSERT INTO notifications (id, event_id, event_type, audience, user_id, recipient, channel, template,
-		                           subject, body, order_id, created_at, status, attempts, next_attempt_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		                           subject, body, order_id, created_at, status, attempts, next_attempt_at, correlation_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 		ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING`,
 		n.ID(), n.EventID(), n.EventType(), string(n.Audience()), nullable(n.UserID()), n.Recipient(),
 		string(n.Channel()), n.Template(), n.Subject(), n.Body(), nullable(n.OrderID()), n.CreatedAt(),
-		string(n.Status()), n.Attempts(), n.NextAttemptAt())
+		string(n.Status()), n.Attempts(), n.NextAttemptAt(), n.CorrelationID())
 	if err != nil {
 		return false, fmt.Errorf("insert notification: %w", err)
 	}
@@ -110,7 +110,7 @@ func nullable(s string) *string {
 
 const columns = `n.id::text, n.event_id, n.event_type, n.audience, coalesce(n.user_id::text, ''), n.recipient,
 	n.channel, n.template, n.subject, n.body, coalesce(n.order_id::text, ''), n.created_at, n.status,
-	n.attempts, n.next_attempt_at, n.last_error, n.to_address, n.sent_at`
+	n.attempts, n.next_attempt_at, n.last_error, n.to_address, n.sent_at, n.correlation_id`
 
 func scanNotification(row pgx.Row, extra ...any) (*domain.Notification, error) {
 	var (
@@ -120,7 +120,7 @@ func scanNotification(row pgx.Row, extra ...any) (*domain.Notification, error) {
 	)
 	dest := append([]any{&s.ID, &s.EventID, &s.EventType, &audience, &s.UserID, &s.Recipient, &channel,
 		&s.Template, &s.Subject, &s.Body, &s.OrderID, &s.CreatedAt, &status, &s.Attempts, &s.NextAttemptAt,
-		&s.LastError, &s.ToAddress, &sentAt}, extra...)
+		&s.LastError, &s.ToAddress, &sentAt, &s.CorrelationID}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, fmt.Errorf("read notification: %w", err)
 	}
