@@ -26,12 +26,33 @@ numbers vary run to run):
   write     shopmesh Publish in a transaction vs a plain two-row pgx insert
   drain     the shopmesh relay vs watermill's forwarder vs a raw batched relay
   pipeline  writers + relay + inbox consumers at full speed, and latency at fixed rates
-  wakeup    writer throughput with the in-process wake-up, with pg_notify, and with none`,
+  wakeup    writer throughput with the in-process wake-up, with pg_notify, and with none
+
+Two more scenarios run only when named with --only (together they take two
+minutes or more); they start the whole system from this binary on fresh
+databases and a fresh vhost (SHOPMESH_AMQP_MANAGEMENT_URL is also required)
+and report absolute figures, as there is no external baseline for them:
+
+  orders    a load generator registers customers and drives add-to-cart and
+            checkout (tok_ok, Idempotency-Key) through the gateway, one process
+            per service: checkout -> confirmed latency p50/p99 at a fixed rate
+            (--order-rate, --order-duration), then confirmed checkouts/s with
+            every worker at full speed
+  memory    RSS of every process at idle and under the fixed-rate load, then
+            of "serve all" as one process, idle and under the same load
+
+  shopmesh bench --only orders,memory`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.env.admin.PostgresURL == "" || a.env.admin.AMQPURL == "" {
 				return errors.New("SHOPMESH_POSTGRES_URL and SHOPMESH_AMQP_URL are required (make up, then load .run/env)")
 			}
 			cfg.PostgresURL, cfg.AMQPURL = a.env.admin.PostgresURL, a.env.admin.AMQPURL
+			cfg.ManagementURL = a.env.admin.ManagementURL
+			bin, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cfg.Binary = bin
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -55,8 +76,11 @@ numbers vary run to run):
 	f := cmd.Flags()
 	f.IntVar(&cfg.Rounds, "rounds", 0, "rounds per scenario (default 3)")
 	f.IntVar(&cfg.Events, "events", 0, "events per measurement (default 10000)")
-	f.StringSliceVar(&cfg.Only, "only", nil, "scenarios to run: write, drain, pipeline, wakeup (default all)")
+	f.StringSliceVar(&cfg.Only, "only", nil, "scenarios to run: write, drain, pipeline, wakeup (the default set), orders, memory")
 	f.IntVar(&cfg.Writers, "writers", 0, "concurrent writers (default 4)")
+	f.IntVar(&cfg.OrderRate, "order-rate", 0, "orders and memory: fixed checkout rate per second (default 50)")
+	f.DurationVar(&cfg.OrderDuration, "order-duration", 0, "orders and memory: how long each load phase starts checkouts (default 10s)")
+	f.IntVar(&cfg.OrderWorkers, "order-workers", 0, "orders and memory: load generator workers, one customer each (default 32)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
 	return cmd

@@ -40,6 +40,10 @@ const (
 	ScenarioDrain    = "drain"
 	ScenarioPipeline = "pipeline"
 	ScenarioWakeup   = "wakeup"
+	// ScenarioOrders and ScenarioMemory start the whole system from the
+	// real binary and take a minute or more: they run only when named.
+	ScenarioOrders = "orders"
+	ScenarioMemory = "memory"
 )
 
 // Config configures a run. Zero values take the documented defaults.
@@ -74,6 +78,24 @@ type Config struct {
 	// PhaseTimeout bounds every single measurement; one that runs over
 	// fails the run. Default 2m.
 	PhaseTimeout time.Duration
+
+	// Binary is the shopmesh binary the orders and memory scenarios run,
+	// one process per service plus the gateway, and `serve all`. Required
+	// for them.
+	Binary string
+	// ManagementURL is RabbitMQ's management API (administrator): the
+	// orders and memory scenarios create a vhost per system there.
+	// Required for them.
+	ManagementURL string
+	// OrderRate is the fixed rate (checkouts/s) at which checkout →
+	// confirmed latency and RSS under load are measured. Default 50.
+	OrderRate int
+	// OrderDuration is how long each load phase starts checkouts, at the
+	// fixed rate and at full speed. Default 10s.
+	OrderDuration time.Duration
+	// OrderWorkers is the load generator's number of workers, each a
+	// registered customer with a cart of its own. Default 32.
+	OrderWorkers int
 }
 
 func (c *Config) setDefaults() {
@@ -104,6 +126,15 @@ func (c *Config) setDefaults() {
 	if c.PhaseTimeout == 0 {
 		c.PhaseTimeout = 2 * time.Minute
 	}
+	if c.OrderRate == 0 {
+		c.OrderRate = 50
+	}
+	if c.OrderDuration == 0 {
+		c.OrderDuration = 10 * time.Second
+	}
+	if c.OrderWorkers == 0 {
+		c.OrderWorkers = 32
+	}
 }
 
 // Validate reports a configuration that cannot work. Zero values are valid:
@@ -128,9 +159,16 @@ func (c Config) Validate() error {
 	for _, r := range c.LatencyRates {
 		check(r >= 1 && r <= 20000, "bench: latency rate %d/s out of range 1..20000", r)
 	}
-	known := []string{ScenarioWrite, ScenarioDrain, ScenarioPipeline, ScenarioWakeup}
+	check(c.OrderRate >= 1 && c.OrderRate <= 5000, "bench: order rate %d/s out of range 1..5000", c.OrderRate)
+	check(c.OrderDuration >= 100*time.Millisecond && c.OrderDuration <= 10*time.Minute, "bench: order duration %s out of range 100ms..10m", c.OrderDuration)
+	check(c.OrderWorkers >= 1 && c.OrderWorkers <= 512, "bench: order workers %d out of range 1..512", c.OrderWorkers)
+	known := []string{ScenarioWrite, ScenarioDrain, ScenarioPipeline, ScenarioWakeup, ScenarioOrders, ScenarioMemory}
 	for _, s := range c.Only {
 		check(slices.Contains(known, s), "bench: unknown scenario %q (want one of %s)", s, strings.Join(known, ", "))
+		if s == ScenarioOrders || s == ScenarioMemory {
+			check(c.Binary != "", "bench: %s needs the shopmesh binary", s)
+			check(c.ManagementURL != "", "bench: %s needs the RabbitMQ management URL", s)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -158,6 +196,12 @@ func scenarioList() []scenarioInfo {
 		{name: ScenarioWakeup, baseline: "none",
 			title: "Wake-up cost: writer throughput with the relay running, by how writers wake it",
 			setup: setupWakeup, round: roundWakeup},
+		{name: ScenarioOrders, baseline: "none",
+			title: "Orders through the gateway, one process per service: checkouts reaching confirmed (no external baseline: absolute figures)",
+			setup: setupOrders, round: roundOrders},
+		{name: ScenarioMemory, baseline: "none",
+			title: "Memory: RSS of every process at idle and under the orders load, and of serve all (absolute figures)",
+			setup: setupMemory, round: roundMemory},
 	}
 }
 
@@ -172,6 +216,11 @@ type runner struct {
 	drain    drainSetup
 	pipeline pipelineSetup
 	wakeup   wakeupSetup
+
+	systems     []*systemRun // started and not yet closed
+	split       *systemRun   // one process per service, while it runs
+	memorySplit systemRun    // what memory sampled of each system
+	memoryAll   systemRun
 }
 
 // Run measures the selected scenarios and returns the report. Progress goes
@@ -192,6 +241,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 			Rounds: cfg.Rounds, Events: cfg.Events, Writers: cfg.Writers, BatchSize: cfg.BatchSize,
 			ForwarderSeconds: cfg.ForwarderLimit.Seconds(), LatencyRates: cfg.LatencyRates,
 			LatencySeconds: cfg.LatencyDuration.Seconds(), Scenarios: cfg.Only,
+			OrderRate: cfg.OrderRate, OrderSeconds: cfg.OrderDuration.Seconds(), OrderWorkers: cfg.OrderWorkers,
 		},
 	}
 	setupCtx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -206,6 +256,11 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 		}
 	}()
 	r := &runner{cfg: cfg, env: e, out: out, results: newResults(cfg.Rounds)}
+	defer func() {
+		if cerr := r.closeSystems(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
 
 	pool, err := e.pool(ctx, 1, nil)
 	if err != nil {

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shopmesh/shopmesh/internal/chaos"
 	"github.com/shopmesh/shopmesh/tests/testenv"
 )
 
@@ -187,4 +190,78 @@ func benchmarkWrite(b *testing.B, writer func(*env, producer, writerPools) write
 	default:
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestSystemScenarios runs orders and memory at a tiny size against the
+// real binary: two systems (one process per service, then serve all) with
+// a few checkouts each.
+func TestSystemScenarios(t *testing.T) {
+	pg, mq := infra(t)
+	mgmt := managementURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := chaos.BuildBinary(ctx, root, t.TempDir())
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	cfg := Config{
+		PostgresURL: pg, AMQPURL: mq, ManagementURL: mgmt, Binary: bin, Rounds: 1,
+		Only: []string{ScenarioOrders, ScenarioMemory}, OrderRate: 5, OrderDuration: time.Second, OrderWorkers: 4,
+	}
+	var progress bytes.Buffer
+	rep, err := Run(ctx, cfg, &progress)
+	if err != nil {
+		t.Fatalf("Run: %v\nprogress:\n%s", err, progress.String())
+	}
+	if got := len(rep.Scenarios); got != 2 {
+		t.Fatalf("got %d scenarios, want 2", got)
+	}
+	figures := map[string]float64{}
+	for _, sc := range rep.Scenarios {
+		for _, f := range sc.Figures {
+			figures[sc.Name+"/"+f.Variant+"/"+f.Metric] = f.Value.Median
+		}
+	}
+	for _, k := range []string{
+		"orders/shopmesh/confirmed at 5/s", "orders/shopmesh/p50 at 5/s", "orders/shopmesh/p99 at 5/s", "orders/shopmesh/throughput",
+		"memory/gateway/RSS idle", "memory/order/RSS under load", "memory/largest service/RSS idle",
+		"memory/serve all/RSS idle", "memory/serve all/RSS under load",
+	} {
+		if v, ok := figures[k]; !ok || !(v > 0) {
+			t.Errorf("figure %s = %v (present %v), want positive", k, v, ok)
+		}
+	}
+	// At 5/s the p99 target does not apply; the other three do.
+	if got := len(rep.Targets); got != 3 {
+		t.Errorf("got %d targets, want 3: %+v", got, rep.Targets)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatalf("WriteTable: %v", err)
+	}
+	t.Logf("\n%s", table.String())
+}
+
+// managementURL is the RabbitMQ management API from the environment or
+// the platform's .run/env; without one the test fails.
+func managementURL(t *testing.T) string {
+	t.Helper()
+	if u := os.Getenv("SHOPMESH_AMQP_MANAGEMENT_URL"); u != "" {
+		return u
+	}
+	b, err := os.ReadFile(filepath.Join("..", "..", ".run", "env"))
+	if err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			line = strings.TrimPrefix(strings.TrimSpace(line), "export ")
+			if v, ok := strings.CutPrefix(line, "SHOPMESH_AMQP_MANAGEMENT_URL="); ok {
+				return strings.Trim(v, `"'`)
+			}
+		}
+	}
+	t.Fatal("no RabbitMQ management API configured (SHOPMESH_AMQP_MANAGEMENT_URL or .run/env): start the platform with deploy/local/platform.sh up")
+	return ""
 }

@@ -50,6 +50,9 @@ type Settings struct {
 	LatencyRates     []int    `json:"latency_rates"`
 	LatencySeconds   float64  `json:"latency_seconds"`
 	Scenarios        []string `json:"scenarios"`
+	OrderRate        int      `json:"order_rate"`
+	OrderSeconds     float64  `json:"order_seconds"`
+	OrderWorkers     int      `json:"order_workers"`
 }
 
 // Scenario is one comparison: variants measured side by side in every round.
@@ -88,7 +91,7 @@ type Target struct {
 	Name string `json:"name"`
 	// Want is the bound, e.g. ">= 0.90" (a ratio) or "<= 5" (ms).
 	Want string `json:"want"`
-	// Unit is "ratio" or "ms".
+	// Unit is "ratio", "ms", "checkouts/s" or "MiB".
 	Unit string `json:"unit"`
 	Got  Spread `json:"got"`
 	Met  bool   `json:"met"`
@@ -286,5 +289,10 @@ func (r *results) targets() []Target {
 	value("latency p99 at 1000/s", "<= 20", "ms", resultKey{"pipeline", "shopmesh", "p99 at 1000/s"}, atMost(20))
 	ratio("writers with in-process wake-up vs none", ">= 0.90", "ratio", resultKey{"wakeup", "in-process", tp}, resultKey{"wakeup", "none", tp}, atLeast(0.9))
 	ratio("relay drain vs raw relay", ">= 0.60", "ratio", resultKey{"drain", "shopmesh", tp}, resultKey{"drain", "raw", tp}, atLeast(0.6))
+	// The orders and memory targets are absolute: there is no baseline.
+	value("orders sustained to confirmed", ">= 100", "checkouts/s", resultKey{ScenarioOrders, "shopmesh", tp}, atLeast(100))
+	value("orders checkout → confirmed p99 at 50/s", "<= 300", "ms", resultKey{ScenarioOrders, "shopmesh", "p99 at 50/s"}, atMost(300))
+	value("largest service RSS idle", "<= 40", "MiB", resultKey{ScenarioMemory, "largest service", "RSS idle"}, atMost(40))
+	value("serve all RSS under load", "<= 250", "MiB", resultKey{ScenarioMemory, "serve all", "RSS under load"}, atMost(250))
 	return ts
 }

@@ -1,0 +1,235 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+)
+
+// The orders and memory scenarios run the whole system from the real
+// binary; there is no external baseline for them, so they report absolute
+// figures against the project's targets.
+
+// Time bounds of the system scenarios.
+const (
+	settleTime     = 2 * time.Second        // after start-up, before idle RSS is sampled
+	idleWindow     = time.Second            // idle RSS is the peak over this window
+	sampleInterval = 200 * time.Millisecond // RSS sampling under load
+	confirmTimeout = 30 * time.Second       // a checkout not confirmed by then is a failure
+	shopProducts   = 20
+)
+
+// systemRun is one started system with its workload and what was sampled.
+type systemRun struct {
+	sys  *system
+	shop *shop
+	idle map[string]int64 // process -> peak RSS at idle
+	load map[string]int64 // process -> peak RSS under load
+}
+
+// startSystemRun starts a system, samples its idle RSS (before any request
+// but readiness probes) and seeds the shop.
+func (r *runner) startSystemRun(ctx context.Context, label string, together bool) (*systemRun, error) {
+	fmt.Fprintf(r.out, "starting the %s system (%s)\n", label, map[bool]string{false: "one process per service", true: "serve all"}[together])
+	began := time.Now()
+	sys, err := startSystem(ctx, r.cfg, r.env.id, label, together)
+	if err != nil {
+		return nil, fmt.Errorf("start the %s system: %w", label, err)
+	}
+	sr := &systemRun{sys: sys, load: map[string]int64{}}
+	r.systems = append(r.systems, sr)
+	fmt.Fprintf(r.out, "%s system ready in %s\n", label, time.Since(began).Round(time.Millisecond))
+	if err := sleep(ctx, settleTime); err != nil {
+		return sr, err
+	}
+	idle := newRSSSampler(sys)
+	if err := sleep(ctx, idleWindow); err != nil {
+		idle.stop()
+		return sr, err
+	}
+	if sr.idle, err = idle.stop(); err != nil {
+		return sr, fmt.Errorf("%s idle RSS: %w", label, err)
+	}
+	if err := sys.createAdmin(ctx, r.env.id); err != nil {
+		return sr, fmt.Errorf("%s: %w", label, err)
+	}
+	if sr.shop, err = newShop(ctx, sys, r.env.id, shopProducts, r.cfg.OrderWorkers); err != nil {
+		return sr, fmt.Errorf("%s shop: %w", label, err)
+	}
+	return sr, nil
+}
+
+// fixedRate drives the configured fixed rate, sampling RSS, and returns
+// the phase's result.
+func (r *runner) fixedRate(ctx context.Context, sr *systemRun) (loadResult, error) {
+	s := newRSSSampler(sr.sys)
+	lr := sr.shop.drive(ctx, r.cfg.OrderRate, r.cfg.OrderDuration, confirmTimeout, 10*time.Millisecond)
+	peak, err := s.stop()
+	for k, v := range peak {
+		sr.load[k] = max(sr.load[k], v)
+	}
+	return lr, err
+}
+
+func (r *runner) closeSystems() error {
+	var errs []error
+	for _, sr := range r.systems {
+		if err := sr.sys.close(); err != nil {
+			errs = append(errs, fmt.Errorf("close the %s system: %w", sr.sys.label, err))
+		}
+	}
+	r.systems = nil
+	return errors.Join(errs...)
+}
+
+func setupOrders(ctx context.Context, r *runner) error {
+	sr, err := r.startSystemRun(ctx, "split", false)
+	r.split = sr
+	return err
+}
+
+// roundOrders measures checkout → confirmed latency at the fixed rate,
+// then confirmed checkouts/s with every worker at full speed.
+func roundOrders(ctx context.Context, r *runner, round int) error {
+	rate := fmt.Sprintf("at %d/s", r.cfg.OrderRate)
+	lr, err := r.fixedRate(ctx, r.split)
+	if err != nil {
+		return err
+	}
+	ds, errs := lr.confirmedLatencies()
+	if len(ds) == 0 {
+		return fmt.Errorf("no checkout reached confirmed at %d/s: %w", r.cfg.OrderRate, errors.Join(firstErrors(errs, 3)...))
+	}
+	r.record(ScenarioOrders, "shopmesh", "confirmed "+rate, "checkouts/s", round, lr.throughput())
+	r.record(ScenarioOrders, "shopmesh", "p50 "+rate, "ms", round, ms(percentile(ds, 50)))
+	r.record(ScenarioOrders, "shopmesh", "p99 "+rate, "ms", round, ms(percentile(ds, 99)))
+	r.record(ScenarioOrders, "shopmesh", "failed "+rate, "checkouts", round, float64(len(errs)))
+	r.orderNotes(rate, lr, errs)
+
+	full := r.split.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout, 20*time.Millisecond)
+	_, errs = full.confirmedLatencies()
+	r.record(ScenarioOrders, "shopmesh", "throughput", "checkouts/s", round, full.throughput())
+	r.record(ScenarioOrders, "shopmesh", "failed at full speed", "checkouts", round, float64(len(errs)))
+	r.orderNotes("at full speed", full, errs)
+	return nil
+}
+
+func (r *runner) orderNotes(phase string, lr loadResult, errs []error) {
+	if lr.late > 0 {
+		r.results.note(ScenarioOrders, fmt.Sprintf("%s: %d checkouts started over 100ms after their slot (the workers could not keep up)", phase, lr.late))
+	}
+	for _, err := range firstErrors(errs, 2) {
+		r.results.note(ScenarioOrders, fmt.Sprintf("%s: %v", phase, err))
+	}
+}
+
+func firstErrors(errs []error, n int) []error { return errs[:min(n, len(errs))] }
+
+func setupMemory(ctx context.Context, r *runner) error {
+	if r.split == nil {
+		sr, err := r.startSystemRun(ctx, "split", false)
+		r.split = sr
+		if err != nil {
+			return err
+		}
+		if _, err := r.fixedRate(ctx, sr); err != nil {
+			return err
+		}
+	}
+	// One system at a time: the figures of one must not include the other's load.
+	r.memorySplit = *r.split
+	if err := r.closeSystems(); err != nil {
+		return err
+	}
+	r.split = nil
+	sr, err := r.startSystemRun(ctx, "all", true)
+	if err != nil {
+		return err
+	}
+	lr, err := r.fixedRate(ctx, sr)
+	if err != nil {
+		return err
+	}
+	if _, errs := lr.confirmedLatencies(); len(errs) > 0 {
+		r.results.note(ScenarioMemory, fmt.Sprintf("serve all at %d/s: %d checkouts not confirmed, first: %v", r.cfg.OrderRate, len(errs), errs[0]))
+	}
+	r.memoryAll = *sr
+	return r.closeSystems()
+}
+
+// roundMemory records what setupMemory sampled: memory is measured once
+// per run, the load's rounds are the orders scenario's.
+func roundMemory(_ context.Context, r *runner, round int) error {
+	if round > 0 {
+		return nil
+	}
+	split, all := r.memorySplit, r.memoryAll
+	var largest int64
+	for _, name := range slices.Sorted(maps.Keys(split.idle)) {
+		if name != "gateway" {
+			largest = max(largest, split.idle[name])
+		}
+		r.record(ScenarioMemory, name, "RSS idle", "MiB", 0, mib(split.idle[name]))
+		r.record(ScenarioMemory, name, "RSS under load", "MiB", 0, mib(split.load[name]))
+	}
+	r.record(ScenarioMemory, "largest service", "RSS idle", "MiB", 0, mib(largest))
+	r.record(ScenarioMemory, "serve all", "RSS idle", "MiB", 0, mib(all.idle["all"]))
+	r.record(ScenarioMemory, "serve all", "RSS under load", "MiB", 0, mib(all.load["all"]))
+	r.results.note(ScenarioMemory, fmt.Sprintf("RSS is VmRSS; idle is the peak over %s after a %s settle, under load the peak sampled every %s while checkouts run at %d/s for %s (in every orders round when orders ran too); measured once per run",
+		idleWindow, settleTime, sampleInterval, r.cfg.OrderRate, r.cfg.OrderDuration))
+	return nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// rssSampler keeps each process's peak RSS, sampled every sampleInterval
+// from its start until stop.
+type rssSampler struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+	peak map[string]int64
+	err  error
+}
+
+func newRSSSampler(sys *system) *rssSampler {
+	s := &rssSampler{done: make(chan struct{}), peak: map[string]int64{}}
+	sample := func() {
+		for name, pid := range sys.pids() {
+			b, err := rssBytes(pid)
+			if err != nil {
+				s.err = fmt.Errorf("%s: %w", name, err)
+				continue
+			}
+			s.peak[name] = max(s.peak[name], b)
+		}
+	}
+	sample()
+	s.wg.Go(func() {
+		t := time.NewTicker(sampleInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.done:
+				sample()
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	})
+	return s
+}
+
+// stop ends the sampling and returns the peaks. A process that could not
+// be read is an error: its figure would be missing.
+func (s *rssSampler) stop() (map[string]int64, error) {
+	close(s.done)
+	s.wg.Wait()
+	return s.peak, s.err
+}
