@@ -150,7 +150,12 @@ func ReplayDeadLetter(ctx context.Context, pool *pgxpool.Pool, amqpURL string, i
 		Headers: headers, ContentType: "application/json", DeliveryMode: amqp.Persistent,
 		MessageId: d.MessageID, Type: d.Type, Body: d.Payload,
 	}
-	if err := publishConfirmed(ctx, amqpURL, "", d.Queue, []amqp.Publishing{pub}); err != nil {
+	pubr, err := openOperatorPublisher(amqpURL, 1)
+	if err != nil {
+		return fmt.Errorf("replay dead letter %d: %w", id, err)
+	}
+	defer pubr.close()
+	if err := pubr.toQueue(ctx, d.Queue, []amqp.Publishing{pub}); err != nil {
 		return fmt.Errorf("replay dead letter %d: %w", id, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -159,47 +164,4 @@ func ReplayDeadLetter(ctx context.Context, pool *pgxpool.Pool, amqpURL string, i
 		return fmt.Errorf("mark dead letter %d replayed: %w", id, err)
 	}
 	return nil
-}
-
-// publishConfirmed publishes messages on a fresh connection with mandatory
-// routing and waits for every confirm (bounded by 30s).
-func publishConfirmed(ctx context.Context, amqpURL, exchange, key string, msgs []amqp.Publishing) error {
-	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second), Properties: amqp.Table{"connection_name": "shopmesh-operator"}})
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	if err := ch.Confirm(false); err != nil {
-		return err
-	}
-	returns := ch.NotifyReturn(make(chan amqp.Return, len(msgs)+1))
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
-	for _, m := range msgs {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, m)
-		if err != nil {
-			return err
-		}
-		confirms = append(confirms, dc)
-	}
-	for _, dc := range confirms {
-		ok, err := dc.WaitContext(ctx)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errors.New("broker nacked the message")
-		}
-	}
-	select {
-	case r := <-returns:
-		return fmt.Errorf("%w: queue %s (%s)", ErrUnroutable, key, r.ReplyText)
-	default:
-		return nil
-	}
 }

@@ -622,9 +622,14 @@ func TestUnroutableEventStaysInOutbox(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.startConsumer(f.newConsumer("ledger", nil))
-	f.runRelay(nil)
+	reg := prometheus.NewRegistry()
+	metrics, err := outbox.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.runRelayWith(metrics, nil)
 	const orphanType = "source.orphan.v1"
-	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+	err = f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
 		return f.ob.Publish(f.ctx, tx,
 			outbox.Event{Type: tickType, AggregateID: "before", Payload: tick{1}},
 			outbox.Event{Type: orphanType, AggregateID: "orphan", Payload: tick{1}},
@@ -637,7 +642,11 @@ func TestUnroutableEventStaysInOutbox(t *testing.T) {
 		n := f.count(`SELECT count(*) FROM ledger WHERE aggregate = 'before'`)
 		return n == 1, fmt.Sprintf("%d", n)
 	})
-	time.Sleep(time.Second) // the relay keeps retrying the orphan meanwhile
+	// Let the relay retry the orphan several times before looking.
+	f.waitFor(20*time.Second, "the relay retrying the orphan", func() (bool, string) {
+		n := counterSum(t, reg, "shopmesh_relay_unroutable_total")
+		return n >= 3, fmt.Sprintf("%v unroutable attempts", n)
+	})
 	stats, err := outbox.ReadStats(f.ctx, f.pool)
 	if err != nil {
 		t.Fatal(err)

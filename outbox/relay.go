@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -84,10 +85,9 @@ type Relay struct {
 	cfg    RelayConfig
 	notify chan struct{}
 
-	// ch is the confirm-mode channel; nil while disconnected.
-	conn    *amqp.Connection
-	ch      *amqp.Channel
-	returns chan amqp.Return
+	// cc is the confirm-mode channel; nil while disconnected.
+	conn *amqp.Connection
+	cc   *confirmChannel
 
 	// probe is set after an unroutable event: batches shrink to that one
 	// event until it routes, so the events behind it are not published
@@ -163,7 +163,7 @@ func (r *Relay) Run(ctx context.Context) error {
 var errBrokerConnection = errors.New("broker connection")
 
 func (r *Relay) connect(ctx context.Context) error {
-	if r.ch != nil && !r.ch.IsClosed() {
+	if r.cc != nil && !r.cc.ch.IsClosed() {
 		return nil
 	}
 	r.disconnect()
@@ -173,21 +173,15 @@ func (r *Relay) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ch, err := conn.Channel()
+	cc, err := newConfirmChannel(conn, r.cfg.BatchSize)
 	if err == nil {
-		err = ch.Confirm(false)
-	}
-	if err == nil {
-		err = declareExchange(ch, r.cfg.Outbox.source)
+		err = declareExchange(cc.ch, r.cfg.Outbox.source)
 	}
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("%w: %v", errBrokerConnection, err)
 	}
-	r.conn, r.ch = conn, ch
-	// Returns arrive before the confirm of the same message; the buffer
-	// must hold a whole batch so the library's reader never blocks on it.
-	r.returns = ch.NotifyReturn(make(chan amqp.Return, r.cfg.BatchSize+16))
+	r.conn, r.cc = conn, cc
 	r.cfg.Logger.Info("relay connected to broker")
 	return nil
 }
@@ -196,7 +190,7 @@ func (r *Relay) disconnect() {
 	if r.conn != nil {
 		r.conn.Close()
 	}
-	r.conn, r.ch = nil, nil
+	r.conn, r.cc = nil, nil
 }
 
 type outboxRow struct {
@@ -206,6 +200,23 @@ type outboxRow struct {
 	payload  []byte
 	metadata []byte
 	created  time.Time
+}
+
+// outboxColumns are the columns scanOutboxRow reads, in its order.
+const outboxColumns = `"offset", transaction_id::text AS transaction_id_text, uuid, payload::text, metadata::text, created_at`
+
+// scanOutboxRow reads one row selected with outboxColumns.
+func scanOutboxRow(row pgx.CollectableRow) (outboxRow, error) {
+	var o outboxRow
+	var payload, metadata *string
+	err := row.Scan(&o.offset, &o.txID, &o.uuid, &payload, &metadata, &o.created)
+	if payload != nil {
+		o.payload = []byte(*payload)
+	}
+	if metadata != nil {
+		o.metadata = []byte(*metadata)
+	}
+	return o, err
 }
 
 // relayBatch publishes one batch and returns how many rows it forwarded.
@@ -237,7 +248,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		WITH cursor AS (
 			SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
 		)
-		SELECT "offset", transaction_id::text AS transaction_id_text, uuid, payload::text, metadata::text, created_at FROM watermill_outbox
+		SELECT `+outboxColumns+` FROM watermill_outbox
 		WHERE ((transaction_id = (SELECT last_processed_transaction_id FROM cursor) AND "offset" > (SELECT offset_acked FROM cursor))
 		       OR transaction_id > (SELECT last_processed_transaction_id FROM cursor))
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -248,18 +259,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
-	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
-		var o outboxRow
-		var payload, metadata *string
-		err := row.Scan(&o.offset, &o.txID, &o.uuid, &payload, &metadata, &o.created)
-		if payload != nil {
-			o.payload = []byte(*payload)
-		}
-		if metadata != nil {
-			o.metadata = []byte(*metadata)
-		}
-		return o, err
-	})
+	batch, err := pgx.CollectRows(rows, scanOutboxRow)
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
@@ -331,12 +331,9 @@ func (e *unroutableError) Unwrap() error { return e.err }
 func (r *Relay) publish(ctx context.Context, batch []outboxRow) error {
 	exchange := ExchangeName(r.cfg.Outbox.source)
 	start := time.Now()
-	// Drop returns left over from an earlier failed batch.
-	for len(r.returns) > 0 {
-		<-r.returns
-	}
-	confirms := make([]*amqp.DeferredConfirmation, 0, len(batch))
-	for _, row := range batch {
+	keys := make([]string, len(batch))
+	msgs := make([]amqp.Publishing, len(batch))
+	for i, row := range batch {
 		p, md, err := rowToPublishing(row.uuid, row.payload, row.metadata)
 		if err != nil {
 			// A row that cannot be encoded can never be sent; stop here so
@@ -345,38 +342,16 @@ func (r *Relay) publish(ctx context.Context, batch []outboxRow) error {
 		}
 		p.DeliveryMode = amqp.Persistent
 		p.Headers[HeaderCommittedAt] = row.created.UTC().Format(time.RFC3339Nano)
-		dc, err := r.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, md.Get(HeaderType), true, false, p)
-		if err != nil {
-			return fmt.Errorf("%w: publish %s: %v", errBrokerConnection, row.uuid, err)
-		}
-		confirms = append(confirms, dc)
+		keys[i], msgs[i] = md.Get(HeaderType), p
 	}
-	wctx, cancel := context.WithTimeout(ctx, r.cfg.ConfirmTimeout)
-	defer cancel()
-	for i, dc := range confirms {
-		ok, err := dc.WaitContext(wctx)
-		if err != nil {
-			return fmt.Errorf("%w: confirm of %s: %v", errBrokerConnection, batch[i].uuid, err)
-		}
-		if !ok {
-			return fmt.Errorf("broker nacked %s", batch[i].uuid)
-		}
-	}
-	// Every return was queued before its confirm was processed.
-	first := -1
-	var firstRet amqp.Return
-	for len(r.returns) > 0 {
-		ret := <-r.returns
-		for i, row := range batch {
-			if row.uuid == ret.MessageId && (first == -1 || i < first) {
-				first, firstRet = i, ret
-			}
-		}
+	first, ret, err := r.cc.publish(ctx, exchange, keys, msgs, r.cfg.ConfirmTimeout)
+	if err != nil {
+		return err
 	}
 	if first >= 0 {
 		r.cfg.Metrics.unroutable(r.cfg.Outbox.source)
 		return &unroutableError{index: first, err: fmt.Errorf("%w: %s %s on %s (%s)",
-			ErrUnroutable, firstRet.Type, firstRet.MessageId, exchange, firstRet.ReplyText)}
+			ErrUnroutable, ret.Type, ret.MessageId, exchange, ret.ReplyText)}
 	}
 	r.cfg.Metrics.confirmLatency(r.cfg.Outbox.source, time.Since(start))
 	return nil
@@ -386,10 +361,7 @@ func (r *Relay) publish(ctx context.Context, batch []outboxRow) error {
 var relayLockID = lockID("shopmesh-relay")
 
 func lockID(name string) int64 {
-	var h uint64 = 14695981039346656037
-	for i := 0; i < len(name); i++ {
-		h ^= uint64(name[i])
-		h *= 1099511628211
-	}
-	return int64(h >> 1)
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name)) // never fails
+	return int64(h.Sum64() >> 1)
 }

@@ -38,12 +38,17 @@ func Replay(ctx context.Context, req ReplayRequest) (int, error) {
 	if req.BatchSize == 0 {
 		req.BatchSize = 500
 	}
+	pub, err := openOperatorPublisher(req.AMQPURL, req.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("replay to %s: %w", req.Queue, err)
+	}
+	defer pub.close()
 	// Cursor: (transaction_id, offset) of the last row sent.
 	lastTx, lastOffset := "0", int64(0)
 	sent := 0
 	for {
 		rows, err := req.Source.Query(ctx, `
-			SELECT "offset", transaction_id::text AS transaction_id_text, uuid, payload::text, metadata::text, created_at FROM watermill_outbox
+			SELECT `+outboxColumns+` FROM watermill_outbox
 			WHERE created_at >= $1 AT TIME ZONE 'UTC'
 			  AND ($2::text[] IS NULL OR cardinality($2::text[]) = 0 OR metadata->>'type' = ANY($2))
 			  AND (transaction_id, "offset") > ($3::xid8, $4)
@@ -53,18 +58,7 @@ func Replay(ctx context.Context, req ReplayRequest) (int, error) {
 		if err != nil {
 			return sent, fmt.Errorf("read history: %w", err)
 		}
-		batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
-			var o outboxRow
-			var payload, metadata *string
-			err := row.Scan(&o.offset, &o.txID, &o.uuid, &payload, &metadata, &o.created)
-			if payload != nil {
-				o.payload = []byte(*payload)
-			}
-			if metadata != nil {
-				o.metadata = []byte(*metadata)
-			}
-			return o, err
-		})
+		batch, err := pgx.CollectRows(rows, scanOutboxRow)
 		if err != nil {
 			return sent, fmt.Errorf("read history: %w", err)
 		}
@@ -82,7 +76,7 @@ func Replay(ctx context.Context, req ReplayRequest) (int, error) {
 			p.Headers[HeaderCommittedAt] = row.created.UTC().Format(time.RFC3339Nano)
 			msgs = append(msgs, p)
 		}
-		if err := publishConfirmed(ctx, req.AMQPURL, "", req.Queue, msgs); err != nil {
+		if err := pub.toQueue(ctx, req.Queue, msgs); err != nil {
 			return sent, fmt.Errorf("replay to %s: %w", req.Queue, err)
 		}
 		sent += len(batch)

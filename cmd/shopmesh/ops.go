@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/shopmesh/shopmesh/contracts"
 	"github.com/shopmesh/shopmesh/internal/platform"
+	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 )
 
@@ -25,17 +27,11 @@ import (
 // service as a consumer of.
 const inboxConsumer = "inbox"
 
-// consumedTypes returns the event types service consumes, per the registry.
+// consumedTypes returns the event types service consumes, per the
+// registry, sorted.
 func consumedTypes(service string) []string {
-	var types []string
-	for _, t := range contracts.Registry() {
-		for _, c := range t.Consumers {
-			if c == service {
-				types = append(types, t.Name)
-			}
-		}
-	}
-	sort.Strings(types)
+	types := servicekit.Consumes(service)
+	slices.Sort(types)
 	return types
 }
 
@@ -160,8 +156,8 @@ func (a *app) declareTopology() error {
 	return nil
 }
 
-// adminDatabaseURL points the administrator URL at a service's database, so
-// operator commands need no service credentials.
+// serviceDatabase connects to a service's database with the URL the
+// service itself would use.
 func (a *app) serviceDatabase(ctx context.Context, name string) (*pgxpool.Pool, error) {
 	dbURL, _, err := a.env.serviceURLs(name)
 	if err != nil {
@@ -432,7 +428,7 @@ func (a *app) replay(ctx context.Context, consumer string, since time.Time, type
 	}
 	byProducer := map[string][]string{}
 	for _, t := range types {
-		if !contains(handled, t) {
+		if !slices.Contains(handled, t) {
 			return fmt.Errorf("%s does not consume %s", consumer, t)
 		}
 		p, err := outbox.ProducerOf(t)
@@ -443,7 +439,7 @@ func (a *app) replay(ctx context.Context, consumer string, since time.Time, type
 	}
 	queue := outbox.QueueName(consumer, inboxConsumer)
 	total := 0
-	for _, p := range sortedKeys(byProducer) {
+	for _, p := range slices.Sorted(maps.Keys(byProducer)) {
 		pool, err := a.serviceDatabase(ctx, p)
 		if err != nil {
 			return err
@@ -458,31 +454,4 @@ func (a *app) replay(ctx context.Context, consumer string, since time.Time, type
 	}
 	fmt.Fprintf(a.stdout, "replayed %d events to %s\n", total, queue)
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// redact hides the password of a URL for logs.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
 }

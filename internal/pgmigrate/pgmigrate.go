@@ -7,6 +7,7 @@ package pgmigrate
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"log/slog"
 
@@ -47,12 +48,10 @@ func Up(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS, versionTable string
 	return nil
 }
 
-// lockID derives a stable advisory lock id per version table (FNV-1a).
+// lockID derives a stable advisory lock id per version table (FNV-1a, made
+// non-negative).
 func lockID(name string) int64 {
-	var h uint64 = 14695981039346656037
-	for i := 0; i < len(name); i++ {
-		h ^= uint64(name[i])
-		h *= 1099511628211
-	}
-	return int64(h >> 1)
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name)) // never fails
+	return int64(h.Sum64() >> 1)
 }
