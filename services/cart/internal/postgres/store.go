@@ -252,30 +252,37 @@ func toCart(userID string, lines []domain.Line) (domain.Cart, error) {
 }
 
 // saveLines writes the difference between the lines loaded and the lines
-// after a change.
+// after a change, in one batch: one round trip however many lines changed.
 func saveLines(ctx context.Context, tx pgx.Tx, userID string, before, after []domain.Line) error {
 	old := make(map[string]domain.Line, len(before))
 	for _, l := range before {
 		old[l.ProductID] = l
 	}
+	b := &pgx.Batch{}
 	for _, l := range after {
-		if prev, ok := old[l.ProductID]; ok && sameLine(prev, l) {
-			delete(old, l.ProductID)
+		prev, ok := old[l.ProductID]
+		delete(old, l.ProductID)
+		if ok && sameLine(prev, l) {
 			continue
 		}
-		delete(old, l.ProductID)
-		if _, err := tx.Exec(ctx, `INSERT INTO cart_lines (user_id, product_id, sku, name, quantity, unit_price_minor, currency, added_at)
+		b.Queue(`INSERT INTO cart_lines (user_id, product_id, sku, name, quantity, unit_price_minor, currency, added_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (user_id, product_id) DO UPDATE SET sku = EXCLUDED.sku, name = EXCLUDED.name, quantity = EXCLUDED.quantity,
 				unit_price_minor = EXCLUDED.unit_price_minor, currency = EXCLUDED.currency`,
-			userID, l.ProductID, l.SKU, l.Name, l.Quantity, l.UnitPrice.AmountMinor, l.UnitPrice.Currency, l.AddedAt); err != nil {
-			return fmt.Errorf("save cart line: %w", err)
-		}
+			userID, l.ProductID, l.SKU, l.Name, l.Quantity, l.UnitPrice.AmountMinor, l.UnitPrice.Currency, l.AddedAt)
 	}
-	for id := range old {
-		if _, err := tx.Exec(ctx, `DELETE FROM cart_lines WHERE user_id = $1 AND product_id = $2`, userID, id); err != nil {
-			return fmt.Errorf("delete cart line: %w", err)
+	if len(old) > 0 {
+		gone := make([]string, 0, len(old))
+		for id := range old {
+			gone = append(gone, id)
 		}
+		b.Queue(`DELETE FROM cart_lines WHERE user_id = $1 AND product_id = ANY($2)`, userID, gone)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("save cart lines: %w", err)
 	}
 	return nil
 }

@@ -131,12 +131,14 @@ func (s *Store) UpdateReservation(ctx context.Context, orderID string, productID
 				return err
 			}
 		}
+		var changed []domain.Stock
 		for _, id := range ids {
 			if st := stock[id]; st != nil && *st != before[id] {
-				if err := updateStock(ctx, tx, *st); err != nil {
-					return err
-				}
+				changed = append(changed, *st)
 			}
+		}
+		if err := updateStocks(ctx, tx, changed); err != nil {
+			return err
 		}
 		return s.ob.Publish(ctx, tx, events...)
 	})
@@ -175,6 +177,29 @@ func updateStock(ctx context.Context, tx pgx.Tx, st domain.Stock) error {
 		st.ProductID(), st.SKU(), st.OnHand(), st.Reserved())
 	if err != nil {
 		return fmt.Errorf("update stock of %s: %w", st.ProductID(), err)
+	}
+	return nil
+}
+
+// updateStocks writes the changed stock rows in one statement.
+func updateStocks(ctx context.Context, tx pgx.Tx, changed []domain.Stock) error {
+	switch len(changed) {
+	case 0:
+		return nil
+	case 1:
+		return updateStock(ctx, tx, changed[0])
+	}
+	ids, skus := make([]string, len(changed)), make([]string, len(changed))
+	onHand, reserved := make([]int, len(changed)), make([]int, len(changed))
+	for i, st := range changed {
+		ids[i], skus[i], onHand[i], reserved[i] = st.ProductID(), st.SKU(), st.OnHand(), st.Reserved()
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE stock s SET sku = c.sku, on_hand = c.on_hand, reserved = c.reserved, updated_at = now()
+		FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[]) AS c(product_id, sku, on_hand, reserved)
+		WHERE s.product_id = c.product_id`, ids, skus, onHand, reserved)
+	if err != nil {
+		return fmt.Errorf("update stock of %d products: %w", len(changed), err)
 	}
 	return nil
 }
@@ -247,11 +272,16 @@ func saveReservation(ctx context.Context, tx pgx.Tx, r domain.Reservation, isNew
 	if _, err := tx.Exec(ctx, `INSERT INTO reservations (order_id, status) VALUES ($1, $2)`, r.OrderID(), r.Status()); err != nil {
 		return fmt.Errorf("insert reservation of order %s: %w", r.OrderID(), err)
 	}
-	for _, l := range r.Lines() {
-		if _, err := tx.Exec(ctx, `INSERT INTO reservation_lines (order_id, product_id, quantity) VALUES ($1, $2, $3)`,
-			r.OrderID(), l.ProductID, l.Quantity); err != nil {
-			return fmt.Errorf("insert reservation line of order %s: %w", r.OrderID(), err)
-		}
+	lines := r.Lines()
+	products, quantities := make([]string, len(lines)), make([]int, len(lines))
+	for i, l := range lines {
+		products[i], quantities[i] = l.ProductID, l.Quantity
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO reservation_lines (order_id, product_id, quantity)
+		SELECT $1, l.product_id, l.quantity FROM unnest($2::uuid[], $3::int[]) AS l(product_id, quantity)`,
+		r.OrderID(), products, quantities); err != nil {
+		return fmt.Errorf("insert reservation lines of order %s: %w", r.OrderID(), err)
 	}
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/outbox"
@@ -20,10 +19,9 @@ import (
 	"github.com/shopmesh/shopmesh/services/invoice/internal/domain"
 )
 
+// querier is what loading needs: a pool or a transaction.
 type querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // Store owns its transactions.
@@ -47,7 +45,7 @@ func (s *Store) InTx(tx pgx.Tx) *TxStore { return &TxStore{tx: tx, ob: s.ob} }
 
 // Billing returns the billing of an order, or domain.ErrNotFound.
 func (s *Store) Billing(ctx context.Context, orderID string) (*domain.Billing, error) {
-	return load(ctx, s.pool, orderID)
+	return load(ctx, s.pool, orderID, false)
 }
 
 // Update runs fn on the order's locked billing in a new transaction.
@@ -63,7 +61,7 @@ type TxStore struct {
 
 // Billing returns the billing of an order, or domain.ErrNotFound.
 func (s *TxStore) Billing(ctx context.Context, orderID string) (*domain.Billing, error) {
-	return load(ctx, s.tx, orderID)
+	return load(ctx, s.tx, orderID, false)
 }
 
 // Update runs fn on the order's locked billing in the joined transaction.
@@ -90,12 +88,7 @@ func (n numbers) Next(ctx context.Context, series domain.Series, year int) (doma
 }
 
 func update(ctx context.Context, tx pgx.Tx, ob *outbox.Outbox, orderID string, fn app.UpdateFunc) error {
-	// An order's billing spans rows that may not exist yet: a transaction
-	// lock on the order id serialises its writers instead of a row lock.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, orderID); err != nil {
-		return fmt.Errorf("lock billing of order %s: %w", orderID, err)
-	}
-	cur, err := load(ctx, tx, orderID)
+	cur, err := load(ctx, tx, orderID, true)
 	if errors.Is(err, domain.ErrNotFound) {
 		cur = nil
 	} else if err != nil {
@@ -160,7 +153,36 @@ func toLines(rows []lineRow, currency string) []domain.Line {
 	return lines
 }
 
-func load(ctx context.Context, q querier, orderID string) (*domain.Billing, error) {
+// load reads the order's invoice, refunds and credit notes in one round
+// trip. With lock it first takes the order's billing lock: a billing spans
+// rows that may not exist yet, so a transaction lock on the order id
+// serialises its writers instead of a row lock. Each statement of the batch
+// runs after the previous one, so the reads see what the lock holder before
+// committed.
+func load(ctx context.Context, q querier, orderID string, lock bool) (_ *domain.Billing, err error) {
+	b := &pgx.Batch{}
+	if lock {
+		b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, orderID)
+	}
+	b.Queue(`
+		SELECT id, number_year, number_seq, user_id, payment_id, currency, net_minor, vat_minor, total_minor,
+		       vat_rate_bp, billing_address, lines, issued_at
+		FROM invoices WHERE order_id = $1`, orderID)
+	b.Queue(`SELECT refund_id, payment_id, user_id, amount_minor, currency, reason, received_at
+		FROM refunds WHERE order_id = $1 ORDER BY received_at, refund_id`, orderID)
+	b.Queue(`SELECT id, number_year, number_seq, invoice_id, refund_id, amount_minor, currency, reason, issued_at
+		FROM credit_notes WHERE order_id = $1 ORDER BY number_year, number_seq`, orderID)
+	results := q.SendBatch(ctx, b)
+	defer func() {
+		if cerr := results.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("load billing of order %s: %w", orderID, cerr)
+		}
+	}()
+	if lock {
+		if _, err := results.Exec(); err != nil {
+			return nil, fmt.Errorf("lock billing of order %s: %w", orderID, err)
+		}
+	}
 	var (
 		inv      domain.Invoice
 		address  addressRow
@@ -169,10 +191,7 @@ func load(ctx context.Context, q querier, orderID string) (*domain.Billing, erro
 		net, vat int64
 		total    int64
 	)
-	err := q.QueryRow(ctx, `
-		SELECT id, number_year, number_seq, user_id, payment_id, currency, net_minor, vat_minor, total_minor,
-		       vat_rate_bp, billing_address, lines, issued_at
-		FROM invoices WHERE order_id = $1`, orderID).Scan(&inv.ID, &inv.Number.Year, &inv.Number.Seq, &inv.UserID,
+	err = results.QueryRow().Scan(&inv.ID, &inv.Number.Year, &inv.Number.Seq, &inv.UserID,
 		&inv.PaymentID, &currency, &net, &vat, &total, &inv.VATRate, &address, &lines, &inv.IssuedAt)
 	var invoice *domain.Invoice
 	switch {
@@ -188,8 +207,7 @@ func load(ctx context.Context, q querier, orderID string) (*domain.Billing, erro
 	}
 
 	userID := inv.UserID
-	rows, err := q.Query(ctx, `SELECT refund_id, payment_id, user_id, amount_minor, currency, reason, received_at
-		FROM refunds WHERE order_id = $1 ORDER BY received_at, refund_id`, orderID)
+	rows, err := results.Query()
 	if err != nil {
 		return nil, fmt.Errorf("load refunds of order %s: %w", orderID, err)
 	}
@@ -209,8 +227,7 @@ func load(ctx context.Context, q querier, orderID string) (*domain.Billing, erro
 		return nil, domain.ErrNotFound
 	}
 
-	rows, err = q.Query(ctx, `SELECT id, number_year, number_seq, invoice_id, refund_id, amount_minor, currency, reason, issued_at
-		FROM credit_notes WHERE order_id = $1 ORDER BY number_year, number_seq`, orderID)
+	rows, err = results.Query()
 	if err != nil {
 		return nil, fmt.Errorf("load credit notes of order %s: %w", orderID, err)
 	}
@@ -226,8 +243,11 @@ func load(ctx context.Context, q querier, orderID string) (*domain.Billing, erro
 	return domain.FromDatabase(orderID, userID, invoice, refunds, notes)
 }
 
-// save inserts the documents not stored yet; documents are immutable.
+// save inserts the documents not stored yet; documents are immutable. All
+// inserts go in one batch: one round trip however many documents there are.
 func save(ctx context.Context, tx pgx.Tx, b *domain.Billing) error {
+	batch := &pgx.Batch{}
+	var labels []string
 	if inv, ok := b.Invoice(); ok {
 		address, err := json.Marshal(addressRow(inv.BillingAddress))
 		if err != nil {
@@ -237,7 +257,7 @@ func save(ctx context.Context, tx pgx.Tx, b *domain.Billing) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `
+		batch.Queue(`
 			INSERT INTO invoices (id, number, number_year, number_seq, order_id, user_id, payment_id, currency,
 			                      net_minor, vat_minor, total_minor, vat_rate_bp, billing_address, lines, issued_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
@@ -245,28 +265,34 @@ func save(ctx context.Context, tx pgx.Tx, b *domain.Billing) error {
 			inv.ID, inv.Number.String(), inv.Number.Year, inv.Number.Seq, b.OrderID(), b.UserID(), inv.PaymentID,
 			inv.Total.Currency, inv.Net.AmountMinor, inv.VAT.AmountMinor, inv.Total.AmountMinor, inv.VATRate,
 			address, lines, inv.IssuedAt)
-		if err != nil {
-			return fmt.Errorf("save invoice %s: %w", inv.Number, err)
-		}
+		labels = append(labels, "invoice "+inv.Number.String())
 	}
 	for _, r := range b.Refunds() {
-		if _, err := tx.Exec(ctx, `
+		batch.Queue(`
 			INSERT INTO refunds (refund_id, order_id, user_id, payment_id, amount_minor, currency, reason, received_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (refund_id) DO NOTHING`,
 			r.RefundID, b.OrderID(), b.UserID(), r.PaymentID, r.Amount.AmountMinor, r.Amount.Currency, r.Reason,
-			r.ReceivedAt); err != nil {
-			return fmt.Errorf("save refund %s: %w", r.RefundID, err)
-		}
+			r.ReceivedAt)
+		labels = append(labels, "refund "+r.RefundID)
 	}
 	for _, n := range b.CreditNotes() {
-		if _, err := tx.Exec(ctx, `
+		batch.Queue(`
 			INSERT INTO credit_notes (id, number, number_year, number_seq, invoice_id, order_id, refund_id,
 			                          amount_minor, currency, reason, issued_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
 			n.ID, n.Number.String(), n.Number.Year, n.Number.Seq, n.InvoiceID, b.OrderID(), n.RefundID,
-			n.Amount.AmountMinor, n.Amount.Currency, n.Reason, n.IssuedAt); err != nil {
-			return fmt.Errorf("save credit note %s: %w", n.Number, err)
+			n.Amount.AmountMinor, n.Amount.Currency, n.Reason, n.IssuedAt)
+		labels = append(labels, "credit note "+n.Number.String())
+	}
+	if len(labels) == 0 {
+		return nil
+	}
+	results := tx.SendBatch(ctx, batch)
+	for _, label := range labels {
+		if _, err := results.Exec(); err != nil {
+			results.Close() //nolint:errcheck // the first error is the one reported
+			return fmt.Errorf("save %s: %w", label, err)
 		}
 	}
-	return nil
+	return results.Close()
 }

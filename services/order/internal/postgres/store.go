@@ -134,11 +134,7 @@ func (s *TxStore) Create(ctx context.Context, o *domain.Order, events []domain.E
 // customer's cancellation and a saga reply of the same order take turns,
 // then lets fn change it and writes what changed.
 func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFunc) error {
-	r, err := scanOrder(s.tx.QueryRow(ctx, selectOrder+` WHERE id = $1 FOR UPDATE`, string(id)))
-	if err != nil {
-		return err
-	}
-	o, err := load(ctx, s.tx, r)
+	o, err := s.lock(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -179,12 +175,47 @@ func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFu
 	return s.publish(ctx, o, events)
 }
 
-func (s *TxStore) appendTimeline(ctx context.Context, id domain.OrderID, entries []domain.TimelineEntry, from int) error {
-	for i, e := range entries {
-		if _, err := s.tx.Exec(ctx, `INSERT INTO order_timeline (order_id, seq, type, at) VALUES ($1, $2, $3, $4)`,
-			string(id), from+i, string(e.Type), e.At); err != nil {
-			return fmt.Errorf("append timeline of order %s: %w", id, err)
+// appendTimeline writes entries as seq from, from+1, ... in one statement.
+// lock locks the order's row and reads the order with its timeline in one
+// round trip: the timeline query runs after the lock is granted.
+func (s *TxStore) lock(ctx context.Context, id domain.OrderID) (_ *domain.Order, err error) {
+	b := &pgx.Batch{}
+	b.Queue(selectOrder+` WHERE id = $1 FOR UPDATE`, string(id))
+	b.Queue(selectTimelines, []string{string(id)})
+	results := s.tx.SendBatch(ctx, b)
+	defer func() {
+		if cerr := results.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("read order %s: %w", id, cerr)
 		}
+	}()
+	r, err := scanOrder(results.QueryRow())
+	if err != nil {
+		return nil, err
+	}
+	rows, err := results.Query()
+	if err != nil {
+		return nil, fmt.Errorf("read timelines: %w", err)
+	}
+	timelines, err := scanTimelines(rows)
+	if err != nil {
+		return nil, err
+	}
+	return toDomain(r, timelines[r.ID])
+}
+
+func (s *TxStore) appendTimeline(ctx context.Context, id domain.OrderID, entries []domain.TimelineEntry, from int) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	types, ats := make([]string, len(entries)), make([]time.Time, len(entries))
+	for i, e := range entries {
+		types[i], ats[i] = string(e.Type), e.At
+	}
+	if _, err := s.tx.Exec(ctx, `
+		INSERT INTO order_timeline (order_id, seq, type, at)
+		SELECT $1, $2 + e.n - 1, e.type, e.at FROM unnest($3::text[], $4::timestamptz[]) WITH ORDINALITY AS e(type, at, n)`,
+		string(id), from, types, ats); err != nil {
+		return fmt.Errorf("append timeline of order %s: %w", id, err)
 	}
 	return nil
 }
@@ -252,22 +283,13 @@ func loadAll(ctx context.Context, q querier, found []orderRow) ([]*domain.Order,
 	for _, r := range found {
 		ids = append(ids, r.ID)
 	}
-	rows, err := q.Query(ctx, `
-		SELECT order_id::text, type, at FROM order_timeline WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, seq`, ids)
+	rows, err := q.Query(ctx, selectTimelines, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read timelines: %w", err)
 	}
-	timelines := map[string][]domain.TimelineEntry{}
-	var (
-		id, typ string
-		at      time.Time
-	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &typ, &at}, func() error {
-		timelines[id] = append(timelines[id], domain.TimelineEntry{Type: domain.TimelineType(typ), At: at.UTC()})
-		return nil
-	})
+	timelines, err := scanTimelines(rows)
 	if err != nil {
-		return nil, fmt.Errorf("read timelines: %w", err)
+		return nil, err
 	}
 	orders := make([]*domain.Order, 0, len(found))
 	for _, r := range found {
@@ -278,6 +300,26 @@ func loadAll(ctx context.Context, q querier, found []orderRow) ([]*domain.Order,
 		orders = append(orders, o)
 	}
 	return orders, nil
+}
+
+const selectTimelines = `
+	SELECT order_id::text, type, at FROM order_timeline WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, seq`
+
+// scanTimelines reads rows of selectTimelines into each order's timeline.
+func scanTimelines(rows pgx.Rows) (map[string][]domain.TimelineEntry, error) {
+	timelines := map[string][]domain.TimelineEntry{}
+	var (
+		id, typ string
+		at      time.Time
+	)
+	_, err := pgx.ForEachRow(rows, []any{&id, &typ, &at}, func() error {
+		timelines[id] = append(timelines[id], domain.TimelineEntry{Type: domain.TimelineType(typ), At: at.UTC()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read timelines: %w", err)
+	}
+	return timelines, nil
 }
 
 // orderRow is one row of orders.

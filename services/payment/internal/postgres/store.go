@@ -184,10 +184,16 @@ func save(ctx context.Context, tx pgx.Tx, p *domain.Payment) error {
 	if err != nil {
 		return fmt.Errorf("save payment %s: %w", p.ID(), err)
 	}
-	for _, a := range p.Attempts() {
+	if attempts := p.Attempts(); len(attempts) > 0 {
+		// Every attempt in one statement; those already stored are kept.
+		requests, outcomes, ats := make([]string, len(attempts)), make([]string, len(attempts)), make([]time.Time, len(attempts))
+		for i, a := range attempts {
+			requests[i], outcomes[i], ats[i] = a.RequestID, string(a.Outcome), a.At
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO payment_attempts (payment_id, request_id, outcome, at)
-			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, p.ID(), a.RequestID, string(a.Outcome), a.At); err != nil {
-			return fmt.Errorf("save attempt %s of payment %s: %w", a.RequestID, p.ID(), err)
+			SELECT $1, a.request_id, a.outcome, a.at FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS a(request_id, outcome, at)
+			ON CONFLICT DO NOTHING`, p.ID(), requests, outcomes, ats); err != nil {
+			return fmt.Errorf("save attempts of payment %s: %w", p.ID(), err)
 		}
 	}
 	if r, ok := p.Refund(); ok {

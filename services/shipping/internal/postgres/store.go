@@ -222,11 +222,17 @@ func save(ctx context.Context, tx pgx.Tx, s *domain.Shipment) error {
 	if err != nil {
 		return fmt.Errorf("save shipment %s: %w", s.ID(), err)
 	}
+	// The whole history goes in one statement; steps already stored are
+	// kept (ON CONFLICT), so only the new ones are written.
+	statuses, ats := make([]string, len(history)), make([]time.Time, len(history))
 	for i, step := range history {
-		if _, err := tx.Exec(ctx, `INSERT INTO shipment_steps (shipment_id, seq, status, at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT DO NOTHING`, s.ID(), i+1, string(step.Status), step.At); err != nil {
-			return fmt.Errorf("save step %d of shipment %s: %w", i+1, s.ID(), err)
-		}
+		statuses[i], ats[i] = string(step.Status), step.At
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO shipment_steps (shipment_id, seq, status, at)
+		SELECT $1, h.seq, h.status, h.at FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS h(status, at, seq)
+		ON CONFLICT DO NOTHING`, s.ID(), statuses, ats); err != nil {
+		return fmt.Errorf("save steps of shipment %s: %w", s.ID(), err)
 	}
 	return nil
 }
