@@ -686,7 +686,9 @@ func TestScheduledEventsFireOnceWhenDue(t *testing.T) {
 	f.runRelay(nil)
 	due := time.Now().Add(700 * time.Millisecond)
 	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
-		return f.ob.Schedule(f.ctx, tx, due, outbox.Event{Type: tickType, AggregateID: "timer", Payload: tick{1}})
+		return f.ob.Schedule(f.ctx, tx, due,
+			outbox.Event{Type: tickType, AggregateID: "timer", Payload: tick{1}},
+			outbox.Event{Type: tickType, AggregateID: "timer", Payload: tick{2}})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -697,10 +699,13 @@ func TestScheduledEventsFireOnceWhenDue(t *testing.T) {
 		}
 		return errors.New("roll back")
 	})
-	f.waitApplied("ledger", 1, 20*time.Second)
+	f.waitApplied("ledger", 2, 20*time.Second)
 	var appliedAt time.Time
-	if err := f.pool.QueryRow(f.ctx, `SELECT received_at FROM inbox WHERE consumer = 'ledger'`).Scan(&appliedAt); err != nil {
+	if err := f.pool.QueryRow(f.ctx, `SELECT min(received_at) FROM inbox WHERE consumer = 'ledger'`).Scan(&appliedAt); err != nil {
 		t.Fatal(err)
+	}
+	if seqs := f.count(`SELECT count(*) FROM ledger WHERE aggregate = 'timer' AND seq IN (1, 2)`); seqs != 2 {
+		t.Errorf("%d of the 2 events scheduled together fired", seqs)
 	}
 	if appliedAt.Before(due) {
 		t.Errorf("scheduled event applied at %s, before its due time %s", appliedAt, due)

@@ -62,16 +62,27 @@ func (o *Outbox) Schedule(ctx context.Context, tx pgx.Tx, dueAt time.Time, event
 	if err != nil {
 		return err
 	}
-	for _, m := range msgs {
+	if len(msgs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(msgs))
+	payloads := make([]string, len(msgs))
+	metadata := make([]string, len(msgs))
+	for i, m := range msgs {
 		md, err := json.Marshal(m.Metadata)
 		if err != nil {
 			return fmt.Errorf("schedule %s: %w", m.UUID, err)
 		}
-		if _, err := tx.Exec(ctx,
-			`INSERT INTO outbox_scheduled (due_at, uuid, payload, metadata) VALUES ($1, $2, $3, $4)`,
-			dueAt, m.UUID, string(m.Payload), string(md)); err != nil {
-			return fmt.Errorf("schedule %s: %w", m.UUID, err)
-		}
+		ids[i], payloads[i], metadata[i] = m.UUID, string(m.Payload), string(md)
+	}
+	// One statement for the whole call; WITH ORDINALITY keeps the events'
+	// order in the id sequence the scheduler moves them by.
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO outbox_scheduled (due_at, uuid, payload, metadata)
+		SELECT $1, e.uuid, e.payload::json, e.metadata::json
+		FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e(uuid, payload, metadata, n)
+		ORDER BY e.n`, dueAt, ids, payloads, metadata); err != nil {
+		return fmt.Errorf("schedule %d events: %w", len(msgs), err)
 	}
 	return nil
 }
