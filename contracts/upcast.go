@@ -143,3 +143,25 @@ func (r *registry) addUpcaster(u upcaster) error {
 	r.upcasters[u.from] = u
 	return nil
 }
+
+// DecodeLatest upcasts a payload of any version to the latest version of its
+// type and decodes it into a new value of that version's Go type. The
+// payload is validated once, by the upcast: consumers that hand every type
+// they read to one handler (analytics, notification) use it instead of
+// Upcast followed by Decode, which would validate the latest payload twice.
+func DecodeLatest(eventType string, payload []byte) (latestType string, v any, err error) {
+	r := defaultRegistry()
+	latestType, latest, err := r.upcast(eventType, payload)
+	if err != nil {
+		return "", nil, err
+	}
+	e, err := r.lookup(latestType)
+	if err != nil {
+		return "", nil, err
+	}
+	v = e.New()
+	if err := json.Unmarshal(latest, v); err != nil {
+		return "", nil, fmt.Errorf("decode %s: %w", latestType, err)
+	}
+	return latestType, v, nil
+}

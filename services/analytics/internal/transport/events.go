@@ -56,16 +56,8 @@ func EventHandler(svc *app.Service, inTx func(pgx.Tx) app.Tx) outbox.Handler {
 // Decode turns a message into an app.Event at the latest version of its
 // type.
 func Decode(msg outbox.Message) (app.Event, error) {
-	typ, payload, err := contracts.Upcast(msg.Type, msg.Payload)
+	typ, v, err := contracts.DecodeLatest(msg.Type, msg.Payload)
 	if err != nil {
-		return app.Event{}, fmt.Errorf("message %s: %w", msg.ID, err)
-	}
-	et, err := contracts.Lookup(typ)
-	if err != nil {
-		return app.Event{}, fmt.Errorf("message %s: %w", msg.ID, err)
-	}
-	v := et.New()
-	if err := contracts.Decode(typ, payload, v); err != nil {
 		return app.Event{}, fmt.Errorf("message %s: %w", msg.ID, err)
 	}
 	return app.Event{ID: msg.ID, Type: typ, OccurredAt: msg.OccurredAt, Payload: v}, nil
