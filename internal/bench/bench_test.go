@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopmesh/shopmesh/internal/chaos"
+	"github.com/shopmesh/shopmesh/internal/sysrun"
 	"github.com/shopmesh/shopmesh/tests/testenv"
 )
 
@@ -28,11 +28,12 @@ func infra(tb testing.TB) (postgresURL, amqpURL string) {
 // is complete, non-zero and renders as a table and as JSON.
 func TestRunSmoke(t *testing.T) {
 	pg, mq := infra(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cfg := Config{
 		PostgresURL: pg, AMQPURL: mq, Rounds: 1, Events: 100,
-		ForwarderLimit: time.Second, LatencyRates: []int{1000}, LatencyDuration: 100 * time.Millisecond,
+		// The forwarder polls about once a second: give it several polls.
+		ForwarderLimit: 5 * time.Second, LatencyRates: []int{1000}, LatencyDuration: 100 * time.Millisecond,
 		PhaseTimeout: 15 * time.Second,
 	}
 	var progress bytes.Buffer
@@ -204,7 +205,7 @@ func TestSystemScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, err := chaos.BuildBinary(ctx, root, t.TempDir())
+	bin, err := sysrun.BuildBinary(ctx, root, t.TempDir())
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}

@@ -1,12 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -14,72 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shopmesh/shopmesh/internal/apiclient"
 )
-
-// apiClient is the load generator's HTTP client for the gateway: one
-// request at a time per call, each bounded by the client's timeout.
-type apiClient struct {
-	base  string
-	http  *http.Client
-	token string
-}
-
-type apiResponse struct {
-	status int
-	body   []byte
-}
-
-func (c *apiClient) do(ctx context.Context, method, path string, body any, headers ...string) (apiResponse, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return apiResponse{}, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return apiResponse{}, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return apiResponse{}, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return apiResponse{}, fmt.Errorf("%s %s: read body: %w", method, path, err)
-	}
-	return apiResponse{status: resp.StatusCode, body: b}, nil
-}
-
-// expect does a request and decodes the answer into out; any other
-// status than want is an error.
-func (c *apiClient) expect(ctx context.Context, want int, out any, method, path string, body any, headers ...string) error {
-	r, err := c.do(ctx, method, path, body, headers...)
-	if err != nil {
-		return err
-	}
-	if r.status != want {
-		return fmt.Errorf("%s %s = %d, want %d: %.300s", method, path, r.status, want, r.body)
-	}
-	if out != nil {
-		if err := json.Unmarshal(r.body, out); err != nil {
-			return fmt.Errorf("%s %s: decode: %w", method, path, err)
-		}
-	}
-	return nil
-}
 
 // shop is the orders workload on one system: products seeded through the
 // admin API and one registered customer per worker (a customer has one
@@ -88,7 +23,7 @@ type shop struct {
 	sys       *system
 	http      *http.Client
 	products  []string // product IDs
-	customers []*apiClient
+	customers []*apiclient.Client
 	seq       atomic.Int64 // idempotency keys and e-mail addresses
 	id        string
 }
@@ -106,20 +41,17 @@ func newShop(ctx context.Context, sys *system, id string, products, workers int)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 4*workers, 4*workers
 	sh := &shop{sys: sys, id: id, http: &http.Client{Timeout: 10 * time.Second, Transport: tr}}
-	admin := &apiClient{base: sys.gateway, http: sh.http, token: sys.token}
+	admin := apiclient.New(sys.Gateway, sh.http).As(sys.admin.Token)
 	for i := range products {
 		sku := fmt.Sprintf("BENCH-%s-%03d", strings.ToUpper(id), i)
-		body := map[string]any{"sku": sku, "name": "Bench " + sku, "description": "bench workload",
-			"price": map[string]any{"amount_minor": 1000 + i, "currency": "EUR"}, "initial_stock": 1_000_000}
-		var out struct {
-			ID string `json:"id"`
-		}
-		if err := admin.expect(ctx, http.StatusCreated, &out, http.MethodPost, "/api/v1/admin/products", body); err != nil {
+		out, err := admin.CreateProduct(ctx, apiclient.NewProduct{SKU: sku, Name: "Bench " + sku, Description: "bench workload",
+			Price: apiclient.Money{AmountMinor: int64(1000 + i), Currency: "EUR"}, InitialStock: 1_000_000})
+		if err != nil {
 			return nil, fmt.Errorf("create product %s: %w", sku, err)
 		}
 		sh.products = append(sh.products, out.ID)
 	}
-	sh.customers = make([]*apiClient, workers)
+	sh.customers = make([]*apiclient.Client, workers)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4) // registration hashes a password: keep it off the measurement's cores
@@ -141,74 +73,58 @@ func newShop(ctx context.Context, sys *system, id string, products, workers int)
 	defer cancel()
 	for _, pid := range sh.products {
 		err := waitFor(wctx, 100*time.Millisecond, "cart to know product "+pid, func(ctx context.Context) (bool, error) {
-			r, err := c.do(ctx, http.MethodPut, "/api/v1/cart/items/"+pid, map[string]int{"quantity": 1})
+			r, err := c.Do(ctx, http.MethodPut, "/api/v1/cart/items/"+pid, map[string]int{"quantity": 1})
 			if err != nil {
 				return false, err
 			}
-			switch r.status {
-			case http.StatusOK:
-				return true, nil
-			case http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity:
-				return false, nil
-			}
-			return false, fmt.Errorf("add to cart = %d %.200s", r.status, r.body)
+			return apiclient.CartItemSet(r)
 		})
 		if err != nil {
 			return nil, err
 		}
-		r, err := c.do(wctx, http.MethodDelete, "/api/v1/cart/items/"+pid, nil)
+		r, err := c.Do(wctx, http.MethodDelete, "/api/v1/cart/items/"+pid, nil)
 		if err != nil {
 			return nil, err
 		}
-		if r.status >= 300 {
-			return nil, fmt.Errorf("remove from cart = %d %.200s", r.status, r.body)
+		if r.Status >= 300 {
+			return nil, fmt.Errorf("remove from cart = %d %.200s", r.Status, r.Body)
 		}
 	}
 	return sh, nil
 }
 
-func (sh *shop) register(ctx context.Context, n int) (*apiClient, error) {
-	c := &apiClient{base: sh.sys.gateway, http: sh.http}
+func (sh *shop) register(ctx context.Context, n int) (*apiclient.Client, error) {
+	c := apiclient.New(sh.sys.Gateway, sh.http)
 	email := fmt.Sprintf("c%d.%s.%s@bench.example.com", n, sh.id, sh.sys.label)
 	password := "bench password 0123"
-	if err := c.expect(ctx, http.StatusCreated, nil, http.MethodPost, "/api/v1/auth/register",
-		map[string]string{"email": email, "password": password, "name": fmt.Sprintf("Bench %d", n)}); err != nil {
+	if err := c.Register(ctx, email, password, fmt.Sprintf("Bench %d", n)); err != nil {
 		return nil, fmt.Errorf("register: %w", err)
 	}
-	var tok struct {
-		Token string `json:"token"`
-	}
-	if err := c.expect(ctx, http.StatusOK, &tok, http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": password}); err != nil {
+	if err := c.Login(ctx, email, password); err != nil {
 		return nil, fmt.Errorf("login: %w", err)
 	}
-	c.token = tok.Token
 	return c, nil
 }
 
 // checkout fills c's cart with one or two products and checks out with
 // tok_ok and a fresh Idempotency-Key. It returns the order's ID and when
 // the checkout was sent.
-func (sh *shop) checkout(ctx context.Context, c *apiClient) (string, time.Time, error) {
+func (sh *shop) checkout(ctx context.Context, c *apiclient.Client) (string, time.Time, error) {
 	lines := 1 + rand.IntN(2)
 	for range lines {
 		pid := sh.products[rand.IntN(len(sh.products))]
-		if err := c.expect(ctx, http.StatusOK, nil, http.MethodPut, "/api/v1/cart/items/"+pid, map[string]int{"quantity": 1 + rand.IntN(2)}); err != nil {
+		if err := c.SetCartItem(ctx, pid, 1+rand.IntN(2)); err != nil {
 			return "", time.Time{}, fmt.Errorf("add to cart: %w", err)
 		}
 	}
-	body := map[string]any{
-		"shipping_address": map[string]string{"name": "Bench Customer", "line1": "1 Load Street", "city": "London", "postal_code": "N1 9GU", "country": "GB"},
-		"payment":          map[string]string{"token": "tok_ok"},
-	}
+	addr := apiclient.Address{Name: "Bench Customer", Line1: "1 Load Street", City: "London", PostalCode: "N1 9GU", Country: "GB"}
 	key := fmt.Sprintf("bench-%s-%s-%d", sh.id, sh.sys.label, sh.seq.Add(1))
-	var out struct {
-		OrderID string `json:"order_id"`
-	}
 	sent := time.Now()
-	if err := c.expect(ctx, http.StatusAccepted, &out, http.MethodPost, "/api/v1/cart/checkout", body, "Idempotency-Key", key); err != nil {
+	orderID, err := c.Checkout(ctx, key, addr, "tok_ok")
+	if err != nil {
 		return "", sent, fmt.Errorf("checkout: %w", err)
 	}
-	return out.OrderID, sent, nil
+	return orderID, sent, nil
 }
 
 // confirmedStatuses are the order states at or past confirmation; failed
@@ -223,21 +139,21 @@ var (
 // interval starts at poll and grows by 15% per poll up to a second: slow
 // orders are asked less often, so that waiting for a backlog does not
 // become most of the load (resolution: about 15% of the latency plus poll).
-func (sh *shop) awaitConfirmed(ctx context.Context, c *apiClient, orderID string, timeout, poll time.Duration) (time.Time, error) {
+func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID string, timeout, poll time.Duration) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	interval := poll
 	for {
-		r, err := c.do(ctx, http.MethodGet, "/api/v1/orders/"+orderID, nil)
+		r, err := c.Do(ctx, http.MethodGet, "/api/v1/orders/"+orderID, nil)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("wait for order %s: %w", orderID, err)
 		}
-		switch r.status {
+		switch r.Status {
 		case http.StatusOK:
 			var v struct {
 				Status string `json:"status"`
 			}
-			if err := json.Unmarshal(r.body, &v); err != nil {
+			if err := json.Unmarshal(r.Body, &v); err != nil {
 				return time.Time{}, fmt.Errorf("order %s: %w", orderID, err)
 			}
 			switch {
@@ -248,7 +164,7 @@ func (sh *shop) awaitConfirmed(ctx context.Context, c *apiClient, orderID string
 			}
 		case http.StatusNotFound: // the order service has not consumed the checkout yet
 		default:
-			return time.Time{}, fmt.Errorf("get order %s = %d %.200s", orderID, r.status, r.body)
+			return time.Time{}, fmt.Errorf("get order %s = %d %.200s", orderID, r.Status, r.Body)
 		}
 		if err := sleep(ctx, interval); err != nil {
 			return time.Time{}, fmt.Errorf("order %s not confirmed within %s", orderID, timeout)
@@ -323,7 +239,7 @@ func (sh *shop) drive(ctx context.Context, rate int, duration, confirmTimeout, p
 	var pollers sync.WaitGroup
 	// place checks out and follows the order until confirmed: in its own
 	// goroutine when open-loop, in the worker's when closed-loop.
-	place := func(c *apiClient, wait bool) {
+	place := func(c *apiclient.Client, wait bool) {
 		orderID, sent, err := sh.checkout(ctx, c)
 		if err != nil {
 			record(orderOutcome{sent: sent, err: err})

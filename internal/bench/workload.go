@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/outbox"
+
+	"github.com/shopmesh/shopmesh/internal/sysrun"
 )
 
 // aggregates is how many aggregates the events are spread over: enough for
@@ -208,18 +210,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // waitFor polls cond every interval until it holds, it fails, or ctx ends.
 func waitFor(ctx context.Context, interval time.Duration, what string, cond func(context.Context) (bool, error)) error {
-	for {
-		ok, err := cond(ctx)
-		if err != nil {
-			return fmt.Errorf("wait for %s: %w", what, err)
-		}
-		if ok {
-			return nil
-		}
-		if err := sleep(ctx, interval); err != nil {
-			return fmt.Errorf("wait for %s: %w", what, err)
-		}
-	}
+	return sysrun.Poll(ctx, interval, "wait for "+what, cond)
 }
 
 // commitClock records when each message's consumer transaction committed.

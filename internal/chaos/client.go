@@ -1,16 +1,15 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/shopmesh/shopmesh/internal/apiclient"
 )
 
 // client calls the public API through the gateway the way a patient client
@@ -18,24 +17,9 @@ import (
 // backoff, a bounded number of times and within ctx, sending exactly the
 // same request again (a checkout keeps its Idempotency-Key and body).
 type client struct {
-	base    string
-	http    *http.Client
-	token   string
+	api     *apiclient.Client
 	retries *atomic.Int64 // shared: requests sent again
 	errors5 *atomic.Int64 // shared: 5xx answers seen
-}
-
-// response is a final answer of the API.
-type response struct {
-	status int
-	body   []byte
-}
-
-func (r response) decode(v any) error {
-	if err := json.Unmarshal(r.body, v); err != nil {
-		return fmt.Errorf("decode %d answer %.200s: %w", r.status, r.body, err)
-	}
-	return nil
 }
 
 // errGaveUp is returned when every attempt failed.
@@ -45,13 +29,10 @@ const maxAttempts = 40
 
 // do sends the request until it gets an answer that is not worth retrying
 // and returns it. headers are name/value pairs.
-func (c *client) do(ctx context.Context, method, path string, body any, headers ...string) (response, error) {
-	var raw []byte
-	if body != nil {
-		var err error
-		if raw, err = json.Marshal(body); err != nil {
-			return response{}, err
-		}
+func (c *client) do(ctx context.Context, method, path string, body any, headers ...string) (apiclient.Response, error) {
+	raw, err := apiclient.Encode(body) // once: every attempt sends the same bytes
+	if err != nil {
+		return apiclient.Response{}, err
 	}
 	backoff := 100 * time.Millisecond
 	var last string
@@ -61,59 +42,29 @@ func (c *client) do(ctx context.Context, method, path string, body any, headers 
 			d := backoff/2 + rand.N(backoff/2+1)
 			select {
 			case <-ctx.Done():
-				return response{}, fmt.Errorf("%s %s: %w (last: %s)", method, path, ctx.Err(), last)
+				return apiclient.Response{}, fmt.Errorf("%s %s: %w (last: %s)", method, path, ctx.Err(), last)
 			case <-time.After(d):
 			}
 			backoff = min(backoff*2, 2*time.Second)
 		}
-		r, err := c.once(ctx, method, path, raw, headers)
+		r, err := c.api.Do(ctx, method, path, raw, headers...)
 		if err != nil {
 			last = err.Error()
 			if ctx.Err() != nil {
-				return response{}, fmt.Errorf("%s %s: %w (last: %s)", method, path, ctx.Err(), last)
+				return apiclient.Response{}, fmt.Errorf("%s %s: %w (last: %s)", method, path, ctx.Err(), last)
 			}
 			continue
 		}
-		if r.status == http.StatusTooManyRequests || r.status >= 500 {
-			if r.status >= 500 {
+		if r.Status == http.StatusTooManyRequests || r.Status >= 500 {
+			if r.Status >= 500 {
 				c.errors5.Add(1)
 			}
-			last = fmt.Sprintf("%d %.200s", r.status, r.body)
+			last = fmt.Sprintf("%d %.200s", r.Status, r.Body)
 			continue
 		}
 		return r, nil
 	}
-	return response{}, fmt.Errorf("%s %s: %w after %d attempts (last: %s)", method, path, errGaveUp, maxAttempts, last)
-}
-
-func (c *client) once(ctx context.Context, method, path string, raw []byte, headers []string) (response, error) {
-	var rd io.Reader
-	if raw != nil {
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return response{}, err
-	}
-	if raw != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return response{}, err
-	}
-	return response{status: resp.StatusCode, body: b}, nil
+	return apiclient.Response{}, fmt.Errorf("%s %s: %w after %d attempts (last: %s)", method, path, errGaveUp, maxAttempts, last)
 }
 
 // expect is do that wants one status.
@@ -122,13 +73,16 @@ func (c *client) expect(ctx context.Context, want int, out any, method, path str
 	if err != nil {
 		return err
 	}
-	if r.status != want {
-		return fmt.Errorf("%s %s = %d %.300s, want %d", method, path, r.status, r.body, want)
+	return apiclient.Check(method, path, r, want, out)
+}
+
+// login logs in with retries and returns the token.
+func (c *client) login(ctx context.Context, email, password string) (string, error) {
+	var tok struct {
+		Token string `json:"token"`
 	}
-	if out != nil {
-		return r.decode(out)
-	}
-	return nil
+	err := c.expect(ctx, http.StatusOK, &tok, http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": password})
+	return tok.Token, err
 }
 
 // poll calls cond every interval until it reports done, fails, or ctx ends.

@@ -286,7 +286,7 @@ func (f *faultRun) commitCut(ctx context.Context, svc string, after bool, budget
 // restartBroker SIGKILLs the private RabbitMQ node just after a relay sent
 // a publish (unconfirmed publishes in flight), waits, and starts it again.
 func (f *faultRun) restartBroker(ctx context.Context, down time.Duration) error {
-	rb := f.s.infra.rabbit
+	rb := f.s.infra.Rabbit
 	if rb == nil {
 		return fmt.Errorf("rabbitmq restart needs a private node")
 	}
@@ -314,7 +314,7 @@ func (f *faultRun) restartBroker(ctx context.Context, down time.Duration) error 
 // restartPostgres SIGKILLs the private PostgreSQL cluster at a consumer's
 // COMMIT, waits, and starts it again (crash recovery).
 func (f *faultRun) restartPostgres(ctx context.Context, down time.Duration) error {
-	pg := f.s.infra.pg
+	pg := f.s.infra.PG
 	if pg == nil {
 		return fmt.Errorf("postgres restart needs a private cluster")
 	}
@@ -372,7 +372,7 @@ func (f *faultRun) poison(ctx context.Context, svc string) error {
 	}
 	producer, _ := outbox.ProducerOf(handled)
 	unknown := strings.TrimSuffix(handled, "v1") + "v99"
-	conn, err := amqp.DialConfig(f.s.infra.amqpAdmin, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqp.DialConfig(f.s.infra.AMQPAdmin, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
 	if err != nil {
 		return err
 	}

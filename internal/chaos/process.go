@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/localserver"
+	"github.com/shopmesh/shopmesh/internal/sysrun"
 )
 
 // process is one `shopmesh serve TARGET` process (or a replica of one). It
@@ -117,27 +117,9 @@ func (p *process) crashed() bool {
 
 func (p *process) logTail(n int) string { return localserver.TailFile(p.logPath, n) }
 
-// ready polls the process's /readyz (the gateway's /healthz: its /readyz
-// asks every upstream).
+// ready asks the process once whether it is ready (see sysrun.Ready).
 func (p *process) ready(ctx context.Context, client *http.Client) error {
-	path := "/readyz"
-	if p.target == "gateway" {
-		path = "/healthz"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.addr+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", path, resp.Status)
-	}
-	return nil
+	return sysrun.Ready(ctx, client, p.addr, p.target == "gateway")
 }
 
 // processes is the set of running processes of one system.

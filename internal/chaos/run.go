@@ -23,14 +23,14 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/shopmesh/shopmesh/outbox"
+
+	"github.com/shopmesh/shopmesh/internal/sysrun"
 )
 
 // Config configures a chaos run.
@@ -72,7 +72,7 @@ type Config struct {
 	KeepLogs bool
 	Logger   *slog.Logger
 
-	platform platform
+	platform sysrun.Platform
 }
 
 func (c *Config) setDefaults() {
@@ -103,7 +103,7 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	c.platform = platform{PostgresURL: c.PostgresURL, AMQPURL: c.AMQPURL, ManagementURL: c.ManagementURL}
+	c.platform = sysrun.Platform{PostgresURL: c.PostgresURL, AMQPURL: c.AMQPURL, ManagementURL: c.ManagementURL}
 }
 
 // Validate reports a configuration that cannot work.
@@ -143,20 +143,7 @@ func contains(xs []string, x string) bool {
 // DiscoverServices asks the binary which targets it can serve and returns
 // them without the gateway.
 func DiscoverServices(ctx context.Context, binary string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, _ := exec.CommandContext(ctx, binary, "serve", "chaos-no-such-target").CombinedOutput()
-	m := regexp.MustCompile(`available: all, ([a-z0-9_, ]+)\)`).FindSubmatch(out)
-	if m == nil {
-		return nil, fmt.Errorf("cannot tell which services %s serves: %s", binary, strings.TrimSpace(string(out)))
-	}
-	var svcs []string
-	for _, s := range strings.Split(string(m[1]), ",") {
-		if s = strings.TrimSpace(s); s != "" && s != "gateway" {
-			svcs = append(svcs, s)
-		}
-	}
-	return svcs, nil
+	return sysrun.DiscoverServices(ctx, binary)
 }
 
 // Run runs the scenarios and returns their results. It returns an error
@@ -179,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		needShared = needShared || !s.private
 	}
 	if needShared {
-		if err := cfg.platform.validate(); err != nil {
+		if err := cfg.platform.Validate(); err != nil {
 			return nil, err
 		}
 	}

@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,7 +16,9 @@ import (
 
 	"github.com/shopmesh/shopmesh/outbox"
 
+	"github.com/shopmesh/shopmesh/internal/apiclient"
 	"github.com/shopmesh/shopmesh/internal/localserver"
+	"github.com/shopmesh/shopmesh/internal/sysrun"
 )
 
 // system is the whole of shopmesh running for one group of scenarios: the
@@ -29,7 +29,7 @@ type system struct {
 	logger   *slog.Logger
 	runID    string
 	dir      string
-	infra    *infra
+	infra    *sysrun.Infra
 	proxies  *proxySet
 	procs    *processes
 	services []string
@@ -67,7 +67,7 @@ func startSystem(ctx context.Context, cfg Config, private bool, runID string) (s
 	if private {
 		s.infra, err = newPrivateInfra(ctx, s.logger)
 	} else {
-		s.infra, err = newSharedInfra(ctx, cfg.platform, runID)
+		s.infra, err = sysrun.NewShared(ctx, cfg.platform, "chaos_"+runID)
 	}
 	if err != nil {
 		return s, err
@@ -79,10 +79,10 @@ func startSystem(ctx context.Context, cfg Config, private bool, runID string) (s
 		if !private {
 			name = "chaos_" + runID + "_" + svc
 		}
-		if s.dbURLs[svc], err = s.infra.createDatabase(ctx, name); err != nil {
+		if s.dbURLs[svc], err = s.infra.CreateDatabase(ctx, name); err != nil {
 			return s, err
 		}
-		if err = s.proxies.add(svc, s.infra.pgAddr(), s.infra.amqpAddr()); err != nil {
+		if err = s.proxies.add(svc, hostOf(s.infra.PGAdmin), hostOf(s.infra.AMQPAdmin)); err != nil {
 			return s, err
 		}
 		if s.pools[svc], err = pgxpool.New(ctx, s.dbURLs[svc]); err != nil {
@@ -98,11 +98,11 @@ func startSystem(ctx context.Context, cfg Config, private bool, runID string) (s
 	for _, svc := range s.services {
 		direct["SHOPMESH_"+strings.ToUpper(svc)+"_DATABASE_URL"] = s.dbURLs[svc]
 	}
-	if out, err := s.command(ctx, direct, append([]string{"migrate", "--skip-provision"}, s.services...)...); err != nil {
-		return s, fmt.Errorf("shopmesh migrate: %w\n%s", err, out)
+	if err = sysrun.Migrate(ctx, s.cfg.Binary, s.processEnv(direct), s.services); err != nil {
+		return s, err
 	}
-	if s.infra.rabbit != nil {
-		if err = s.infra.rabbit.FlushMetadata(ctx); err != nil {
+	if s.infra.Rabbit != nil {
+		if err = s.infra.Rabbit.FlushMetadata(ctx); err != nil {
 			return s, err
 		}
 	}
@@ -135,8 +135,8 @@ func (s *system) buildEnv() error {
 		return fmt.Sprintf("127.0.0.1:%d", p), err
 	}
 	s.env = map[string]string{
-		"SHOPMESH_AMQP_URL":                s.infra.amqpAdmin,
-		"SHOPMESH_POSTGRES_URL":            s.infra.pgAdmin,
+		"SHOPMESH_AMQP_URL":                s.infra.AMQPAdmin,
+		"SHOPMESH_POSTGRES_URL":            s.infra.PGAdmin,
 		"SHOPMESH_JWT_SECRET":              "chaos-" + randomHex(24),
 		"SHOPMESH_LOG_LEVEL":               "info",
 		"SHOPMESH_ORDER_PAYMENT_TIMEOUT":   s.cfg.PaymentTimeout.String(),
@@ -154,7 +154,7 @@ func (s *system) buildEnv() error {
 			return err
 		}
 		s.env["SHOPMESH_"+up+"_DATABASE_URL"] = withHost(s.dbURLs[svc], s.proxies.pg[svc].Addr())
-		s.env["SHOPMESH_"+up+"_AMQP_URL"] = withHost(s.infra.amqpAdmin, s.proxies.amqp[svc].Addr())
+		s.env["SHOPMESH_"+up+"_AMQP_URL"] = withHost(s.infra.AMQPAdmin, s.proxies.amqp[svc].Addr())
 		s.env["SHOPMESH_"+up+"_HTTP_ADDR"] = addr
 		s.env["SHOPMESH_"+up+"_URL"] = "http://" + addr
 	}
@@ -167,55 +167,27 @@ func (s *system) buildEnv() error {
 	return nil
 }
 
-// processEnv is the inherited environment without any SHOPMESH_ variable
-// (the shared platform's must not leak in), plus the system's, plus extra.
-func (s *system) processEnv(extra map[string]string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SHOPMESH_") {
-			env = append(env, kv)
-		}
-	}
-	for k, v := range s.env {
-		if _, over := extra[k]; !over {
-			env = append(env, k+"="+v)
-		}
-	}
-	for k, v := range extra {
-		env = append(env, k+"="+v)
-	}
-	return env
-}
-
-func (s *system) command(ctx context.Context, extra map[string]string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, s.cfg.Binary, args...)
-	cmd.Env = s.processEnv(extra)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	return cmd.CombinedOutput()
-}
+// processEnv is the system's environment plus extra (see sysrun.Environ).
+func (s *system) processEnv(extra map[string]string) []string { return sysrun.Environ(s.env, extra) }
 
 func (s *system) createAdmin(ctx context.Context) error {
 	email := "admin." + s.runID + "@chaos.example.com"
 	password := "chaos admin password"
 	direct := map[string]string{"SHOPMESH_USER_DATABASE_URL": s.dbURLs["user"]}
-	if out, err := s.command(ctx, direct, "user", "create-admin", "--email", email, "--password", password); err != nil {
-		return fmt.Errorf("user create-admin: %w\n%s", err, out)
+	if err := sysrun.CreateAdmin(ctx, s.cfg.Binary, s.processEnv(direct), email, password); err != nil {
+		return err
 	}
 	s.admin = s.newClient(new(workload))
-	var tok struct {
-		Token string `json:"token"`
-	}
-	if err := s.admin.expect(ctx, http.StatusOK, &tok, http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": password}); err != nil {
+	token, err := s.admin.login(ctx, email, password)
+	if err != nil {
 		return fmt.Errorf("admin login: %w", err)
 	}
-	s.admin.token = tok.Token
+	s.admin.api.Token = token
 	return nil
 }
 
 func (s *system) newClient(w *workload) *client {
-	return &client{base: s.gateway, http: s.httpc, retries: &w.retries, errors5: &w.errors5}
+	return &client{api: apiclient.New(s.gateway, s.httpc), retries: &w.retries, errors5: &w.errors5}
 }
 
 // has reports whether a service runs in this system.
@@ -278,33 +250,33 @@ func (s *system) stopReplicas() {
 
 // killBroker SIGKILLs the private RabbitMQ node; startBroker starts it again.
 func (s *system) killBroker() error {
-	if s.infra.rabbit == nil {
+	if s.infra.Rabbit == nil {
 		return errors.New("the shared RabbitMQ is never killed: this scenario needs a private node")
 	}
-	s.infra.rabbit.Kill()
+	s.infra.Rabbit.Kill()
 	return nil
 }
 
 func (s *system) startBroker(ctx context.Context) error {
-	if s.infra.rabbit == nil || s.infra.rabbit.Running() {
+	if s.infra.Rabbit == nil || s.infra.Rabbit.Running() {
 		return nil
 	}
-	return s.infra.rabbit.Start(ctx)
+	return s.infra.Rabbit.Start(ctx)
 }
 
 func (s *system) killPostgres() error {
-	if s.infra.pg == nil {
+	if s.infra.PG == nil {
 		return errors.New("the shared PostgreSQL is never killed: this scenario needs a private cluster")
 	}
-	s.infra.pg.Kill()
+	s.infra.PG.Kill()
 	return nil
 }
 
 func (s *system) startPostgres(ctx context.Context) error {
-	if s.infra.pg == nil || s.infra.pg.Running() {
+	if s.infra.PG == nil || s.infra.PG.Running() {
 		return nil
 	}
-	return s.infra.pg.Start(ctx)
+	return s.infra.PG.Start(ctx)
 }
 
 // heal ends every fault: proxies clean, servers up, processes resumed and
@@ -327,7 +299,7 @@ func (s *system) heal(ctx context.Context) error {
 // queueDepth is the number of ready messages in a service's inbox queue
 // and its broker dead-letter queue.
 func (s *system) queueDepth(ctx context.Context, svc string) (int, error) {
-	conn, err := amqp.DialConfig(s.infra.amqpAdmin, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqp.DialConfig(s.infra.AMQPAdmin, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
 	if err != nil {
 		return 0, err
 	}
@@ -369,7 +341,7 @@ func (s *system) close(ctx context.Context, keepLogs bool) {
 		s.proxies.close()
 	}
 	if s.infra != nil {
-		if err := s.infra.close(ctx); err != nil {
+		if err := s.infra.Close(ctx); err != nil {
 			s.logger.Warn("cleanup", "err", err)
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shopmesh/shopmesh/internal/apiclient"
 )
 
 // Path is the way through the order saga an order is meant to take.
@@ -181,9 +183,9 @@ func (w *workload) setup(ctx context.Context, admin *client) error {
 				SKU string `json:"sku"`
 			} `json:"items"`
 		}
-		switch r.status {
+		switch r.Status {
 		case http.StatusCreated:
-			if err := r.decode(&out); err != nil {
+			if err := r.Decode(&out); err != nil {
 				return err
 			}
 			p.ID = out.ID
@@ -201,7 +203,7 @@ func (w *workload) setup(ctx context.Context, admin *client) error {
 				return fmt.Errorf("product %s exists but is not found", p.SKU)
 			}
 		default:
-			return fmt.Errorf("create product %s = %d %.300s", p.SKU, r.status, r.body)
+			return fmt.Errorf("create product %s = %d %.300s", p.SKU, r.Status, r.Body)
 		}
 	}
 	for _, p := range w.products {
@@ -210,7 +212,7 @@ func (w *workload) setup(ctx context.Context, admin *client) error {
 			if err != nil {
 				return false, err
 			}
-			return r.status == http.StatusOK, nil
+			return r.Status == http.StatusOK, nil
 		})
 		if err != nil {
 			return fmt.Errorf("stock of %s never appeared: %w", p.SKU, err)
@@ -234,7 +236,7 @@ func (w *workload) run(ctx context.Context, base string, httpc *http.Client, sta
 				return
 			case <-time.After(time.Duration(c) * stagger):
 			}
-			cl := &client{base: base, http: httpc, retries: &w.retries, errors5: &w.errors5}
+			cl := &client{api: apiclient.New(base, httpc), retries: &w.retries, errors5: &w.errors5}
 			w.customer(ctx, cl, c, byCustomer[c])
 		})
 	}
@@ -263,11 +265,11 @@ func (w *workload) customer(ctx context.Context, cl *client, c int, orders []pla
 	case err != nil:
 		fail(fmt.Errorf("register: %w", err))
 		return
-	case r.status == http.StatusCreated:
-		_ = r.decode(&user)
-	case r.status == http.StatusConflict: // an earlier attempt registered; its answer was lost
+	case r.Status == http.StatusCreated:
+		_ = r.Decode(&user)
+	case r.Status == http.StatusConflict: // an earlier attempt registered; its answer was lost
 	default:
-		fail(fmt.Errorf("register = %d %.200s", r.status, r.body))
+		fail(fmt.Errorf("register = %d %.200s", r.Status, r.Body))
 		return
 	}
 	var tok struct {
@@ -277,7 +279,7 @@ func (w *workload) customer(ctx context.Context, cl *client, c int, orders []pla
 		fail(fmt.Errorf("login: %w", err))
 		return
 	}
-	cl.token = tok.Token
+	cl.api.Token = tok.Token
 	if user.ID == "" {
 		user.ID = subjectOf(tok.Token)
 	}
@@ -310,13 +312,7 @@ func (w *workload) place(ctx context.Context, cl *client, p *placedOrder) error 
 			if err != nil {
 				return false, err
 			}
-			switch r.status {
-			case http.StatusOK:
-				return true, nil
-			case http.StatusNotFound, http.StatusConflict, http.StatusUnprocessableEntity:
-				return false, nil
-			}
-			return false, fmt.Errorf("add to cart = %d %.200s", r.status, r.body)
+			return apiclient.CartItemSet(r)
 		})
 		if err != nil {
 			return fmt.Errorf("add %s to cart: %w", w.products[l.Product].SKU, err)
@@ -355,13 +351,13 @@ func (w *workload) cancel(ctx context.Context, cl *client, p *placedOrder, confi
 		if err != nil {
 			return false, err
 		}
-		if r.status == http.StatusNotFound {
+		if r.Status == http.StatusNotFound {
 			return false, nil // the order service has not consumed the checkout yet
 		}
-		if r.status != http.StatusOK {
-			return false, fmt.Errorf("get order = %d %.200s", r.status, r.body)
+		if r.Status != http.StatusOK {
+			return false, fmt.Errorf("get order = %d %.200s", r.Status, r.Body)
 		}
-		if err := r.decode(&v); err != nil {
+		if err := r.Decode(&v); err != nil {
 			return false, err
 		}
 		return !confirmed || v.Status != "pending", nil
@@ -373,12 +369,12 @@ func (w *workload) cancel(ctx context.Context, cl *client, p *placedOrder, confi
 	if err != nil {
 		return fmt.Errorf("cancel: %w", err)
 	}
-	p.CancelStatus = r.status
-	if r.status == http.StatusAccepted {
-		_ = r.decode(&p.CancelView)
+	p.CancelStatus = r.Status
+	if r.Status == http.StatusAccepted {
+		_ = r.Decode(&p.CancelView)
 	}
-	if r.status != http.StatusAccepted && r.status != http.StatusConflict {
-		return fmt.Errorf("cancel = %d %.200s", r.status, r.body)
+	if r.Status != http.StatusAccepted && r.Status != http.StatusConflict {
+		return fmt.Errorf("cancel = %d %.200s", r.Status, r.Body)
 	}
 	return nil
 }

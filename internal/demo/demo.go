@@ -239,7 +239,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 		rng: rand.New(rand.NewPCG(uint64(seed), uint64(seed))),
 		run: strings.ToUpper(strconv.FormatInt(time.Now().UnixMilli()%(36*36*36*36*36*36), 36)),
 		out: &report{w: out},
-		api: &client{http: cfg.HTTPClient, base: cfg.Gateway},
+		api: newClient(cfg.HTTPClient, cfg.Gateway),
 	}
 	sum := Summary{Seed: seed}
 	plays := max(cfg.Customers, len(pathSpecs()))
@@ -322,12 +322,12 @@ func (d *demo) deadline() time.Time { return time.Now().Add(d.cfg.Wait) }
 // is waited for and a system that is not there is reported plainly.
 func (d *demo) waitReady(ctx context.Context) error {
 	err := poll(ctx, d.deadline(), d.cfg.PollInterval, "gateway ready", func(ctx context.Context) error {
-		status, _, _, err := d.api.send(ctx, http.MethodGet, "/readyz", nil, nil)
+		r, err := d.api.api.Do(ctx, http.MethodGet, "/readyz", nil)
 		if err != nil {
 			return err
 		}
-		if status != http.StatusOK && status != http.StatusNoContent {
-			return fmt.Errorf("GET /readyz: %d", status)
+		if r.Status != http.StatusOK && r.Status != http.StatusNoContent {
+			return fmt.Errorf("GET /readyz: %d", r.Status)
 		}
 		return nil
 	})

@@ -280,19 +280,14 @@ func journey(t *testing.T, sys *system.System, h *httpContract) {
 	t.Run("out of stock", func(t *testing.T) {
 		t.Parallel()
 		j := newJourney(t, sys, h, admin)
-		p := j.product("scarce", 500, 1)
-		c, _ := j.customer("scarce")
-		j.addToCart(c, p, 2)
-		j.waitCancelled(c, j.checkout(c, "tok_ok", "GB"), "out_of_stock")
+		c, id := j.placed("scarce", 500, 1, 2, "tok_ok", "GB")
+		j.waitCancelled(c, id, "out_of_stock")
 	})
 
 	t.Run("payment declined", func(t *testing.T) {
 		t.Parallel()
 		j := newJourney(t, sys, h, admin)
-		p := j.product("declined", 700, 5)
-		c, _ := j.customer("declined")
-		j.addToCart(c, p, 3)
-		id := j.checkout(c, "tok_decline", "GB")
+		c, id := j.placed("declined", 700, 5, 3, "tok_decline", "GB")
 		j.waitCancelled(c, id, "payment_declined")
 		h.expect(t, c, http.StatusOK, nil, "GET", "/api/v1/orders/"+id+"/payment", nil)
 	})
@@ -300,19 +295,14 @@ func journey(t *testing.T, sys *system.System, h *httpContract) {
 	t.Run("payment timeout", func(t *testing.T) {
 		t.Parallel()
 		j := newJourney(t, sys, h, admin)
-		p := j.product("timeout", 900, 4)
-		c, _ := j.customer("timeout")
-		j.addToCart(c, p, 1)
-		j.waitCancelled(c, j.checkout(c, "tok_timeout", "GB"), "payment_timeout")
+		c, id := j.placed("timeout", 900, 4, 1, "tok_timeout", "GB")
+		j.waitCancelled(c, id, "payment_timeout")
 	})
 
 	t.Run("undeliverable", func(t *testing.T) {
 		t.Parallel()
 		j := newJourney(t, sys, h, admin)
-		p := j.product("nowhere", 1250, 6)
-		c, _ := j.customer("nowhere")
-		j.addToCart(c, p, 2)
-		id := j.checkout(c, "tok_ok", "ZZ")
+		c, id := j.placed("nowhere", 1250, 6, 2, "tok_ok", "ZZ")
 		j.waitCancelled(c, id, "undeliverable")
 		system.Eventually(t, sagaTimeout, "credit note", func() (bool, string) {
 			r := h.do(t, c, "GET", "/api/v1/orders/"+id+"/invoice", nil)
@@ -328,10 +318,7 @@ func journey(t *testing.T, sys *system.System, h *httpContract) {
 	t.Run("customer cancels a confirmed order", func(t *testing.T) {
 		t.Parallel()
 		j := newJourney(t, sys, h, admin)
-		p := j.product("regret", 4000, 2)
-		c, _ := j.customer("regret")
-		j.addToCart(c, p, 1)
-		id := j.checkout(c, "tok_ok", "GB")
+		c, id := j.placed("regret", 4000, 2, 1, "tok_ok", "GB")
 		j.waitOrder(c, id, "confirmed")
 		h.expect(t, c, http.StatusAccepted, nil, "POST", "/api/v1/orders/"+id+"/cancel", nil)
 		j.waitCancelled(c, id, "customer_request")
@@ -340,10 +327,7 @@ func journey(t *testing.T, sys *system.System, h *httpContract) {
 	t.Run("customer cancels a pending order", func(t *testing.T) {
 		t.Parallel()
 		j := newJourney(t, sys, h, admin)
-		p := j.product("hasty", 300, 3)
-		c, _ := j.customer("hasty")
-		j.addToCart(c, p, 1)
-		id := j.checkout(c, "tok_timeout", "GB")
+		c, id := j.placed("hasty", 300, 3, 1, "tok_timeout", "GB")
 		j.waitOrder(c, id, "pending")
 		// The payment timeout may win on a slow machine; either way the
 		// order ends cancelled and the answer must be documented.
@@ -508,6 +492,17 @@ func (j *journeyRun) addToCart(c *system.Client, product string, qty int) {
 		r := j.h.do(j.t, c, "PUT", "/api/v1/cart/items/"+product, map[string]int{"quantity": qty})
 		return r.Status == http.StatusOK, trim(r.Body)
 	})
+}
+
+// placed creates a product with stock, a customer who puts qty of it in
+// the cart and checks out paying with token to country, and returns the
+// customer and the order's ID.
+func (j *journeyRun) placed(name string, price int64, stock, qty int, token, country string) (*system.Client, string) {
+	j.t.Helper()
+	p := j.product(name, price, stock)
+	c, _ := j.customer(name)
+	j.addToCart(c, p, qty)
+	return c, j.checkout(c, token, country)
 }
 
 func (j *journeyRun) checkout(c *system.Client, token, country string) string {

@@ -97,15 +97,7 @@ func journeyScenarios(t *testing.T, sys *system.System, admin *system.Client) {
 
 	t.Run("out of stock", func(t *testing.T) {
 		t.Parallel()
-		p := admin.CreateProduct(sku("scarce"), 500, 1)
-		c := sys.Customer("scarce")
-		c.AddToCart(p.ID, 2)
-		id := c.Checkout(outbox.NewID(), "tok_ok", system.DefaultAddress("GB"))
-		o := c.WaitOrder(id, "cancelled", sagaTimeout)
-		if o.CancellationReason != "out_of_stock" {
-			t.Errorf("reason = %q, want out_of_stock", o.CancellationReason)
-		}
-		waitStock(t, admin, p.ID, system.Stock{OnHand: 1, Reserved: 0, Available: 1})
+		c, id, _ := cancelledCheckout{name: "scarce", price: 500, stock: 1, quantity: 2, token: "tok_ok", country: "GB", reason: "out_of_stock"}.run(t, sys, admin)
 		if r := c.Do("GET", "/api/v1/orders/"+id+"/invoice", nil); r.Status != http.StatusNotFound {
 			t.Errorf("invoice of an unconfirmed order = %d %s, want 404", r.Status, r.Body)
 		}
@@ -113,15 +105,7 @@ func journeyScenarios(t *testing.T, sys *system.System, admin *system.Client) {
 
 	t.Run("payment declined", func(t *testing.T) {
 		t.Parallel()
-		p := admin.CreateProduct(sku("declined"), 700, 5)
-		c := sys.Customer("declined")
-		c.AddToCart(p.ID, 3)
-		id := c.Checkout(outbox.NewID(), "tok_decline", system.DefaultAddress("GB"))
-		o := c.WaitOrder(id, "cancelled", sagaTimeout)
-		if o.CancellationReason != "payment_declined" {
-			t.Errorf("reason = %q, want payment_declined", o.CancellationReason)
-		}
-		waitStock(t, admin, p.ID, system.Stock{OnHand: 5, Reserved: 0, Available: 5})
+		c, id, _ := cancelledCheckout{name: "declined", price: 700, stock: 5, quantity: 3, token: "tok_decline", country: "GB", reason: "payment_declined"}.run(t, sys, admin)
 		if pay := getJSON(t, c, "/api/v1/orders/"+id+"/payment"); pay["status"] != "declined" {
 			t.Errorf("payment = %v, want declined", pay)
 		}
@@ -129,15 +113,10 @@ func journeyScenarios(t *testing.T, sys *system.System, admin *system.Client) {
 
 	t.Run("undeliverable", func(t *testing.T) {
 		t.Parallel()
-		p := admin.CreateProduct(sku("nowhere"), 1250, 6)
-		c := sys.Customer("nowhere")
-		c.AddToCart(p.ID, 2)
-		id := c.Checkout(outbox.NewID(), "tok_ok", system.DefaultAddress("ZZ"))
-		o := c.WaitOrder(id, "cancelled", sagaTimeout)
-		if o.CancellationReason != "undeliverable" || !timelineHas(o, "confirmed") {
+		c, id, o := cancelledCheckout{name: "nowhere", price: 1250, stock: 6, quantity: 2, token: "tok_ok", country: "ZZ", reason: "undeliverable"}.run(t, sys, admin)
+		if !timelineHas(o, "confirmed") {
 			t.Errorf("order = %+v, want confirmed then cancelled as undeliverable", o)
 		}
-		waitStock(t, admin, p.ID, system.Stock{OnHand: 6, Reserved: 0, Available: 6})
 		waitRefundAndCreditNote(t, c, id, 2500)
 	})
 
@@ -282,15 +261,7 @@ func journeyScenarios(t *testing.T, sys *system.System, admin *system.Client) {
 func TestPaymentTimeout(t *testing.T) {
 	sys := system.Start(t, system.Options{Env: map[string]string{"SHOPMESH_ORDER_PAYMENT_TIMEOUT": "2s"}})
 	admin := sys.Admin()
-	p := admin.CreateProduct(sku("timeout"), 900, 4)
-	c := sys.Customer("timeout")
-	c.AddToCart(p.ID, 1)
-	id := c.Checkout(outbox.NewID(), "tok_timeout", system.DefaultAddress("GB"))
-	o := c.WaitOrder(id, "cancelled", sagaTimeout)
-	if o.CancellationReason != "payment_timeout" {
-		t.Errorf("reason = %q, want payment_timeout", o.CancellationReason)
-	}
-	waitStock(t, admin, p.ID, system.Stock{OnHand: 4, Reserved: 0, Available: 4})
+	c, id, _ := cancelledCheckout{name: "timeout", price: 900, stock: 4, quantity: 1, token: "tok_timeout", country: "GB", reason: "payment_timeout"}.run(t, sys, admin)
 	if pay := getJSON(t, c, "/api/v1/orders/"+id+"/payment"); pay["status"] != "pending" {
 		t.Errorf("payment = %v, want pending (the provider never answered)", pay)
 	}
@@ -339,6 +310,33 @@ func timelineHas(o system.Order, typ string) bool {
 		}
 	}
 	return false
+}
+
+// cancelledCheckout is a checkout the saga cancels: a fresh product with
+// stock, a fresh customer who puts quantity of it in the cart and checks
+// out paying with token to country.
+type cancelledCheckout struct {
+	name            string
+	price           int64
+	stock, quantity int
+	token, country  string
+	reason          string // the cancellation reason wanted
+}
+
+// run places the order, waits until it is cancelled, checks the reason and
+// waits until the whole stock is available again.
+func (cc cancelledCheckout) run(t *testing.T, sys *system.System, admin *system.Client) (*system.Client, string, system.Order) {
+	t.Helper()
+	p := admin.CreateProduct(sku(cc.name), cc.price, cc.stock)
+	c := sys.Customer(cc.name)
+	c.AddToCart(p.ID, cc.quantity)
+	id := c.Checkout(outbox.NewID(), cc.token, system.DefaultAddress(cc.country))
+	o := c.WaitOrder(id, "cancelled", sagaTimeout)
+	if o.CancellationReason != cc.reason {
+		t.Errorf("reason = %q, want %s", o.CancellationReason, cc.reason)
+	}
+	waitStock(t, admin, p.ID, system.Stock{OnHand: cc.stock, Reserved: 0, Available: cc.stock})
+	return c, id, o
 }
 
 func waitStock(t *testing.T, admin *system.Client, productID string, want system.Stock) {

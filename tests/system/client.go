@@ -1,94 +1,51 @@
 package system
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/shopmesh/shopmesh/internal/apiclient"
 )
 
-// Client calls the public API through the gateway.
+// Client calls the public API through the gateway (see apiclient), failing
+// the test on any transport error.
 type Client struct {
 	t     testing.TB
-	base  string
-	http  *http.Client
+	api   *apiclient.Client
 	Token string
 }
 
 // Client returns an anonymous client of the system's gateway.
 func (s *System) Client() *Client {
-	return &Client{t: s.t, base: s.Gateway, http: &http.Client{Timeout: 10 * time.Second}}
+	return &Client{t: s.t, api: apiclient.New(s.Gateway, &http.Client{Timeout: 10 * time.Second})}
 }
 
 // Response is a raw API answer.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type Response apiclient.Response
 
 // JSON decodes the body into v, failing the test if it cannot.
 func (r Response) JSON(t testing.TB, v any) {
 	t.Helper()
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		t.Fatalf("decode %d response %s: %v", r.Status, r.Body, err)
+	if err := apiclient.Response(r).Decode(v); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // Problem is an RFC 9457 problem answer.
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Errors []struct {
-		Field   string `json:"field"`
-		Message string `json:"message"`
-	} `json:"errors"`
-}
+type Problem = apiclient.Problem
 
 // Do sends a request; body may be nil, a []byte sent as is, or a value sent
 // as JSON. headers are name/value pairs.
 func (c *Client) Do(method, path string, body any, headers ...string) Response {
 	c.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
+	r, err := c.api.As(c.Token).Do(context.Background(), method, path, body, headers...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	return Response(r)
 }
 
 // Expect sends a request and fails the test unless the status is want; it
@@ -96,20 +53,14 @@ func (c *Client) Do(method, path string, body any, headers ...string) Response {
 func (c *Client) Expect(want int, out any, method, path string, body any, headers ...string) Response {
 	c.t.Helper()
 	r := c.Do(method, path, body, headers...)
-	if r.Status != want {
-		c.t.Fatalf("%s %s = %d %s, want %d", method, path, r.Status, r.Body, want)
-	}
-	if out != nil {
-		r.JSON(c.t, out)
+	if err := apiclient.Check(method, path, apiclient.Response(r), want, out); err != nil {
+		c.t.Fatalf("%v: %s", err, r.Body)
 	}
 	return r
 }
 
 // Money is an amount in minor units.
-type Money struct {
-	AmountMinor int64  `json:"amount_minor"`
-	Currency    string `json:"currency"`
-}
+type Money = apiclient.Money
 
 // Customer registers a new user with a unique e-mail address and returns
 // a client logged in as that user.
@@ -117,13 +68,14 @@ func (s *System) Customer(name string) *Client {
 	s.t.Helper()
 	c := s.Client()
 	email := fmt.Sprintf("%s.%d@example.com", name, time.Now().UnixNano())
-	c.Expect(http.StatusCreated, nil, "POST", "/api/v1/auth/register",
-		map[string]string{"email": email, "password": "correct horse battery", "name": name})
-	var tok struct {
-		Token string `json:"token"`
+	ctx := context.Background()
+	if err := c.api.Register(ctx, email, "correct horse battery", name); err != nil {
+		s.t.Fatal(err)
 	}
-	c.Expect(http.StatusOK, &tok, "POST", "/api/v1/auth/login", map[string]string{"email": email, "password": "correct horse battery"})
-	c.Token = tok.Token
+	if err := c.api.Login(ctx, email, "correct horse battery"); err != nil {
+		s.t.Fatal(err)
+	}
+	c.Token = c.api.Token
 	return c
 }
 
@@ -132,42 +84,29 @@ func (s *System) Customer(name string) *Client {
 func (s *System) Admin() *Client {
 	s.t.Helper()
 	email := fmt.Sprintf("admin.%d@example.com", time.Now().UnixNano())
-	if out, err := s.Command("user", "create-admin", "--email", email, "--password", "admin password 123").CombinedOutput(); err != nil {
-		s.t.Fatalf("user create-admin: %v\n%s", err, out)
+	api, err := s.sys.Admin(context.Background(), email, "admin password 123")
+	if err != nil {
+		s.t.Fatal(err)
 	}
 	c := s.Client()
-	var tok struct {
-		Token string `json:"token"`
-	}
-	c.Expect(http.StatusOK, &tok, "POST", "/api/v1/auth/login", map[string]string{"email": email, "password": "admin password 123"})
-	c.Token = tok.Token
+	c.Token = api.Token
 	return c
 }
 
 // Product is the public product view.
-type Product struct {
-	ID        string `json:"id"`
-	SKU       string `json:"sku"`
-	Name      string `json:"name"`
-	Price     Money  `json:"price"`
-	Available bool   `json:"available"`
-}
+type Product = apiclient.Product
 
 // Stock is the admin stock view.
-type Stock struct {
-	OnHand    int `json:"on_hand"`
-	Reserved  int `json:"reserved"`
-	Available int `json:"available"`
-}
+type Stock = apiclient.Stock
 
 // CreateProduct creates a product with initial stock and waits until the
 // inventory holds its stock, so orders can reserve it.
 func (c *Client) CreateProduct(sku string, priceMinor int64, stock int) Product {
 	c.t.Helper()
 	var p Product
-	c.Expect(http.StatusCreated, &p, "POST", "/api/v1/admin/products", map[string]any{
-		"sku": sku, "name": "Product " + sku, "description": "A product for tests",
-		"price": Money{AmountMinor: priceMinor, Currency: "EUR"}, "initial_stock": stock,
+	c.Expect(http.StatusCreated, &p, "POST", "/api/v1/admin/products", apiclient.NewProduct{
+		SKU: sku, Name: "Product " + sku, Description: "A product for tests",
+		Price: Money{AmountMinor: priceMinor, Currency: "EUR"}, InitialStock: stock,
 	})
 	Eventually(c.t, 20*time.Second, "stock of "+sku, func() (bool, string) {
 		r := c.Do("GET", "/api/v1/admin/products/"+p.ID+"/stock", nil)
@@ -185,13 +124,7 @@ func (c *Client) Stock(productID string) Stock {
 }
 
 // Address is a shipping address.
-type Address struct {
-	Name       string `json:"name"`
-	Line1      string `json:"line1"`
-	City       string `json:"city"`
-	PostalCode string `json:"postal_code"`
-	Country    string `json:"country"`
-}
+type Address = apiclient.Address
 
 // DefaultAddress is deliverable; country ZZ is not.
 func DefaultAddress(country string) Address {
@@ -215,8 +148,7 @@ func (c *Client) Checkout(key, token string, addr Address) string {
 		OrderID string `json:"order_id"`
 		Status  string `json:"status"`
 	}
-	c.Expect(http.StatusAccepted, &out, "POST", "/api/v1/cart/checkout",
-		map[string]any{"shipping_address": addr, "payment": map[string]string{"token": token}}, "Idempotency-Key", key)
+	c.Expect(http.StatusAccepted, &out, "POST", "/api/v1/cart/checkout", apiclient.CheckoutBody(addr, token), "Idempotency-Key", key)
 	if out.OrderID == "" {
 		c.t.Fatalf("checkout returned no order id")
 	}
@@ -224,16 +156,7 @@ func (c *Client) Checkout(key, token string, addr Address) string {
 }
 
 // Order is the public order view.
-type Order struct {
-	ID                 string `json:"id"`
-	Status             string `json:"status"`
-	CancellationReason string `json:"cancellation_reason"`
-	Total              Money  `json:"total"`
-	Timeline           []struct {
-		Type string    `json:"type"`
-		At   time.Time `json:"at"`
-	} `json:"timeline"`
-}
+type Order = apiclient.Order
 
 // WaitOrder polls the order until it has the wanted status.
 func (c *Client) WaitOrder(id, status string, timeout time.Duration) Order {
