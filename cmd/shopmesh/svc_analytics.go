@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/services/analytics"
 )
 
@@ -28,15 +27,11 @@ func analyticsTarget() target {
 }
 
 func analyticsConfig(e env) (analytics.Config, error) {
-	db, amqpURL, err := e.serviceURLs(analytics.Name)
+	kit, err := serviceKit(e, analytics.Name, "127.0.0.1:8112")
 	if err != nil {
 		return analytics.Config{}, err
 	}
-	addr := e.getenv("SHOPMESH_ANALYTICS_HTTP_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:8112"
-	}
-	cfg := analytics.Config{Kit: servicekit.Config{Name: analytics.Name, DatabaseURL: db, AMQPURL: amqpURL, HTTPAddr: addr}}
+	cfg := analytics.Config{Kit: kit}
 	for name, dst := range map[string]*int{
 		"SHOPMESH_ANALYTICS_TOP_PRODUCTS":   &cfg.TopProducts,
 		"SHOPMESH_ANALYTICS_STOCK_PRODUCTS": &cfg.StockProducts,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/services/cart"
 )
 
@@ -18,15 +17,11 @@ func cartTarget() target {
 	return target{
 		migrations: cart.Migrations,
 		run: func(ctx context.Context, a *app, _ serveOptions) error {
-			db, amqpURL, err := a.env.serviceURLs(cart.Name)
+			kit, err := serviceKit(a.env, cart.Name, "127.0.0.1:8103")
 			if err != nil {
 				return err
 			}
-			addr := a.env.getenv("SHOPMESH_CART_HTTP_ADDR")
-			if addr == "" {
-				addr = "127.0.0.1:8103"
-			}
-			cfg := cart.Config{Kit: servicekit.Config{Name: cart.Name, DatabaseURL: db, AMQPURL: amqpURL, HTTPAddr: addr}}
+			cfg := cart.Config{Kit: kit}
 			if v := a.env.getenv("SHOPMESH_CART_CHECKOUT_RETENTION"); v != "" {
 				if cfg.CheckoutRetention, err = time.ParseDuration(v); err != nil {
 					return fmt.Errorf("SHOPMESH_CART_CHECKOUT_RETENTION: %w", err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 
-	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/services/customer"
 )
 
@@ -13,15 +12,11 @@ func customerTarget() target {
 	return target{
 		migrations: customer.Migrations,
 		run: func(ctx context.Context, a *app, _ serveOptions) error {
-			db, amqpURL, err := a.env.serviceURLs(customer.Name)
+			kit, err := serviceKit(a.env, customer.Name, "127.0.0.1:8109")
 			if err != nil {
 				return err
 			}
-			addr := a.env.getenv("SHOPMESH_CUSTOMER_HTTP_ADDR")
-			if addr == "" {
-				addr = "127.0.0.1:8109"
-			}
-			cfg := customer.Config{Kit: servicekit.Config{Name: customer.Name, DatabaseURL: db, AMQPURL: amqpURL, HTTPAddr: addr}}
+			cfg := customer.Config{Kit: kit}
 			return customer.Run(ctx, cfg, a.logger)
 		},
 	}

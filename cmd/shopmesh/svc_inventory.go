@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/services/inventory"
 )
 
@@ -20,15 +19,11 @@ func inventoryTarget() target {
 	return target{
 		migrations: inventory.Migrations,
 		run: func(ctx context.Context, a *app, _ serveOptions) error {
-			db, amqpURL, err := a.env.serviceURLs(inventory.Name)
+			kit, err := serviceKit(a.env, inventory.Name, "127.0.0.1:8105")
 			if err != nil {
 				return err
 			}
-			addr := a.env.getenv("SHOPMESH_INVENTORY_HTTP_ADDR")
-			if addr == "" {
-				addr = "127.0.0.1:8105"
-			}
-			cfg := inventory.Config{Kit: servicekit.Config{Name: inventory.Name, DatabaseURL: db, AMQPURL: amqpURL, HTTPAddr: addr}}
+			cfg := inventory.Config{Kit: kit}
 			if v := a.env.getenv("SHOPMESH_INVENTORY_LOW_STOCK_THRESHOLD"); v != "" {
 				if cfg.LowStockThreshold, err = strconv.Atoi(v); err != nil {
 					return fmt.Errorf("SHOPMESH_INVENTORY_LOW_STOCK_THRESHOLD: %w", err)

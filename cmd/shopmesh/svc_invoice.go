@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/services/invoice"
 )
 
@@ -17,16 +16,12 @@ func invoiceTarget() target {
 	return target{
 		migrations: invoice.Migrations,
 		run: func(ctx context.Context, a *app, _ serveOptions) error {
-			db, amqpURL, err := a.env.serviceURLs(invoice.Name)
+			kit, err := serviceKit(a.env, invoice.Name, "127.0.0.1:8108")
 			if err != nil {
 				return err
 			}
-			addr := a.env.getenv("SHOPMESH_INVOICE_HTTP_ADDR")
-			if addr == "" {
-				addr = "127.0.0.1:8108"
-			}
 			cfg := invoice.Config{
-				Kit:                servicekit.Config{Name: invoice.Name, DatabaseURL: db, AMQPURL: amqpURL, HTTPAddr: addr},
+				Kit:                kit,
 				VATRateBasisPoints: invoice.DefaultVATRateBasisPoints,
 			}
 			if v := a.env.getenv("SHOPMESH_INVOICE_VAT_RATE_BP"); v != "" {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/services/loyalty"
 )
 
@@ -29,16 +28,12 @@ func loyaltyTarget() target {
 }
 
 func loyaltyConfig(e env) (loyalty.Config, error) {
-	db, amqpURL, err := e.serviceURLs(loyalty.Name)
+	kit, err := serviceKit(e, loyalty.Name, "127.0.0.1:8110")
 	if err != nil {
 		return loyalty.Config{}, err
 	}
-	addr := e.getenv("SHOPMESH_LOYALTY_HTTP_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:8110"
-	}
 	cfg := loyalty.Config{
-		Kit:             servicekit.Config{Name: loyalty.Name, DatabaseURL: db, AMQPURL: amqpURL, HTTPAddr: addr},
+		Kit:             kit,
 		BonusFailDomain: e.getenv("SHOPMESH_LOYALTY_BONUS_FAIL_DOMAIN"),
 	}
 	if v := e.getenv("SHOPMESH_LOYALTY_ENROLMENT_BONUS"); v != "" {

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/services/notification"
 )
 
@@ -30,16 +29,12 @@ func notificationTarget() target {
 }
 
 func notificationConfig(e env) (notification.Config, error) {
-	db, amqpURL, err := e.serviceURLs(notification.Name)
+	kit, err := serviceKit(e, notification.Name, "127.0.0.1:8111")
 	if err != nil {
 		return notification.Config{}, err
 	}
-	addr := e.getenv("SHOPMESH_NOTIFICATION_HTTP_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:8111"
-	}
 	cfg := notification.Config{
-		Kit: servicekit.Config{Name: notification.Name, DatabaseURL: db, AMQPURL: amqpURL, HTTPAddr: addr},
+		Kit: kit,
 	}
 	switch v := e.getenv("SHOPMESH_NOTIFICATION_STAFF_EMAIL"); v {
 	case "":

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/services/order"
 )
 
@@ -17,15 +16,11 @@ func orderTarget() target {
 	return target{
 		migrations: order.Migrations,
 		run: func(ctx context.Context, a *app, _ serveOptions) error {
-			db, amqpURL, err := a.env.serviceURLs(order.Name)
+			kit, err := serviceKit(a.env, order.Name, "127.0.0.1:8104")
 			if err != nil {
 				return err
 			}
-			addr := a.env.getenv("SHOPMESH_ORDER_HTTP_ADDR")
-			if addr == "" {
-				addr = "127.0.0.1:8104"
-			}
-			cfg := order.Config{Kit: servicekit.Config{Name: order.Name, DatabaseURL: db, AMQPURL: amqpURL, HTTPAddr: addr}}
+			cfg := order.Config{Kit: kit}
 			if v := a.env.getenv("SHOPMESH_ORDER_PAYMENT_TIMEOUT"); v != "" {
 				if cfg.PaymentTimeout, err = time.ParseDuration(v); err != nil {
 					return fmt.Errorf("SHOPMESH_ORDER_PAYMENT_TIMEOUT: %w", err)

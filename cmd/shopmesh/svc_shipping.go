@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/services/shipping"
 )
 
@@ -19,16 +18,12 @@ func shippingTarget() target {
 	return target{
 		migrations: shipping.Migrations,
 		run: func(ctx context.Context, a *app, _ serveOptions) error {
-			db, amqpURL, err := a.env.serviceURLs(shipping.Name)
+			kit, err := serviceKit(a.env, shipping.Name, "127.0.0.1:8107")
 			if err != nil {
 				return err
 			}
-			addr := a.env.getenv("SHOPMESH_SHIPPING_HTTP_ADDR")
-			if addr == "" {
-				addr = "127.0.0.1:8107"
-			}
 			cfg := shipping.Config{
-				Kit:         servicekit.Config{Name: shipping.Name, DatabaseURL: db, AMQPURL: amqpURL, HTTPAddr: addr},
+				Kit:         kit,
 				CarrierName: a.env.getenv("SHOPMESH_SHIPPING_CARRIER_NAME"),
 			}
 			for key, d := range map[string]*time.Duration{

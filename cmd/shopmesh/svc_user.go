@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/services/user"
 )
 
@@ -28,7 +27,7 @@ func userTarget() target {
 }
 
 func userConfig(e env) (user.Config, error) {
-	db, amqpURL, err := e.serviceURLs(user.Name)
+	kit, err := serviceKit(e, user.Name, "127.0.0.1:8101")
 	if err != nil {
 		return user.Config{}, err
 	}
@@ -36,12 +35,8 @@ func userConfig(e env) (user.Config, error) {
 	if err != nil {
 		return user.Config{}, err
 	}
-	addr := e.getenv("SHOPMESH_USER_HTTP_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:8101"
-	}
 	cfg := user.Config{
-		Kit:         servicekit.Config{Name: user.Name, DatabaseURL: db, AMQPURL: amqpURL, HTTPAddr: addr},
+		Kit:         kit,
 		TokenSecret: secret,
 	}
 	if v := e.getenv("SHOPMESH_USER_TOKEN_TTL"); v != "" {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/go-kit/kit/endpoint"
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/shopmesh/shopmesh/outbox"
@@ -56,4 +57,41 @@ func ServerBefore(ctx context.Context, r *http.Request) context.Context {
 		ctx = outbox.WithCorrelation(ctx, id)
 	}
 	return ctx
+}
+
+// ServerOptions are the go-kit server options every service's routes share:
+// ServerBefore, and ErrorEncoder over the service's toProblem.
+func ServerOptions(toProblem func(error) *Problem, logger *slog.Logger) []kithttp.ServerOption {
+	return []kithttp.ServerOption{
+		kithttp.ServerBefore(ServerBefore),
+		kithttp.ServerErrorEncoder(ErrorEncoder(toProblem, logger)),
+	}
+}
+
+// OrderRequest asks for what a service holds about one of the caller's
+// orders; DecodeOrderRequest reads it.
+type OrderRequest struct {
+	UserID  string
+	OrderID string
+}
+
+// DecodeOrderRequest is the go-kit decoder of GET
+// /api/v1/orders/{id}/<resource> into an OrderRequest (see CallerOrder).
+func DecodeOrderRequest(_ context.Context, r *http.Request) (any, error) {
+	userID, orderID, err := CallerOrder(r)
+	if err != nil {
+		return nil, err
+	}
+	return OrderRequest{UserID: userID, OrderID: orderID}, nil
+}
+
+// OrderResourceHandler serves the one route of a service that shows the
+// caller what it holds about an order, GET /api/v1/orders/{id}/<resource>,
+// with ep (taking an OrderRequest) and answers any other path 404.
+func OrderResourceHandler(resource string, ep endpoint.Endpoint, toProblem func(error) *Problem, logger *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/orders/{id}/"+resource, AllowMethod(http.MethodGet,
+		kithttp.NewServer(ep, DecodeOrderRequest, EncodeJSON(http.StatusOK, toProblem, logger), ServerOptions(toProblem, logger)...)))
+	mux.HandleFunc("/", NotFound)
+	return mux
 }

@@ -278,6 +278,22 @@ func CallerOrder(r *http.Request) (userID, orderID string, err error) {
 	return userID, id.String(), nil
 }
 
+// RequireAdmin serves next to administrators only: it answers 401 without
+// an identity and 403 for a caller who is not an administrator, before the
+// request body is read.
+func RequireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case UserID(r) == "":
+			WriteProblem(w, r, NewProblem(http.StatusUnauthorized, "unauthenticated", "this route needs an authenticated caller"))
+		case !IsAdmin(r):
+			WriteProblem(w, r, NewProblem(http.StatusForbidden, "forbidden", "this route is for administrators"))
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
 // AllowMethod serves h for method only and answers any other with a 405
 // problem and an Allow header naming method.
 func AllowMethod(method string, h http.Handler) http.Handler {

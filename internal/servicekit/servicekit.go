@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -66,6 +67,46 @@ func (c Config) Validate() error {
 	}
 	if c.AMQPURL == "" {
 		errs = append(errs, fmt.Errorf("%s: AMQP URL is required", c.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// MigrationsDir returns the directory "migrations" of fsys, where a service
+// embeds its goose SQL files (//go:embed migrations/*.sql), as the FS
+// Config.Migrations wants. It panics if fsys has no such directory: the
+// files are embedded at compile time, so that is a build defect.
+func MigrationsDir(fsys fs.FS) fs.FS {
+	sub, err := fs.Sub(fsys, "migrations")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// ServiceLogger returns the logger a service's Run logs with: logger (a
+// discarding one when nil) tagged with c.Name. Unless c has a Logger, it
+// also becomes c's, the Node's. Call it once c.Name is set.
+func (c *Config) ServiceLogger(logger *slog.Logger) *slog.Logger {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Logger == nil {
+		c.Logger = logger
+	}
+	return logger.With("service", c.Name)
+}
+
+// ValidateFor validates c as the configuration of the service name: a Name
+// other than name is refused, an empty one is taken as name (the service's
+// Run sets it).
+func (c Config) ValidateFor(name string) error {
+	var errs []error
+	if c.Name != "" && c.Name != name {
+		errs = append(errs, fmt.Errorf("%s: kit name %q, want %q", name, c.Name, name))
+	}
+	c.Name = name
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -160,8 +201,53 @@ func waitForDatabase(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logge
 			return err
 		}
 		logger.Warn("waiting for database", "err", err)
-		time.Sleep(500 * time.Millisecond)
+		if err := Sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
 	}
+}
+
+// Sleep waits d or until ctx ends, and then returns ctx's error: the one
+// way a service's components pause, so none outlives its context.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Build assembles a service on an open Node: its store, use cases,
+// consumers (see Node.Inbox) and transport. It returns the HTTP API and the
+// service's own background components.
+type Build func(n *Node) (api http.Handler, extra []Background, err error)
+
+// Serve opens a Node for cfg, assembles the service on it with build, and
+// runs it (see Node.Run); if build fails, the Node is closed.
+func Serve(ctx context.Context, cfg Config, build Build) error {
+	n, err := Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	api, extra, err := build(n)
+	if err != nil {
+		n.Close()
+		return err
+	}
+	return n.Run(ctx, api, extra...)
+}
+
+// Inbox creates the consumer name (mod may adjust its defaults, see
+// Consumer) and has register add its handlers, typically with Subscribe.
+func (n *Node) Inbox(name string, mod func(*outbox.ConsumerConfig), register func(*outbox.Consumer) error) error {
+	c, err := n.Consumer(name, mod)
+	if err != nil {
+		return err
+	}
+	return register(c)
 }
 
 // Addr is the address the HTTP server listens on.
@@ -265,6 +351,23 @@ func (n *Node) Close() {
 		n.listener.Close()
 	}
 	n.Pool.Close()
+}
+
+// ResetReadModel empties a service's read model with reset and forgets
+// every message its consumer applied (outbox.ForgetInbox), in one
+// transaction, so that replaying history rebuilds the model. It returns
+// how many inbox keys it forgot. The service may keep running.
+func ResetReadModel(ctx context.Context, pool *pgxpool.Pool, consumer string, reset func(context.Context, pgx.Tx) error) (int64, error) {
+	var forgotten int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := reset(ctx, tx); err != nil {
+			return err
+		}
+		var err error
+		forgotten, err = outbox.ForgetInbox(ctx, tx, consumer, time.Time{})
+		return err
+	})
+	return forgotten, err
 }
 
 func withLogger(c outbox.RetentionConfig, l *slog.Logger) outbox.RetentionConfig {

@@ -40,9 +40,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
@@ -63,16 +63,7 @@ const Consumer = "inbox"
 var migrations embed.FS
 
 // Migrations are the service's goose migrations.
-var Migrations fs.FS = mustSub(migrations, "migrations")
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		// The directory is embedded at compile time; failing here is a build defect.
-		panic(err)
-	}
-	return sub
-}
+var Migrations fs.FS = servicekit.MigrationsDir(migrations)
 
 // Config configures the analytics service.
 type Config struct {
@@ -108,13 +99,10 @@ func (c Config) app() app.Config {
 // Validate reports a configuration that cannot work (after defaults).
 func (c Config) Validate() error {
 	var errs []error
-	if c.Kit.Name != "" && c.Kit.Name != Name {
-		errs = append(errs, fmt.Errorf("analytics: kit name %q, want %q", c.Kit.Name, Name))
-	}
-	c = c.withDefaults()
-	if err := c.Kit.Validate(); err != nil {
+	if err := c.Kit.ValidateFor(Name); err != nil {
 		errs = append(errs, err)
 	}
+	c = c.withDefaults()
 	if err := c.app().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("analytics: %w", err))
 	}
@@ -127,35 +115,23 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	cfg = cfg.withDefaults()
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Kit.Logger == nil {
-		cfg.Kit.Logger = logger
-	}
-	logger = logger.With("service", Name)
+	logger = cfg.Kit.ServiceLogger(logger)
 	logger.Info("starting", "http", cfg.Kit.HTTPAddr, "top_products", cfg.TopProducts, "stock_products", cfg.StockProducts)
 
-	node, err := servicekit.Open(ctx, cfg.Kit)
-	if err != nil {
-		return err
-	}
-	store := postgres.NewStore(node.Pool)
-	svc, err := app.NewService(store, cfg.app(), func() time.Time { return time.Now().UTC() })
-	if err != nil {
-		node.Close()
-		return err
-	}
-	inbox, err := node.Consumer(Consumer, cfg.Consumer)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	if err := transport.Register(inbox, Name, svc, store.InTx); err != nil {
-		node.Close()
-		return err
-	}
-	return node.Run(ctx, transport.NewHTTPHandler(transport.MakeEndpoints(svc), logger))
+	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		store := postgres.NewStore(node.Pool)
+		svc, err := app.NewService(store, cfg.app(), func() time.Time { return time.Now().UTC() })
+		if err != nil {
+			return nil, nil, err
+		}
+		err = node.Inbox(Consumer, cfg.Consumer, func(inbox *outbox.Consumer) error {
+			return transport.Register(inbox, Name, svc, store.InTx)
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return transport.NewHTTPHandler(transport.MakeEndpoints(svc), logger), nil, nil
+	})
 }
 
 // ResetReadModel empties every aggregate and forgets every message the inbox
@@ -164,15 +140,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // how many inbox keys it forgot. pool is the analytics database; the
 // service may keep running.
 func ResetReadModel(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
-	var forgotten int64
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if err := postgres.Reset(ctx, tx); err != nil {
-			return err
-		}
-		var err error
-		forgotten, err = outbox.ForgetInbox(ctx, tx, Consumer, time.Time{})
-		return err
-	})
+	forgotten, err := servicekit.ResetReadModel(ctx, pool, Consumer, postgres.Reset)
 	if err != nil {
 		return 0, fmt.Errorf("reset analytics read model: %w", err)
 	}

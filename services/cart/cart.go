@@ -25,11 +25,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
+	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/cart/internal/app"
 	"github.com/shopmesh/shopmesh/services/cart/internal/postgres"
 	"github.com/shopmesh/shopmesh/services/cart/internal/transport"
@@ -64,15 +66,12 @@ type Config struct {
 	PruneInterval time.Duration
 }
 
-func (c Config) withDefaults(logger *slog.Logger) Config {
+func (c Config) withDefaults() Config {
 	if c.Kit.Name == "" {
 		c.Kit.Name = Name
 	}
 	if c.Kit.Migrations == nil {
 		c.Kit.Migrations = Migrations
-	}
-	if c.Kit.Logger == nil {
-		c.Kit.Logger = logger
 	}
 	if c.CheckoutRetention == 0 {
 		c.CheckoutRetention = DefaultCheckoutRetention
@@ -86,11 +85,8 @@ func (c Config) withDefaults(logger *slog.Logger) Config {
 // Validate reports a configuration that cannot work (after defaults).
 func (c Config) Validate() error {
 	var errs []error
-	if err := c.Kit.Validate(); err != nil {
+	if err := c.Kit.ValidateFor(Name); err != nil {
 		errs = append(errs, err)
-	}
-	if c.Kit.Name != Name {
-		errs = append(errs, fmt.Errorf("cart: service name must be %q, not %q", Name, c.Kit.Name))
 	}
 	if c.CheckoutRetention < time.Hour {
 		errs = append(errs, fmt.Errorf("cart: checkout retention %s is shorter than an hour", c.CheckoutRetention))
@@ -103,35 +99,23 @@ func (c Config) Validate() error {
 
 // Run starts the service and blocks until ctx ends or a component fails.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	cfg = cfg.withDefaults(logger)
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	logger = logger.With("service", Name)
+	logger = cfg.Kit.ServiceLogger(logger)
 	logger.Info("starting", "http", cfg.Kit.HTTPAddr, "checkout_retention", cfg.CheckoutRetention)
 
-	node, err := servicekit.Open(ctx, cfg.Kit)
-	if err != nil {
-		return err
-	}
-	store := postgres.New(node.Pool, node.Outbox)
-	consumer, err := node.Consumer("inbox", nil)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	inTx := func(tx pgx.Tx) *app.Service { return app.New(store.InTx(tx)) }
-	if err := transport.RegisterEventHandlers(consumer, inTx); err != nil {
-		node.Close()
-		return err
-	}
-	svc := app.New(store)
-	api := transport.NewHTTPHandler(transport.MakeEndpoints(svc), logger)
-	return node.Run(ctx, api, func(ctx context.Context) error {
-		return pruneCheckouts(ctx, svc, cfg, logger)
+	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		store := postgres.New(node.Pool, node.Outbox)
+		inTx := func(tx pgx.Tx) *app.Service { return app.New(store.InTx(tx)) }
+		err := node.Inbox("inbox", nil, func(c *outbox.Consumer) error { return transport.RegisterEventHandlers(c, inTx) })
+		if err != nil {
+			return nil, nil, err
+		}
+		svc := app.New(store)
+		prune := func(ctx context.Context) error { return pruneCheckouts(ctx, svc, cfg, logger) }
+		return transport.NewHTTPHandler(transport.MakeEndpoints(svc), logger), []servicekit.Background{prune}, nil
 	})
 }
 

@@ -20,13 +20,14 @@ package catalog
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
+	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/catalog/internal/app"
 	"github.com/shopmesh/shopmesh/services/catalog/internal/postgres"
 	"github.com/shopmesh/shopmesh/services/catalog/internal/transport"
@@ -47,15 +48,12 @@ type Config struct {
 	Kit servicekit.Config
 }
 
-func (c Config) withDefaults(logger *slog.Logger) Config {
+func (c Config) withDefaults() Config {
 	if c.Kit.Name == "" {
 		c.Kit.Name = Name
 	}
 	if c.Kit.Migrations == nil {
 		c.Kit.Migrations = Migrations
-	}
-	if c.Kit.Logger == nil {
-		c.Kit.Logger = logger
 	}
 	return c
 }
@@ -63,42 +61,28 @@ func (c Config) withDefaults(logger *slog.Logger) Config {
 // Validate reports a configuration that cannot work (after defaults).
 func (c Config) Validate() error {
 	var errs []error
-	if err := c.Kit.Validate(); err != nil {
+	if err := c.Kit.ValidateFor(Name); err != nil {
 		errs = append(errs, err)
-	}
-	if c.Kit.Name != Name {
-		errs = append(errs, fmt.Errorf("catalog: service name must be %q, not %q", Name, c.Kit.Name))
 	}
 	return errors.Join(errs...)
 }
 
 // Run starts the service and blocks until ctx ends or a component fails.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	cfg = cfg.withDefaults(logger)
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	logger = logger.With("service", Name)
+	logger = cfg.Kit.ServiceLogger(logger)
 	logger.Info("starting", "http", cfg.Kit.HTTPAddr)
 
-	node, err := servicekit.Open(ctx, cfg.Kit)
-	if err != nil {
-		return err
-	}
-	store := postgres.New(node.Pool, node.Outbox)
-	consumer, err := node.Consumer("inbox", nil)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	inTx := func(tx pgx.Tx) *app.Service { return app.New(store.InTx(tx)) }
-	if err := transport.RegisterEventHandlers(consumer, inTx); err != nil {
-		node.Close()
-		return err
-	}
-	api := transport.NewHTTPHandler(transport.MakeEndpoints(app.New(store)), logger)
-	return node.Run(ctx, api)
+	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		store := postgres.New(node.Pool, node.Outbox)
+		inTx := func(tx pgx.Tx) *app.Service { return app.New(store.InTx(tx)) }
+		err := node.Inbox("inbox", nil, func(c *outbox.Consumer) error { return transport.RegisterEventHandlers(c, inTx) })
+		if err != nil {
+			return nil, nil, err
+		}
+		return transport.NewHTTPHandler(transport.MakeEndpoints(app.New(store)), logger), nil, nil
+	})
 }

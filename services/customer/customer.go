@@ -38,11 +38,10 @@ package customer
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"time"
+	"net/http"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -65,16 +64,7 @@ const Consumer = "inbox"
 var migrations embed.FS
 
 // Migrations are the service's goose migrations.
-var Migrations fs.FS = mustSub(migrations, "migrations")
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		// The directory is embedded at compile time; failing here is a build defect.
-		panic(err)
-	}
-	return sub
-}
+var Migrations fs.FS = servicekit.MigrationsDir(migrations)
 
 // Config configures the customer service.
 type Config struct {
@@ -93,14 +83,7 @@ func (c Config) withDefaults() Config {
 
 // Validate reports a configuration that cannot work (after defaults).
 func (c Config) Validate() error {
-	var errs []error
-	if c.Kit.Name != "" && c.Kit.Name != Name {
-		errs = append(errs, fmt.Errorf("customer: kit name %q, want %q", c.Kit.Name, Name))
-	}
-	if err := c.withDefaults().Kit.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return c.Kit.ValidateFor(Name)
 }
 
 // Run starts the service and blocks until ctx ends or a component fails.
@@ -109,32 +92,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	cfg = cfg.withDefaults()
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Kit.Logger == nil {
-		cfg.Kit.Logger = logger
-	}
-	logger = logger.With("service", Name)
+	logger = cfg.Kit.ServiceLogger(logger)
 	logger.Info("starting", "http", cfg.Kit.HTTPAddr)
 
-	node, err := servicekit.Open(ctx, cfg.Kit)
-	if err != nil {
-		return err
-	}
-	store := postgres.NewStore(node.Pool)
-	svc := app.NewService(store)
-	inbox, err := node.Consumer(Consumer, cfg.Consumer)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) })
-	if err := events.Register(inbox, Name); err != nil {
-		node.Close()
-		return err
-	}
-	return node.Run(ctx, transport.NewHTTPHandler(transport.MakeEndpoints(svc), logger))
+	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		store := postgres.NewStore(node.Pool)
+		svc := app.NewService(store)
+		events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) })
+		err := node.Inbox(Consumer, cfg.Consumer, func(inbox *outbox.Consumer) error { return events.Register(inbox, Name) })
+		if err != nil {
+			return nil, nil, err
+		}
+		return transport.NewHTTPHandler(transport.MakeEndpoints(svc), logger), nil, nil
+	})
 }
 
 // ResetReadModel empties the read model and forgets every message the inbox
@@ -143,15 +113,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 // how many inbox keys it forgot. pool is the customer database; the service
 // may keep running.
 func ResetReadModel(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
-	var forgotten int64
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if err := postgres.Reset(ctx, tx); err != nil {
-			return err
-		}
-		var err error
-		forgotten, err = outbox.ForgetInbox(ctx, tx, Consumer, time.Time{})
-		return err
-	})
+	forgotten, err := servicekit.ResetReadModel(ctx, pool, Consumer, postgres.Reset)
 	if err != nil {
 		return 0, fmt.Errorf("reset customer read model: %w", err)
 	}

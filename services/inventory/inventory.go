@@ -25,10 +25,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
+	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/inventory/internal/app"
 	"github.com/shopmesh/shopmesh/services/inventory/internal/postgres"
 	"github.com/shopmesh/shopmesh/services/inventory/internal/transport"
@@ -72,15 +74,12 @@ type Config struct {
 	RestockQuantity int
 }
 
-func (c Config) withDefaults(logger *slog.Logger) Config {
+func (c Config) withDefaults() Config {
 	if c.Kit.Name == "" {
 		c.Kit.Name = Name
 	}
 	if c.Kit.Migrations == nil {
 		c.Kit.Migrations = Migrations
-	}
-	if c.Kit.Logger == nil {
-		c.Kit.Logger = logger
 	}
 	if c.LowStockThreshold == 0 {
 		c.LowStockThreshold = DefaultLowStockThreshold
@@ -94,11 +93,8 @@ func (c Config) withDefaults(logger *slog.Logger) Config {
 // Validate reports a configuration that cannot work (after defaults).
 func (c Config) Validate() error {
 	var errs []error
-	if err := c.Kit.Validate(); err != nil {
+	if err := c.Kit.ValidateFor(Name); err != nil {
 		errs = append(errs, err)
-	}
-	if c.Kit.Name != Name {
-		errs = append(errs, fmt.Errorf("inventory: service name must be %q, not %q", Name, c.Kit.Name))
 	}
 	if c.RestockQuantity < 1 || c.RestockQuantity > MaxRestockQuantity {
 		errs = append(errs, fmt.Errorf("inventory: restock quantity %d outside 1..%d", c.RestockQuantity, MaxRestockQuantity))
@@ -111,33 +107,22 @@ func (c Config) Validate() error {
 
 // Run starts the service and blocks until ctx ends or a component fails.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	cfg = cfg.withDefaults(logger)
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	logger = logger.With("service", Name)
+	logger = cfg.Kit.ServiceLogger(logger)
 	logger.Info("starting", "http", cfg.Kit.HTTPAddr, "low_stock_threshold", cfg.LowStockThreshold,
 		"auto_restock", cfg.AutoRestock, "restock_quantity", cfg.RestockQuantity)
 
-	node, err := servicekit.Open(ctx, cfg.Kit)
-	if err != nil {
-		return err
-	}
 	policy := app.Policy{LowStockThreshold: cfg.LowStockThreshold, AutoRestock: cfg.AutoRestock, RestockQuantity: cfg.RestockQuantity}
-	store := postgres.New(node.Pool, node.Outbox)
-	consumer, err := node.Consumer("inbox", nil)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	inTx := func(tx pgx.Tx) *app.Service { return app.New(store.InTx(tx), policy) }
-	if err := transport.RegisterEventHandlers(consumer, inTx); err != nil {
-		node.Close()
-		return err
-	}
-	api := transport.NewHTTPHandler(transport.MakeEndpoints(app.New(store, policy)), logger)
-	return node.Run(ctx, api)
+	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		store := postgres.New(node.Pool, node.Outbox)
+		inTx := func(tx pgx.Tx) *app.Service { return app.New(store.InTx(tx), policy) }
+		err := node.Inbox("inbox", nil, func(c *outbox.Consumer) error { return transport.RegisterEventHandlers(c, inTx) })
+		if err != nil {
+			return nil, nil, err
+		}
+		return transport.NewHTTPHandler(transport.MakeEndpoints(app.New(store, policy)), logger), nil, nil
+	})
 }

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,16 +47,7 @@ const DefaultVATRateBasisPoints = 1900
 var migrations embed.FS
 
 // Migrations are the service's goose migrations.
-var Migrations fs.FS = mustSub(migrations, "migrations")
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		// The directory is embedded at compile time; failing here is a build defect.
-		panic(err)
-	}
-	return sub
-}
+var Migrations fs.FS = servicekit.MigrationsDir(migrations)
 
 // Config configures the invoice service.
 type Config struct {
@@ -71,12 +63,7 @@ type Config struct {
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Kit.Name != "" && c.Kit.Name != Name {
-		errs = append(errs, fmt.Errorf("kit name %q, want %q", c.Kit.Name, Name))
-	}
-	kit := c.Kit
-	kit.Name = Name
-	if err := kit.Validate(); err != nil {
+	if err := c.Kit.ValidateFor(Name); err != nil {
 		errs = append(errs, err)
 	}
 	if c.VATRateBasisPoints < 0 || c.VATRateBasisPoints > 10000 {
@@ -87,39 +74,25 @@ func (c Config) Validate() error {
 
 // Run starts the service and blocks until ctx ends or a component fails.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invoice config: %w", err)
 	}
-	logger.Info("invoice starting", "http", cfg.Kit.HTTPAddr, "vat_rate_bp", cfg.VATRateBasisPoints)
 	kit := cfg.Kit
 	kit.Name, kit.Migrations = Name, Migrations
-	if kit.Logger == nil {
-		kit.Logger = logger
-	}
-	node, err := servicekit.Open(ctx, kit)
-	if err != nil {
-		return err
-	}
-	store := postgres.NewStore(node.Pool, node.Outbox)
-	svc, err := app.NewService(store, cfg.VATRateBasisPoints, app.WithClock(clock))
-	if err != nil {
-		node.Close()
-		return err
-	}
-	inbox, err := node.Consumer("inbox", nil)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) }, node.Logger)
-	if err := events.Register(inbox); err != nil {
-		node.Close()
-		return err
-	}
-	return node.Run(ctx, transport.NewHTTPHandler(transport.MakeEndpoints(svc), node.Logger))
+	logger = kit.ServiceLogger(logger)
+	logger.Info("invoice starting", "http", cfg.Kit.HTTPAddr, "vat_rate_bp", cfg.VATRateBasisPoints)
+	return servicekit.Serve(ctx, kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		store := postgres.NewStore(node.Pool, node.Outbox)
+		svc, err := app.NewService(store, cfg.VATRateBasisPoints, app.WithClock(clock))
+		if err != nil {
+			return nil, nil, err
+		}
+		events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) }, node.Logger)
+		if err := node.Inbox("inbox", nil, events.Register); err != nil {
+			return nil, nil, err
+		}
+		return transport.NewHTTPHandler(transport.MakeEndpoints(svc), node.Logger), nil, nil
+	})
 }
 
 // clock is the service's time: UTC at PostgreSQL's precision.

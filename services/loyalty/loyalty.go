@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,16 +64,7 @@ const DefaultEnrolmentBonus = 100
 var migrations embed.FS
 
 // Migrations are the service's goose migrations.
-var Migrations fs.FS = mustSub(migrations, "migrations")
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		// The directory is embedded at compile time; failing here is a build defect.
-		panic(err)
-	}
-	return sub
-}
+var Migrations fs.FS = servicekit.MigrationsDir(migrations)
 
 // Config configures the loyalty service.
 type Config struct {
@@ -107,13 +99,10 @@ func (c Config) bonus() domain.BonusPolicy {
 // Validate reports a configuration that cannot work (after defaults).
 func (c Config) Validate() error {
 	var errs []error
-	if c.Kit.Name != "" && c.Kit.Name != Name {
-		errs = append(errs, fmt.Errorf("loyalty: kit name %q, want %q", c.Kit.Name, Name))
-	}
-	c = c.withDefaults()
-	if err := c.Kit.Validate(); err != nil {
+	if err := c.Kit.ValidateFor(Name); err != nil {
 		errs = append(errs, err)
 	}
+	c = c.withDefaults()
 	if err := c.bonus().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("loyalty: %w", err))
 	}
@@ -126,37 +115,23 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	cfg = cfg.withDefaults()
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Kit.Logger == nil {
-		cfg.Kit.Logger = logger
-	}
-	logger = logger.With("service", Name)
+	logger = cfg.Kit.ServiceLogger(logger)
 	logger.Info("starting", "http", cfg.Kit.HTTPAddr, "enrolment_bonus", cfg.EnrolmentBonus,
 		"bonus_fail_domain", cfg.BonusFailDomain)
 
-	node, err := servicekit.Open(ctx, cfg.Kit)
-	if err != nil {
-		return err
-	}
-	store := postgres.NewStore(node.Pool, node.Outbox)
-	svc, err := app.NewService(store, cfg.bonus(), app.WithClock(clock))
-	if err != nil {
-		node.Close()
-		return err
-	}
-	inbox, err := node.Consumer(Consumer, cfg.Consumer)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) }, logger)
-	if err := events.Register(inbox, Name); err != nil {
-		node.Close()
-		return err
-	}
-	return node.Run(ctx, transport.NewHTTPHandler(transport.MakeEndpoints(svc), logger))
+	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		store := postgres.NewStore(node.Pool, node.Outbox)
+		svc, err := app.NewService(store, cfg.bonus(), app.WithClock(clock))
+		if err != nil {
+			return nil, nil, err
+		}
+		events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) }, logger)
+		err = node.Inbox(Consumer, cfg.Consumer, func(inbox *outbox.Consumer) error { return events.Register(inbox, Name) })
+		if err != nil {
+			return nil, nil, err
+		}
+		return transport.NewHTTPHandler(transport.MakeEndpoints(svc), logger), nil, nil
+	})
 }
 
 // clock is the service's time: UTC at PostgreSQL's precision, so a time read

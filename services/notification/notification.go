@@ -14,8 +14,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
@@ -38,8 +38,7 @@ const Consumer = "inbox"
 var migrationFiles embed.FS
 
 // Migrations are the service's goose migrations, at the root of the FS.
-// (fs.Sub fails only for an invalid directory name, which this is not.)
-var Migrations, _ = fs.Sub(migrationFiles, "migrations")
+var Migrations = servicekit.MigrationsDir(migrationFiles)
 
 // DefaultStaffEmail receives staff alerts unless configured otherwise.
 const DefaultStaffEmail = "staff@shopmesh.local"
@@ -121,13 +120,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	cfg = cfg.withDefaults()
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Kit.Logger == nil {
-		cfg.Kit.Logger = logger
-	}
-	logger = logger.With("service", Name)
+	logger = cfg.Kit.ServiceLogger(logger)
 	logger.Info("starting", "http", cfg.Kit.HTTPAddr, "staff_email", cfg.StaffEmail,
 		"dispatch_interval", cfg.DispatchInterval, "max_send_attempts", cfg.MaxSendAttempts)
 
@@ -135,32 +128,29 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	node, err := servicekit.Open(ctx, cfg.Kit)
-	if err != nil {
-		return err
-	}
-	store := postgres.New(node.Pool, node.Outbox)
-	svc, err := app.NewService(store, sender.NewLog(logger), templates, cfg.app(), time.Now, outbox.NewID)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	consumer, err := node.Consumer(Consumer, cfg.Consumer)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	handler := transport.EventHandler(svc, store.InTx)
-	for _, t := range transport.Consumes(Name) {
-		if err := consumer.Handle(t, handler); err != nil {
-			node.Close()
-			return err
+	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		store := postgres.New(node.Pool, node.Outbox)
+		svc, err := app.NewService(store, sender.NewLog(logger), templates, cfg.app(), time.Now, outbox.NewID)
+		if err != nil {
+			return nil, nil, err
 		}
-	}
-	dispatcher := func(ctx context.Context) error {
-		return svc.RunDispatcher(ctx, cfg.DispatchInterval, func(err error) {
-			logger.Warn("dispatch failed; retrying", "err", err)
+		err = node.Inbox(Consumer, cfg.Consumer, func(consumer *outbox.Consumer) error {
+			handler := transport.EventHandler(svc, store.InTx)
+			for _, t := range transport.Consumes(Name) {
+				if err := consumer.Handle(t, handler); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
-	}
-	return node.Run(ctx, transport.NewHandler(transport.MakeEndpoints(svc), logger), dispatcher)
+		if err != nil {
+			return nil, nil, err
+		}
+		dispatcher := func(ctx context.Context) error {
+			return svc.RunDispatcher(ctx, cfg.DispatchInterval, func(err error) {
+				logger.Warn("dispatch failed; retrying", "err", err)
+			})
+		}
+		return transport.NewHandler(transport.MakeEndpoints(svc), logger), []servicekit.Background{dispatcher}, nil
+	})
 }

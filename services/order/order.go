@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"slices"
 	"time"
 
@@ -39,15 +40,7 @@ const DefaultPaymentTimeout = 30 * time.Second
 var migrations embed.FS
 
 // Migrations are the order service's goose migrations.
-var Migrations fs.FS = mustSub(migrations, "migrations")
-
-func mustSub(fsys fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(fsys, dir)
-	if err != nil {
-		panic(err) // the directory is embedded above: a build defect
-	}
-	return sub
-}
+var Migrations fs.FS = servicekit.MigrationsDir(migrations)
 
 // Config configures the order service.
 type Config struct {
@@ -110,33 +103,31 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("order: %w", err)
 	}
 
-	node, err := servicekit.Open(ctx, cfg.Kit)
-	if err != nil {
-		return err
-	}
-	store, err := postgres.NewStore(node.Pool, node.Outbox)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	inbox, err := node.Consumer("inbox", func(c *outbox.ConsumerConfig) { c.Workers = cfg.ConsumerWorkers })
-	if err != nil {
-		node.Close()
-		return err
-	}
-	handler := transport.NewMessageHandler(func(tx pgx.Tx) transport.Saga {
-		return app.NewSaga(store.InTx(tx), machine, app.Clock)
-	})
-	for _, t := range transport.HandledTypes() {
-		if err := inbox.Handle(t, handler); err != nil {
-			node.Close()
-			return err
+	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		store, err := postgres.NewStore(node.Pool, node.Outbox)
+		if err != nil {
+			return nil, nil, err
 		}
-	}
-	api := transport.NewHTTPHandler(app.NewService(store, store, machine, app.Clock), node.Logger)
-	node.Logger.Info("order service configured", "payment_timeout", cfg.PaymentTimeout, "consumer_workers", cfg.ConsumerWorkers,
-		"http", cfg.Kit.HTTPAddr)
-	return node.Run(ctx, api)
+		workers := func(c *outbox.ConsumerConfig) { c.Workers = cfg.ConsumerWorkers }
+		err = node.Inbox("inbox", workers, func(inbox *outbox.Consumer) error {
+			handler := transport.NewMessageHandler(func(tx pgx.Tx) transport.Saga {
+				return app.NewSaga(store.InTx(tx), machine, app.Clock)
+			})
+			for _, t := range transport.HandledTypes() {
+				if err := inbox.Handle(t, handler); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		api := transport.NewHTTPHandler(app.NewService(store, store, machine, app.Clock), node.Logger)
+		node.Logger.Info("order service configured", "payment_timeout", cfg.PaymentTimeout, "consumer_workers", cfg.ConsumerWorkers,
+			"http", cfg.Kit.HTTPAddr)
+		return api, nil, nil
+	})
 }
 
 // checkSubscriptions makes sure the inbox handles exactly the types the

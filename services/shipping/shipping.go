@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,16 +49,7 @@ const Name = "shipping"
 var migrations embed.FS
 
 // Migrations are the service's goose migrations.
-var Migrations fs.FS = mustSub(migrations, "migrations")
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		// The directory is embedded at compile time; failing here is a build defect.
-		panic(err)
-	}
-	return sub
-}
+var Migrations fs.FS = servicekit.MigrationsDir(migrations)
 
 // Defaults of Config, sized for a demo.
 const (
@@ -111,12 +103,7 @@ func (c Config) WithDefaults() Config {
 // Validate reports a configuration that cannot work (after WithDefaults).
 func (c Config) Validate() error {
 	var errs []error
-	if c.Kit.Name != "" && c.Kit.Name != Name {
-		errs = append(errs, fmt.Errorf("kit name %q, want %q", c.Kit.Name, Name))
-	}
-	kit := c.Kit
-	kit.Name = Name
-	if err := kit.Validate(); err != nil {
+	if err := c.Kit.ValidateFor(Name); err != nil {
 		errs = append(errs, err)
 	}
 	if c.DispatchDelay < 0 || c.DeliveryDelay < 0 {
@@ -136,48 +123,33 @@ func (c Config) Validate() error {
 
 // Run starts the service and blocks until ctx ends or a component fails.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("shipping config: %w", err)
 	}
-	logger.Info("shipping starting", "http", cfg.Kit.HTTPAddr, "carrier", cfg.CarrierName,
-		"dispatch_delay", cfg.DispatchDelay, "delivery_delay", cfg.DeliveryDelay, "poll", cfg.CarrierPollInterval)
 	kit := cfg.Kit
 	kit.Name, kit.Migrations = Name, Migrations
-	if kit.Logger == nil {
-		kit.Logger = logger
-	}
-	node, err := servicekit.Open(ctx, kit)
-	if err != nil {
-		return err
-	}
-	sim, err := carrier.NewSimulator(cfg.CarrierName)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	store := postgres.NewStore(node.Pool, node.Outbox)
-	svc, err := app.NewService(store, store, sim, app.Timing{Dispatch: cfg.DispatchDelay, Delivery: cfg.DeliveryDelay},
-		app.WithClock(clock))
-	if err != nil {
-		node.Close()
-		return err
-	}
-	inbox, err := node.Consumer("inbox", nil)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) }, node.Logger)
-	if err := events.Register(inbox); err != nil {
-		node.Close()
-		return err
-	}
-	return node.Run(ctx, transport.NewHTTPHandler(transport.MakeEndpoints(svc), node.Logger),
-		transport.CarrierLoop(svc, cfg.CarrierPollInterval, cfg.CarrierBatch, node.Logger))
+	logger = kit.ServiceLogger(logger)
+	logger.Info("shipping starting", "http", cfg.Kit.HTTPAddr, "carrier", cfg.CarrierName,
+		"dispatch_delay", cfg.DispatchDelay, "delivery_delay", cfg.DeliveryDelay, "poll", cfg.CarrierPollInterval)
+	return servicekit.Serve(ctx, kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		sim, err := carrier.NewSimulator(cfg.CarrierName)
+		if err != nil {
+			return nil, nil, err
+		}
+		store := postgres.NewStore(node.Pool, node.Outbox)
+		svc, err := app.NewService(store, store, sim, app.Timing{Dispatch: cfg.DispatchDelay, Delivery: cfg.DeliveryDelay},
+			app.WithClock(clock))
+		if err != nil {
+			return nil, nil, err
+		}
+		events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) }, node.Logger)
+		if err := node.Inbox("inbox", nil, events.Register); err != nil {
+			return nil, nil, err
+		}
+		return transport.NewHTTPHandler(transport.MakeEndpoints(svc), node.Logger),
+			[]servicekit.Background{transport.CarrierLoop(svc, cfg.CarrierPollInterval, cfg.CarrierBatch, node.Logger)}, nil
+	})
 }
 
 // clock is the service's time: UTC at PostgreSQL's precision.

@@ -11,8 +11,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,8 +33,7 @@ const Name = "user"
 var migrationFiles embed.FS
 
 // Migrations are the service's goose migrations, at the root of the FS.
-// (fs.Sub fails only for an invalid directory name, which this is not.)
-var Migrations, _ = fs.Sub(migrationFiles, "migrations")
+var Migrations = servicekit.MigrationsDir(migrationFiles)
 
 // PasswordHashing are the argon2id costs of new password hashes.
 type PasswordHashing struct {
@@ -117,13 +116,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	cfg = cfg.withDefaults()
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Kit.Logger == nil {
-		cfg.Kit.Logger = logger
-	}
-	logger = logger.With("service", Name)
+	logger = cfg.Kit.ServiceLogger(logger)
 	logger.Info("starting", "http", cfg.Kit.HTTPAddr, "token_ttl", cfg.TokenTTL, "token_secret", "[masked]",
 		"argon2_memory_kib", cfg.PasswordHashing.MemoryKiB, "argon2_iterations", cfg.PasswordHashing.Iterations)
 
@@ -135,16 +128,13 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	node, err := servicekit.Open(ctx, cfg.Kit)
-	if err != nil {
-		return err
-	}
-	svc, err := app.NewService(postgres.New(node.Pool, node.Outbox), hasher, issuer, time.Now, outbox.NewID)
-	if err != nil {
-		node.Close()
-		return err
-	}
-	return node.Run(ctx, transport.NewHandler(transport.MakeEndpoints(svc), cfg.MaxBodyBytes, logger))
+	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
+		svc, err := app.NewService(postgres.New(node.Pool, node.Outbox), hasher, issuer, time.Now, outbox.NewID)
+		if err != nil {
+			return nil, nil, err
+		}
+		return transport.NewHandler(transport.MakeEndpoints(svc), cfg.MaxBodyBytes, logger), nil, nil
+	})
 }
 
 // AdminRequest asks for an administrator account.

@@ -176,33 +176,15 @@ func date(t time.Time) string { return t.Format(time.DateOnly) }
 // Both ends are optional (default: the 30 days up to today, UTC) and
 // included; a period is at most 366 days.
 func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
+	opts := httpkit.ServerOptions(toProblem, logger)
 	ok := httpkit.EncodeJSON(http.StatusOK, toProblem, logger)
 	mux := http.NewServeMux()
-	mux.Handle("GET /api/v1/admin/reports/sales", requireAdmin(kithttp.NewServer(eps.Sales, decodePeriod, ok, opts...)))
-	mux.Handle("GET /api/v1/admin/reports/funnel", requireAdmin(kithttp.NewServer(eps.Funnel, decodePeriod, ok, opts...)))
+	mux.Handle("GET /api/v1/admin/reports/sales", httpkit.RequireAdmin(kithttp.NewServer(eps.Sales, decodePeriod, ok, opts...)))
+	mux.Handle("GET /api/v1/admin/reports/funnel", httpkit.RequireAdmin(kithttp.NewServer(eps.Funnel, decodePeriod, ok, opts...)))
 	mux.Handle("/api/v1/admin/reports/sales", methodNotAllowed("GET, HEAD"))
 	mux.Handle("/api/v1/admin/reports/funnel", methodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("/", httpkit.NotFound)
 	return mux
-}
-
-// requireAdmin answers 401 without an identity and 403 for a caller who is
-// not an administrator.
-func requireAdmin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case httpkit.UserID(r) == "":
-			httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusUnauthorized, "unauthenticated", "this route needs an authenticated administrator"))
-		case !httpkit.IsAdmin(r):
-			httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusForbidden, "forbidden", "this route is for administrators"))
-		default:
-			next.ServeHTTP(w, r)
-		}
-	})
 }
 
 func methodNotAllowed(allow string) http.Handler {

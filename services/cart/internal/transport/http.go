@@ -24,10 +24,7 @@ const HeaderIdempotencyKey = "Idempotency-Key"
 // unchanged with the caller's identity headers; every route works on the
 // caller's own cart.
 func NewHTTPHandler(e Endpoints, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
+	opts := httpkit.ServerOptions(toProblem, logger)
 	ok := httpkit.EncodeJSON(http.StatusOK, toProblem, logger)
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/cart", requireUser(kithttp.NewServer(e.GetCart, kithttp.NopRequestDecoder, ok, opts...)))

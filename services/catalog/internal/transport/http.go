@@ -25,35 +25,17 @@ const maxBody = 32 << 10
 // unchanged; product reads are public, the admin routes need an
 // administrator's identity headers.
 func NewHTTPHandler(e Endpoints, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
+	opts := httpkit.ServerOptions(toProblem, logger)
 	ok := httpkit.EncodeJSON(http.StatusOK, toProblem, logger)
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/products", kithttp.NewServer(e.ListProducts, decodeListProducts, ok, opts...))
 	mux.Handle("GET /api/v1/products/{id}", kithttp.NewServer(e.GetProduct, decodeGetProduct, ok, opts...))
 	mux.Handle("POST /api/v1/admin/products",
-		requireAdmin(kithttp.NewServer(e.CreateProduct, decodeCreateProduct, encodeCreated(logger), opts...)))
+		httpkit.RequireAdmin(kithttp.NewServer(e.CreateProduct, decodeCreateProduct, encodeCreated(logger), opts...)))
 	mux.Handle("PATCH /api/v1/admin/products/{id}",
-		requireAdmin(kithttp.NewServer(e.UpdateProduct, decodeUpdateProduct, ok, opts...)))
+		httpkit.RequireAdmin(kithttp.NewServer(e.UpdateProduct, decodeUpdateProduct, ok, opts...)))
 	mux.HandleFunc("/", httpkit.NotFound)
 	return mux
-}
-
-// requireAdmin answers 401 without an identity and 403 for a caller who is
-// not an administrator, before the request body is read.
-func requireAdmin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case httpkit.UserID(r) == "":
-			httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusUnauthorized, "unauthenticated", "this route needs an authenticated caller"))
-		case !httpkit.IsAdmin(r):
-			httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusForbidden, "forbidden", "this route is for administrators"))
-		default:
-			next.ServeHTTP(w, r)
-		}
-	})
 }
 
 // encodeCreated answers 201 with the product and its public location.

@@ -152,10 +152,7 @@ func toOrderView(o *domain.Order) orderView {
 //	GET /api/v1/me          the caller's profile
 //	GET /api/v1/me/history  the caller's orders, newest first (?limit=1..100, ?cursor=)
 func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
+	opts := httpkit.ServerOptions(toProblem, logger)
 	ok := httpkit.EncodeJSON(http.StatusOK, toProblem, logger)
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/me", kithttp.NewServer(eps.GetMe, decodeGetMe, ok, opts...))

@@ -20,33 +20,15 @@ const maxBody = 1 << 10
 // unchanged with the caller's identity headers; both routes are for
 // administrators only.
 func NewHTTPHandler(e Endpoints, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
+	opts := httpkit.ServerOptions(toProblem, logger)
 	ok := httpkit.EncodeJSON(http.StatusOK, toProblem, logger)
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/admin/products/{id}/stock",
-		requireAdmin(kithttp.NewServer(e.GetStock, decodeGetStock, ok, opts...)))
+		httpkit.RequireAdmin(kithttp.NewServer(e.GetStock, decodeGetStock, ok, opts...)))
 	mux.Handle("POST /api/v1/admin/products/{id}/stock",
-		requireAdmin(kithttp.NewServer(e.AdjustStock, decodeAdjustStock, ok, opts...)))
+		httpkit.RequireAdmin(kithttp.NewServer(e.AdjustStock, decodeAdjustStock, ok, opts...)))
 	mux.HandleFunc("/", httpkit.NotFound)
 	return mux
-}
-
-// requireAdmin answers 401 without an identity and 403 for a caller who is
-// not an administrator, before the request body is read.
-func requireAdmin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case httpkit.UserID(r) == "":
-			httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusUnauthorized, "unauthenticated", "this route needs an authenticated caller"))
-		case !httpkit.IsAdmin(r):
-			httpkit.WriteProblem(w, r, httpkit.NewProblem(http.StatusForbidden, "forbidden", "this route is for administrators"))
-		default:
-			next.ServeHTTP(w, r)
-		}
-	})
 }
 
 func productID(r *http.Request) (string, error) {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/endpoint"
-	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/shopmesh/shopmesh/internal/httpkit"
 	"github.com/shopmesh/shopmesh/services/invoice/internal/domain"
@@ -27,11 +26,6 @@ type Endpoints struct {
 // MakeEndpoints builds the endpoints over svc.
 func MakeEndpoints(svc Service) Endpoints {
 	return Endpoints{GetInvoice: makeGetInvoiceEndpoint(svc)}
-}
-
-type getInvoiceRequest struct {
-	UserID  string
-	OrderID string
 }
 
 // getInvoiceResponse is an order's invoice and credit notes.
@@ -96,7 +90,7 @@ type creditNoteView struct {
 
 func makeGetInvoiceEndpoint(svc Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		req := request.(getInvoiceRequest)
+		req := request.(httpkit.OrderRequest)
 		b, err := svc.Billing(ctx, req.UserID, req.OrderID)
 		if err != nil {
 			return getInvoiceResponse{Err: err}, nil
@@ -127,23 +121,7 @@ func toInvoiceResponse(b *domain.Billing) getInvoiceResponse {
 // NewHTTPHandler serves the invoice service's public routes as the gateway
 // forwards them: GET /api/v1/orders/{id}/invoice.
 func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/orders/{id}/invoice", httpkit.AllowMethod(http.MethodGet,
-		kithttp.NewServer(eps.GetInvoice, decodeGetInvoice, httpkit.EncodeJSON(http.StatusOK, toProblem, logger), opts...)))
-	mux.HandleFunc("/", httpkit.NotFound)
-	return mux
-}
-
-func decodeGetInvoice(_ context.Context, r *http.Request) (any, error) {
-	userID, orderID, err := httpkit.CallerOrder(r)
-	if err != nil {
-		return nil, err
-	}
-	return getInvoiceRequest{UserID: userID, OrderID: orderID}, nil
+	return httpkit.OrderResourceHandler("invoice", eps.GetInvoice, toProblem, logger)
 }
 
 // toProblem is the service's one mapping of domain errors to HTTP problems.

@@ -79,10 +79,7 @@ func makeGetPointsEndpoint(svc Service) endpoint.Endpoint {
 // NewHTTPHandler serves the loyalty service's public route as the gateway
 // forwards it: GET /api/v1/me/points (?limit=1..100, default 50 entries).
 func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
+	opts := httpkit.ServerOptions(toProblem, logger)
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/me/points", kithttp.NewServer(eps.GetPoints, decodeGetPoints,
 		httpkit.EncodeJSON(http.StatusOK, toProblem, logger), opts...))

@@ -90,10 +90,7 @@ func toBody(n *domain.Notification) notificationBody {
 // ?before=<id of the last item seen>; a Link header with rel="next" points
 // to the next page when there is one.
 func NewHandler(e Endpoints, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
+	opts := httpkit.ServerOptions(toProblem, logger)
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/notifications", kithttp.NewServer(e.List, decodeList, encodeList(logger), opts...))
 	return mux

@@ -41,10 +41,7 @@ const maxCancelBody = 1 << 10
 // The caller is the user the gateway authenticated (identity headers); a
 // request without one is 401, another customer's order is 404.
 func NewHTTPHandler(s Service, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
+	opts := httpkit.ServerOptions(toProblem, logger)
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/orders", kithttp.NewServer(
 		makeListOrdersEndpoint(s), decodeListOrders, httpkit.EncodeJSON(http.StatusOK, toProblem, logger), opts...))

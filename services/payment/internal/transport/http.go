@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/endpoint"
-	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/shopmesh/shopmesh/internal/httpkit"
 	"github.com/shopmesh/shopmesh/services/payment/internal/domain"
@@ -27,11 +26,6 @@ type Endpoints struct {
 // MakeEndpoints builds the endpoints over svc.
 func MakeEndpoints(svc Service) Endpoints {
 	return Endpoints{GetPayment: makeGetPaymentEndpoint(svc)}
-}
-
-type getPaymentRequest struct {
-	UserID  string
-	OrderID string
 }
 
 // getPaymentResponse is the public view of a payment.
@@ -66,7 +60,7 @@ type refundView struct {
 
 func makeGetPaymentEndpoint(svc Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		req := request.(getPaymentRequest)
+		req := request.(httpkit.OrderRequest)
 		p, err := svc.Payment(ctx, req.UserID, req.OrderID)
 		if err != nil {
 			return getPaymentResponse{Err: err}, nil
@@ -95,23 +89,7 @@ func toPaymentResponse(p *domain.Payment) getPaymentResponse {
 // NewHTTPHandler serves the payment service's public routes as the gateway
 // forwards them: GET /api/v1/orders/{id}/payment.
 func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/orders/{id}/payment", httpkit.AllowMethod(http.MethodGet,
-		kithttp.NewServer(eps.GetPayment, decodeGetPayment, httpkit.EncodeJSON(http.StatusOK, toProblem, logger), opts...)))
-	mux.HandleFunc("/", httpkit.NotFound)
-	return mux
-}
-
-func decodeGetPayment(_ context.Context, r *http.Request) (any, error) {
-	userID, orderID, err := httpkit.CallerOrder(r)
-	if err != nil {
-		return nil, err
-	}
-	return getPaymentRequest{UserID: userID, OrderID: orderID}, nil
+	return httpkit.OrderResourceHandler("payment", eps.GetPayment, toProblem, logger)
 }
 
 // toProblem is the service's one mapping of domain errors to HTTP problems.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/go-kit/kit/endpoint"
-	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/shopmesh/shopmesh/internal/httpkit"
 	"github.com/shopmesh/shopmesh/services/shipping/internal/domain"
@@ -27,11 +26,6 @@ type Endpoints struct {
 // MakeEndpoints builds the endpoints over svc.
 func MakeEndpoints(svc Service) Endpoints {
 	return Endpoints{GetShipment: makeGetShipmentEndpoint(svc)}
-}
-
-type getShipmentRequest struct {
-	UserID  string
-	OrderID string
 }
 
 // getShipmentResponse is the public view of a shipment: its tracking.
@@ -57,7 +51,7 @@ type stepView struct {
 
 func makeGetShipmentEndpoint(svc Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
-		req := request.(getShipmentRequest)
+		req := request.(httpkit.OrderRequest)
 		s, err := svc.Shipment(ctx, req.UserID, req.OrderID)
 		if err != nil {
 			return getShipmentResponse{Err: err}, nil
@@ -83,23 +77,7 @@ func toShipmentResponse(s *domain.Shipment) getShipmentResponse {
 // NewHTTPHandler serves the shipping service's public routes as the gateway
 // forwards them: GET /api/v1/orders/{id}/shipment.
 func NewHTTPHandler(eps Endpoints, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/orders/{id}/shipment", httpkit.AllowMethod(http.MethodGet,
-		kithttp.NewServer(eps.GetShipment, decodeGetShipment, httpkit.EncodeJSON(http.StatusOK, toProblem, logger), opts...)))
-	mux.HandleFunc("/", httpkit.NotFound)
-	return mux
-}
-
-func decodeGetShipment(_ context.Context, r *http.Request) (any, error) {
-	userID, orderID, err := httpkit.CallerOrder(r)
-	if err != nil {
-		return nil, err
-	}
-	return getShipmentRequest{UserID: userID, OrderID: orderID}, nil
+	return httpkit.OrderResourceHandler("shipment", eps.GetShipment, toProblem, logger)
 }
 
 // toProblem is the service's one mapping of domain errors to HTTP problems.

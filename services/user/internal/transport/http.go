@@ -19,10 +19,7 @@ import (
 // NewHandler serves the user service's public routes (the gateway forwards
 // them unchanged). maxBody bounds every JSON body.
 func NewHandler(e Endpoints, maxBody int64, logger *slog.Logger) http.Handler {
-	opts := []kithttp.ServerOption{
-		kithttp.ServerBefore(httpkit.ServerBefore),
-		kithttp.ServerErrorEncoder(httpkit.ErrorEncoder(toProblem, logger)),
-	}
+	opts := httpkit.ServerOptions(toProblem, logger)
 	ok := httpkit.EncodeJSON(http.StatusOK, toProblem, logger)
 	created := httpkit.EncodeJSON(http.StatusCreated, toProblem, logger)
 

@@ -1,0 +1,70 @@
+package servicekit_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/shopmesh/shopmesh/internal/servicekit"
+)
+
+func TestValidateFor(t *testing.T) {
+	ok := servicekit.Config{DatabaseURL: "postgres://db", AMQPURL: "amqp://mq"}
+	named := ok
+	named.Name = "cart"
+	other := ok
+	other.Name = "order"
+	tests := []struct {
+		name    string
+		cfg     servicekit.Config
+		wantErr string
+	}{
+		{"empty name is the service's", ok, ""},
+		{"the service's name", named, ""},
+		{"another service's name", other, `kit name "order", want "cart"`},
+		{"no database", servicekit.Config{AMQPURL: "amqp://mq"}, "cart: database URL is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.ValidateFor("cart")
+			if tt.wantErr == "" && err != nil {
+				t.Errorf("ValidateFor() = %v, want nil", err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("ValidateFor() = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestMigrationsDir(t *testing.T) {
+	fsys := fstest.MapFS{"migrations/001_init.sql": {Data: []byte("-- +goose Up")}}
+	if _, err := servicekit.MigrationsDir(fsys).Open("001_init.sql"); err != nil {
+		t.Errorf("open 001_init.sql: %v", err)
+	}
+}
+
+func TestSleepEndsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	if err := servicekit.Sleep(ctx, time.Minute); !errors.Is(err, context.Canceled) {
+		t.Errorf("Sleep() = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Sleep took %s after ctx ended", d)
+	}
+	if err := servicekit.Sleep(context.Background(), time.Millisecond); err != nil {
+		t.Errorf("Sleep() = %v, want nil", err)
+	}
+}
+
+func TestServiceLogger(t *testing.T) {
+	cfg := servicekit.Config{Name: "cart"}
+	if l := cfg.ServiceLogger(nil); l == nil || cfg.Logger == nil {
+		t.Errorf("ServiceLogger(nil) = %v with Config.Logger %v, want both set", l, cfg.Logger)
+	}
+}
