@@ -368,7 +368,10 @@ func TestGatePassesCompatibleChanges(t *testing.T) {
 }
 
 func TestGateIgnoresNewTypes(t *testing.T) {
-	schema, _ := Lookup(TypeOrderPlacedV1)
+	schema, err := Lookup(TypeOrderPlacedV1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	changes, err := CheckCompatibility(map[string][]byte{}, map[string][]byte{"order.placed.v2": schema.Schema})
 	if err != nil || len(changes) > 0 {
 		t.Errorf("CheckCompatibility with only a new type = %v, %v; want nothing to report", changes, err)

@@ -75,8 +75,11 @@ func TestIssueTruncatesExpiryToSeconds(t *testing.T) {
 func TestTokensDiffer(t *testing.T) {
 	t.Parallel()
 	iss, _ := newPair(t)
-	a, _, _ := iss.Issue("u-1", auth.RoleCustomer, now)
-	b, _, _ := iss.Issue("u-1", auth.RoleCustomer, now)
+	a, _, errA := iss.Issue("u-1", auth.RoleCustomer, now)
+	b, _, errB := iss.Issue("u-1", auth.RoleCustomer, now)
+	if errA != nil || errB != nil {
+		t.Fatalf("Issue: %v, %v", errA, errB)
+	}
 	if a == b {
 		t.Error("two tokens issued at the same instant are identical; want a unique token id")
 	}
@@ -110,7 +113,10 @@ func TestIssuerCopiesSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	s[0] ^= 0xff
-	tok, _, _ := iss.Issue("u-1", auth.RoleCustomer, now)
+	tok, _, err := iss.Issue("u-1", auth.RoleCustomer, now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, ver := newPair(t)
 	if _, err := ver.Verify(tok, now); err != nil {
 		t.Errorf("mutating the caller's slice changed the issuer's key: %v", err)
@@ -221,11 +227,14 @@ func TestVerifyRejects(t *testing.T) {
 func TestVerifyExpiredIsDistinguishable(t *testing.T) {
 	t.Parallel()
 	iss, ver := newPair(t)
-	tok, exp, _ := iss.Issue("u-1", auth.RoleCustomer, now)
+	tok, exp, err := iss.Issue("u-1", auth.RoleCustomer, now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ver.Verify(tok, exp.Add(-time.Second)); err != nil {
 		t.Fatalf("one second before expiry: %v", err)
 	}
-	_, err := ver.Verify(tok, exp)
+	_, err = ver.Verify(tok, exp)
 	if !errors.Is(err, auth.ErrTokenExpired) {
 		t.Errorf("at expiry: err = %v, want ErrTokenExpired", err)
 	}
@@ -233,9 +242,19 @@ func TestVerifyExpiredIsDistinguishable(t *testing.T) {
 
 func TestVerifyWrongVerifierSecret(t *testing.T) {
 	t.Parallel()
-	iss, _ := newPair(t)
-	ver, _ := auth.NewVerifier(other)
-	tok, _, _ := iss.Issue("u-1", auth.RoleAdmin, now)
+	iss, own := newPair(t)
+	ver, err := auth.NewVerifier(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A token the right verifier accepts, so only the secret can be wrong.
+	tok, _, err := iss.Issue("u-1", auth.RoleAdmin, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := own.Verify(tok, now); err != nil {
+		t.Fatalf("the issuer's own verifier rejected the token: %v", err)
+	}
 	if _, err := ver.Verify(tok, now); !errors.Is(err, auth.ErrInvalidToken) {
 		t.Errorf("err = %v, want ErrInvalidToken", err)
 	}

@@ -60,12 +60,15 @@ func TestCredentials(t *testing.T) {
 	if pgPassword == mqPassword {
 		t.Errorf("PostgreSQL and AMQP passwords are equal, want them derived separately")
 	}
-	again, _, _ := a.Credentials("order")
-	if again != pgURL {
-		t.Errorf("Credentials is not deterministic: %q then %q", pgURL, again)
+	again, againMQ, err := a.Credentials("order")
+	if err != nil || again != pgURL || againMQ != amqpURL {
+		t.Errorf("Credentials is not deterministic: %q, %q then %q, %q (%v)", pgURL, amqpURL, again, againMQ, err)
 	}
-	other, _, _ := Admin{PostgresURL: a.PostgresURL, AMQPURL: a.AMQPURL, Secret: "other"}.Credentials("order")
-	if other == pgURL {
+	other, otherMQ, err := Admin{PostgresURL: a.PostgresURL, AMQPURL: a.AMQPURL, Secret: "other"}.Credentials("order")
+	if err != nil {
+		t.Fatalf("Credentials with another secret: %v", err)
+	}
+	if other == pgURL || otherMQ == amqpURL {
 		t.Errorf("a different secret gave the same credentials")
 	}
 	for _, bad := range []string{"", "Order", "1st", "a-b", "a.b", strings.Repeat("x", 41)} {
@@ -227,16 +230,19 @@ func TestProvision(t *testing.T) {
 		if conn, err := pgx.Connect(ctx, ordersPG); err == nil {
 			conn.Close(ctx)
 			t.Errorf("connected to PostgreSQL with the old password, want a refusal")
+		} else if code := sqlState(err); code != "28P01" {
+			t.Errorf("connect with the old password: %v (SQLSTATE %q), want SQLSTATE 28P01", err, code)
 		}
 		if conn, err := amqp.Dial(newMQ); err != nil {
 			t.Errorf("connect to RabbitMQ with the new password: %v", err)
 		} else {
 			conn.Close()
 		}
-		if conn, err := amqp.Dial(ordersMQ); err == nil {
+		conn, err := amqp.Dial(ordersMQ)
+		if err == nil {
 			conn.Close()
-			t.Errorf("connected to RabbitMQ with the old password, want a refusal")
 		}
+		wantAccessRefused(t, "connect to RabbitMQ with the old password", err)
 	})
 }
 

@@ -2,8 +2,10 @@ package analytics_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -313,10 +315,21 @@ func TestInvalidEventsAreDeadLettered(t *testing.T) {
 	h.PublishAt(badPayload, contracts.TypeOrderConfirmedV1, order, day1, []byte(`{"order_id":"`+order+`","total":{"amount_minor":"ten","currency":"EUR"}}`))
 	good := newID()
 	h.PublishAt(good, contracts.TypeOrderCompletedV1, order, day1, contracts.OrderCompletedV1{OrderID: order, UserID: newID(), Total: eur(100)})
-	h.Eventually("two dead letters", func() bool {
+	var dead []string
+	h.Poll("two dead letters", func() (bool, string) {
 		dls, err := outbox.ListDeadLetters(context.Background(), h.pool, false)
-		return err == nil && len(dls) == 2
+		if err != nil {
+			return false, err.Error()
+		}
+		dead = dead[:0]
+		for _, d := range dls {
+			dead = append(dead, d.MessageID)
+		}
+		return len(dls) == 2, fmt.Sprint(dead)
 	})
+	if !slices.Contains(dead, noTime) || !slices.Contains(dead, badPayload) {
+		t.Errorf("dead letters %v, want the event without a time (%s) and the bad payload (%s)", dead, noTime, badPayload)
+	}
 	h.Eventually("the good event applied", func() bool { return h.Query(`SELECT count(*) FROM inbox WHERE message_id = $1`, good) == 1 })
 	if n := h.Query(`SELECT coalesce(sum(events), 0)::int FROM event_counts`); n != 1 {
 		t.Errorf("events counted = %d, want only the valid one", n)
@@ -347,7 +360,7 @@ func TestReportsRequireAdminAndAValidPeriod(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(path+" "+c.name, func(t *testing.T) {
-				res := h.do(c.method, path+c.query, c.user, c.role, []byte(`{"orders": -1}`))
+				res := h.For(t).do(c.method, path+c.query, c.user, c.role, []byte(`{"orders": -1}`))
 				if res.Status != c.want || res.ContentType != "application/problem+json" {
 					t.Errorf("%s %s%s as %q/%q: %d %s %s, want %d problem+json", c.method, path, c.query, c.user, c.role,
 						res.Status, res.ContentType, res.Body, c.want)

@@ -376,7 +376,7 @@ func TestCartRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 			if tt.key != "" {
 				headers = append(headers, "Idempotency-Key", tt.key)
 			}
-			r := h.Do(tt.method, tt.path, tt.who, body, headers...)
+			r := h.For(t).Do(tt.method, tt.path, tt.who, body, headers...)
 			if r.Status != tt.status {
 				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
 			}

@@ -296,7 +296,7 @@ func TestAdminRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 			if tt.contentType != "" {
 				headers = []string{"Content-Type", tt.contentType}
 			}
-			r := h.Do(tt.method, tt.path, tt.who, []byte(tt.body), headers...)
+			r := h.For(t).Do(tt.method, tt.path, tt.who, []byte(tt.body), headers...)
 			if r.Status != tt.status {
 				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
 			}

@@ -326,7 +326,7 @@ func TestAPIRejectsBadRequests(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res := h.do(c.method, c.path, c.user, []byte(`{"email": "evil@example.com"}`))
+			res := h.For(t).do(c.method, c.path, c.user, []byte(`{"email": "evil@example.com"}`))
 			if res.Status != c.want || res.ContentType != "application/problem+json" {
 				t.Errorf("%s %s: %d %s %s, want %d problem+json", c.method, c.path, res.Status, res.ContentType, res.Body, c.want)
 			}

@@ -33,6 +33,12 @@ func start(t *testing.T) *harness {
 	return &harness{Service: svc, t: t, pool: svc.Pool}
 }
 
+// For returns the harness with its helpers reporting to t: how a subtest
+// calls them.
+func (h *harness) For(t *testing.T) *harness {
+	return &harness{Service: h.Service.For(t), t: t, pool: h.pool}
+}
+
 type response = servicetest.Response
 
 // do sends a request as the customer userID ("" for no identity).

@@ -232,7 +232,7 @@ func TestAdminRoutesRejectBadInputAndChangeNothing(t *testing.T) {
 			if tt.contentType != "" {
 				headers = []string{"Content-Type", tt.contentType}
 			}
-			r := h.Do(tt.method, tt.path, tt.who, body, headers...)
+			r := h.For(t).Do(tt.method, tt.path, tt.who, body, headers...)
 			if r.Status != tt.status {
 				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
 			}

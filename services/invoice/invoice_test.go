@@ -190,7 +190,7 @@ func TestInvoiceAPI(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h.ExpectProblem(c.method, c.path, servicetest.AsCustomer(c.user), c.want)
+			h.For(t).ExpectProblem(c.method, c.path, servicetest.AsCustomer(c.user), c.want)
 		})
 	}
 }

@@ -34,6 +34,12 @@ func start(t *testing.T, mod func(*loyalty.Config)) *harness {
 	return &harness{Service: svc, t: t, ctx: svc.Context(), pool: svc.Pool}
 }
 
+// For returns the harness with its helpers reporting to t: how a subtest
+// calls them.
+func (h *harness) For(t *testing.T) *harness {
+	return &harness{Service: h.Service.For(t), t: t, ctx: h.ctx, pool: h.pool}
+}
+
 type response = servicetest.Response
 
 // do sends a request as userID with role ("" for no identity).

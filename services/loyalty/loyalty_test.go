@@ -217,7 +217,7 @@ func TestPointsAPIRejectsBadRequests(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res := h.do(c.method, c.path, c.user, "customer", []byte(`{"points": 1000000}`))
+			res := h.For(t).do(c.method, c.path, c.user, "customer", []byte(`{"points": 1000000}`))
 			if res.Status != c.want || res.ContentType != "application/problem+json" {
 				t.Errorf("%s %s: %d %s %s, want %d problem+json", c.method, c.path, res.Status, res.ContentType, res.Body, c.want)
 			}

@@ -44,11 +44,11 @@ func start(t *testing.T, paymentTimeout time.Duration) *harness {
 // queue order, so every earlier one, duplicates included, is done.
 func (h *harness) settle(t *testing.T, o testOrder) {
 	t.Helper()
-	id := h.Publish("", contracts.TypePaymentRefundedV1, o.id, contracts.PaymentRefundedV1{
+	id := h.For(t).Publish("", contracts.TypePaymentRefundedV1, o.id, contracts.PaymentRefundedV1{
 		RefundID: outbox.NewID(), PaymentID: outbox.NewID(), OrderID: o.id, UserID: o.user,
 		Amount: contracts.Money{AmountMinor: 1, Currency: "EUR"}, Reason: contracts.ReasonCustomerRequest,
 	})
-	h.WaitApplied(id)
+	h.For(t).WaitApplied(id)
 }
 
 // outboxCounts counts the events the service wrote to its outbox for an
@@ -86,7 +86,7 @@ func (h *harness) outboxCounts(t *testing.T, orderID string) map[string]int {
 func (h *harness) published(t *testing.T, orderID, eventType string) []map[string]any {
 	t.Helper()
 	var found []map[string]any
-	h.Poll(eventType+" of order "+orderID+" published", func() (bool, string) {
+	h.For(t).Poll(eventType+" of order "+orderID+" published", func() (bool, string) {
 		found = h.received(t, orderID, eventType)
 		return len(found) > 0, "none yet"
 	})
@@ -163,7 +163,7 @@ func (h *harness) request(t *testing.T, method, path, user string, body []byte, 
 	if len(body) == 0 {
 		body = nil // no body, so no Content-Type either
 	}
-	return h.Do(method, path, servicetest.AsCustomer(user), body, pairs...)
+	return h.For(t).Do(method, path, servicetest.AsCustomer(user), body, pairs...)
 }
 
 func (h *harness) getOrder(t *testing.T, o testOrder) (orderJSON, int) {
@@ -182,7 +182,7 @@ func (h *harness) getOrder(t *testing.T, o testOrder) (orderJSON, int) {
 func (h *harness) waitOrder(t *testing.T, o testOrder, what string, cond func(orderJSON) bool) orderJSON {
 	t.Helper()
 	var v orderJSON
-	h.Poll("order "+o.id+" "+what, func() (bool, string) {
+	h.For(t).Poll("order "+o.id+" "+what, func() (bool, string) {
 		var status int
 		v, status = h.getOrder(t, o)
 		return status == http.StatusOK && cond(v), fmt.Sprintf("HTTP %d, status %q, reason %q, timeline %v", status, v.Status, v.reason(), v.timeline())
@@ -235,7 +235,7 @@ const total = 3000
 
 func (h *harness) checkout(t *testing.T, o testOrder, token string) string {
 	t.Helper()
-	return h.Publish("", contracts.TypeCartCheckedOutV1, o.user, contracts.CartCheckedOutV1{
+	return h.For(t).Publish("", contracts.TypeCartCheckedOutV1, o.user, contracts.CartCheckedOutV1{
 		OrderID: o.id, UserID: o.user, Lines: o.lines(), Total: eur(total),
 		ShippingAddress: contracts.Address{Name: "Ada Lovelace", Line1: "1 Main St", City: "Berlin", PostalCode: "10115", Country: o.country},
 		PaymentToken:    token, IdempotencyKey: "key-" + o.id,
@@ -284,7 +284,7 @@ func (h *harness) reply(t *testing.T, o testOrder, id, eventType string) string 
 	default:
 		t.Fatalf("no test reply for %s", eventType)
 	}
-	return h.Publish(id, eventType, o.id, payload)
+	return h.For(t).Publish(id, eventType, o.id, payload)
 }
 
 // replyTwice publishes a reply, delivers the very same message again (a

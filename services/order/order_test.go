@@ -537,14 +537,14 @@ func TestBadInput(t *testing.T) {
 			PaymentToken:    "tok_ok", IdempotencyKey: "k",
 		}
 		body, _ := json.Marshal(wrongTotal)
-		h.Publish("", contracts.TypeCartCheckedOutV1, bad.user, body)
-		h.Publish("", contracts.TypeStockReservedV1, bad.id, []byte(`{"order_id":"`+bad.id+`"}`))
-		h.Publish("", contracts.TypeStockReservedV1, bad.id, []byte(`not json`))
+		h.For(t).Publish("", contracts.TypeCartCheckedOutV1, bad.user, body)
+		h.For(t).Publish("", contracts.TypeStockReservedV1, bad.id, []byte(`{"order_id":"`+bad.id+`"}`))
+		h.For(t).Publish("", contracts.TypeStockReservedV1, bad.id, []byte(`not json`))
 		unknown := newOrder()
 		h.reply(t, unknown, "", contracts.TypePaymentAuthorizedV1)
 
 		var reasons []string
-		h.Poll("four dead letters", func() (bool, string) {
+		h.For(t).Poll("four dead letters", func() (bool, string) {
 			letters, err := outbox.ListDeadLetters(h.ctx, h.pool, false)
 			if err != nil {
 				return false, err.Error()

@@ -246,7 +246,7 @@ func TestShipmentAPI(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h.ExpectProblem(c.method, c.path, servicetest.AsCustomer(c.user), c.want)
+			h.For(t).ExpectProblem(c.method, c.path, servicetest.AsCustomer(c.user), c.want)
 		})
 	}
 }

@@ -4,24 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/shopmesh/shopmesh/contracts"
 	"github.com/shopmesh/shopmesh/internal/auth"
-	"github.com/shopmesh/shopmesh/internal/httpkit"
 	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/user"
-	"github.com/shopmesh/shopmesh/tests/testenv"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 )
 
 var secret = []byte("component-test-secret-0123456789abcdef")
@@ -29,174 +25,79 @@ var secret = []byte("component-test-secret-0123456789abcdef")
 // cheap keeps password hashing fast in tests; the costs travel in each hash.
 var cheap = user.PasswordHashing{MemoryKiB: 256, Iterations: 1, Parallelism: 1}
 
-// harness is one user service running in-process on a fresh database and
-// vhost, with a scratch queue bound to its exchange.
+// harness is one user service running in-process (see servicetest), with a
+// cursor over the events it published.
 type harness struct {
-	t      *testing.T
-	base   string
-	dbURL  string
-	pool   *pgxpool.Pool
-	events <-chan amqp.Delivery
+	*servicetest.Service
+	t    *testing.T
+	next int // how many published events nextEvent has returned
 }
 
 func start(t *testing.T) *harness {
 	t.Helper()
-	dbURL := testenv.NewDatabase(t)
-	amqpURL := testenv.NewVHost(t)
-
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Fatalf("broker: %v", err)
+	run := func(ctx context.Context, kit servicekit.Config, logger *slog.Logger) error {
+		return user.Run(ctx, user.Config{Kit: kit, TokenSecret: secret, PasswordHashing: cheap}, logger)
 	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := outbox.DeclareExchange(ch, user.Name); err != nil {
-		t.Fatal(err)
-	}
-	q, err := ch.QueueDeclare("scratch.user", false, true, true, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.QueueBind(q.Name, "#", outbox.ExchangeName(user.Name), false, nil); err != nil {
-		t.Fatal(err)
-	}
-	deliveries, err := ch.Consume(q.Name, "", true, true, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	cfg := user.Config{
-		Kit: servicekit.Config{
-			DatabaseURL: dbURL, AMQPURL: amqpURL, RelayPollInterval: 100 * time.Millisecond,
-			OnListen: func(a string) { addr <- a },
-		},
-		TokenSecret:     secret,
-		PasswordHashing: cheap,
-	}
-	go func() { done <- user.Run(ctx, cfg, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return within 30s of cancellation")
-		}
-	})
-	h := &harness{t: t, dbURL: dbURL, events: deliveries}
-	select {
-	case a := <-addr:
-		h.base = "http://" + a
-	case err := <-done:
-		t.Fatalf("Run returned before listening: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("service did not listen within 60s")
-	}
-	h.pool, err = pgxpool.New(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.pool.Close)
-	return h
+	return &harness{Service: servicetest.Start(t, servicetest.Spec{Name: user.Name, Run: run}), t: t}
 }
 
-type response struct {
-	status      int
-	contentType string
-	body        []byte
-}
+type response = servicetest.Response
 
-func (r response) json(t *testing.T, v any) {
+// decode decodes a JSON answer into v.
+func decode(t *testing.T, r response, v any) {
 	t.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		t.Fatalf("response %s: %v", r.body, err)
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("response %s: %v", r.Body, err)
 	}
 }
 
 // identity is what the gateway adds after verifying a token.
-type identity struct{ userID, role string }
+type identity = servicetest.Caller
 
-var anonymous identity
+var anonymous = servicetest.Anonymous
 
 func (h *harness) do(method, path string, who identity, body string) response {
 	h.t.Helper()
-	return h.doRaw(method, path, who, strings.NewReader(body), "application/json")
+	return h.doRaw(method, path, who, body, "application/json")
 }
 
-func (h *harness) doRaw(method, path string, who identity, body io.Reader, contentType string) response {
+func (h *harness) doRaw(method, path string, who identity, body, contentType string) response {
 	h.t.Helper()
-	req, err := http.NewRequest(method, h.base+path, body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if who.userID != "" {
-		req.Header.Set(httpkit.HeaderUserID, who.userID)
-		req.Header.Set(httpkit.HeaderUserRole, who.role)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return response{status: res.StatusCode, contentType: res.Header.Get("Content-Type"), body: b}
+	return h.Do(method, path, who, []byte(body), "Content-Type", contentType)
 }
 
-type event struct {
-	id, typ, aggregateID string
-	payload              json.RawMessage
-}
-
-// nextEvent waits for the next event the service published.
-func (h *harness) nextEvent() event {
+// nextEvent waits for the next event the service published, in the order
+// the scratch queue received them, and checks its envelope and contract.
+func (h *harness) nextEvent() outbox.Message {
 	h.t.Helper()
-	select {
-	case d, ok := <-h.events:
-		if !ok {
-			h.t.Fatal("scratch queue closed")
+	var e outbox.Message
+	h.Poll("the next published event", func() (bool, string) {
+		all := h.Events("")
+		if len(all) <= h.next {
+			return false, fmt.Sprintf("%d events so far, all returned", len(all))
 		}
-		e := event{id: header(d, outbox.HeaderID), typ: header(d, outbox.HeaderType), aggregateID: header(d, outbox.HeaderAggregateID), payload: d.Body}
-		if err := contracts.Validate(e.typ, e.payload); err != nil {
-			h.t.Errorf("published %s breaks its contract: %v\n%s", e.typ, err, e.payload)
-		}
-		if header(d, outbox.HeaderSource) != user.Name || e.id == "" {
-			h.t.Errorf("envelope of %s: source %q id %q", e.typ, header(d, outbox.HeaderSource), e.id)
-		}
-		return e
-	case <-time.After(15 * time.Second):
-		h.t.Fatal("no event within 15s")
+		e = all[h.next]
+		return true, ""
+	})
+	h.next++
+	if err := contracts.Validate(e.Type, e.Payload); err != nil {
+		h.t.Errorf("published %s breaks its contract: %v\n%s", e.Type, err, e.Payload)
 	}
-	return event{}
-}
-
-func header(d amqp.Delivery, k string) string {
-	s, _ := d.Headers[k].(string)
-	return s
+	if e.Source != user.Name || e.ID == "" {
+		h.t.Errorf("envelope of %s: source %q id %q", e.Type, e.Source, e.ID)
+	}
+	return e
 }
 
 func (h *harness) register(email, password, name string) string {
 	h.t.Helper()
 	body, _ := json.Marshal(map[string]string{"email": email, "password": password, "name": name})
 	res := h.do("POST", "/api/v1/auth/register", anonymous, string(body))
-	if res.status != http.StatusCreated {
-		h.t.Fatalf("register %s: %d %s", email, res.status, res.body)
+	if res.Status != http.StatusCreated {
+		h.t.Fatalf("register %s: %d %s", email, res.Status, res.Body)
 	}
 	var out struct{ ID string }
-	res.json(h.t, &out)
+	decode(h.t, res, &out)
 	return out.ID
 }
 
@@ -208,14 +109,16 @@ func (h *harness) login(email, password string) response {
 
 func problem(t *testing.T, r response, status int) map[string]any {
 	t.Helper()
-	if r.status != status {
-		t.Errorf("status = %d, want %d; body %s", r.status, status, r.body)
+	if r.Status != status {
+		t.Errorf("status = %d, want %d; body %s", r.Status, status, r.Body)
 	}
-	if r.contentType != "application/problem+json" {
-		t.Errorf("content type = %q, want application/problem+json; body %s", r.contentType, r.body)
+	if r.ContentType != "application/problem+json" {
+		t.Errorf("content type = %q, want application/problem+json; body %s", r.ContentType, r.Body)
 	}
 	var p map[string]any
-	_ = json.Unmarshal(r.body, &p)
+	if err := json.Unmarshal(r.Body, &p); err != nil {
+		t.Errorf("problem body %s: %v", r.Body, err)
+	}
 	return p
 }
 
@@ -224,21 +127,21 @@ func TestRegisterAndLogin(t *testing.T) {
 	h := start(t)
 
 	res := h.do("POST", "/api/v1/auth/register", anonymous, `{"email":"  Ada@Example.COM ","password":"correct horse","name":" Ada Lovelace "}`)
-	if res.status != http.StatusCreated {
-		t.Fatalf("register: %d %s", res.status, res.body)
+	if res.Status != http.StatusCreated {
+		t.Fatalf("register: %d %s", res.Status, res.Body)
 	}
 	var reg struct{ ID, Email, Name string }
-	res.json(t, &reg)
+	decode(t, res, &reg)
 	if reg.Email != "ada@example.com" || reg.Name != "Ada Lovelace" || reg.ID == "" {
 		t.Errorf("register response = %+v", reg)
 	}
 
 	e := h.nextEvent()
-	if e.typ != contracts.TypeUserRegisteredV1 || e.aggregateID != reg.ID {
-		t.Fatalf("event = %s for %s, want user.registered.v1 for %s", e.typ, e.aggregateID, reg.ID)
+	if e.Type != contracts.TypeUserRegisteredV1 || e.AggregateID != reg.ID {
+		t.Fatalf("event = %s for %s, want user.registered.v1 for %s", e.Type, e.AggregateID, reg.ID)
 	}
 	var p contracts.UserRegisteredV1
-	if err := contracts.Decode(e.typ, e.payload, &p); err != nil {
+	if err := contracts.Decode(e.Type, e.Payload, &p); err != nil {
 		t.Fatal(err)
 	}
 	if p != (contracts.UserRegisteredV1{UserID: reg.ID, Email: "ada@example.com", Name: "Ada Lovelace"}) {
@@ -252,14 +155,14 @@ func TestRegisterAndLogin(t *testing.T) {
 	}
 
 	res = h.login("ADA@example.com", "correct horse")
-	if res.status != http.StatusOK {
-		t.Fatalf("login: %d %s", res.status, res.body)
+	if res.Status != http.StatusOK {
+		t.Fatalf("login: %d %s", res.Status, res.Body)
 	}
 	var tok struct {
 		Token     string    `json:"token"`
 		ExpiresAt time.Time `json:"expires_at"`
 	}
-	res.json(t, &tok)
+	decode(t, res, &tok)
 	ver, err := auth.NewVerifier(secret)
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +186,7 @@ func TestRegisterAndLogin(t *testing.T) {
 	problem(t, h.login("", ""), http.StatusUnprocessableEntity)
 
 	var users int
-	if err := h.pool.QueryRow(context.Background(), "SELECT count(*) FROM users").Scan(&users); err != nil || users != 1 {
+	if err := h.Pool.QueryRow(context.Background(), "SELECT count(*) FROM users").Scan(&users); err != nil || users != 1 {
 		t.Errorf("users = %d, %v; want 1", users, err)
 	}
 }
@@ -292,64 +195,64 @@ func TestAddressAndDeactivation(t *testing.T) {
 	t.Parallel()
 	h := start(t)
 	id := h.register("ada@example.com", "correct horse", "Ada")
-	if e := h.nextEvent(); e.typ != contracts.TypeUserRegisteredV1 {
-		t.Fatalf("first event %s", e.typ)
+	if e := h.nextEvent(); e.Type != contracts.TypeUserRegisteredV1 {
+		t.Fatalf("first event %s", e.Type)
 	}
-	ada := identity{id, "customer"}
+	ada := identity{UserID: id, Role: "customer"}
 	const addr = `{"name":"Ada","line1":"1 Main St","city":"Berlin","postal_code":"10115","country":"de"}`
 
 	problem(t, h.do("GET", "/api/v1/me/address", ada, ""), http.StatusNotFound)
 	res := h.do("PUT", "/api/v1/me/address", ada, addr)
-	if res.status != http.StatusOK {
-		t.Fatalf("put address: %d %s", res.status, res.body)
+	if res.Status != http.StatusOK {
+		t.Fatalf("put address: %d %s", res.Status, res.Body)
 	}
 	var got map[string]string
-	res.json(t, &got)
+	decode(t, res, &got)
 	if got["country"] != "DE" || got["line1"] != "1 Main St" {
 		t.Errorf("address = %v", got)
 	}
 	e := h.nextEvent()
 	var changed contracts.UserAddressChangedV1
-	if err := contracts.Decode(e.typ, e.payload, &changed); err != nil || e.typ != contracts.TypeUserAddressChangedV1 {
-		t.Fatalf("event %s: %v", e.typ, err)
+	if err := contracts.Decode(e.Type, e.Payload, &changed); err != nil || e.Type != contracts.TypeUserAddressChangedV1 {
+		t.Fatalf("event %s: %v", e.Type, err)
 	}
 	if changed.UserID != id || changed.Address.Country != "DE" || changed.Address.PostalCode != "10115" {
 		t.Errorf("address event = %+v", changed)
 	}
 	// The same address again publishes nothing: the next event is the
 	// deactivation below.
-	if res := h.do("PUT", "/api/v1/me/address", ada, addr); res.status != http.StatusOK {
-		t.Fatalf("put same address: %d %s", res.status, res.body)
+	if res := h.do("PUT", "/api/v1/me/address", ada, addr); res.Status != http.StatusOK {
+		t.Fatalf("put same address: %d %s", res.Status, res.Body)
 	}
-	if res := h.do("GET", "/api/v1/me/address", ada, ""); res.status != http.StatusOK || !bytes.Contains(res.body, []byte(`"city":"Berlin"`)) {
-		t.Errorf("get address: %d %s", res.status, res.body)
+	if res := h.do("GET", "/api/v1/me/address", ada, ""); res.Status != http.StatusOK || !bytes.Contains(res.Body, []byte(`"city":"Berlin"`)) {
+		t.Errorf("get address: %d %s", res.Status, res.Body)
 	}
 
-	admin := identity{"0190a6c4-0000-7000-8000-0000000000aa", "admin"}
+	admin := identity{UserID: "0190a6c4-0000-7000-8000-0000000000aa", Role: "admin"}
 	problem(t, h.do("POST", "/api/v1/admin/users/"+id+"/deactivate", ada, `{}`), http.StatusForbidden)
 	problem(t, h.do("POST", "/api/v1/admin/users/"+id+"/deactivate", anonymous, `{}`), http.StatusUnauthorized)
 	problem(t, h.do("POST", "/api/v1/admin/users/0190a6c4-0000-7000-8000-0000000000ff/deactivate", admin, ``), http.StatusNotFound)
 	problem(t, h.do("POST", "/api/v1/admin/users/not-a-uuid/deactivate", admin, ``), http.StatusNotFound)
-	problem(t, h.do("POST", "/api/v1/admin/users/"+admin.userID+"/deactivate", admin, ``), http.StatusConflict)
+	problem(t, h.do("POST", "/api/v1/admin/users/"+admin.UserID+"/deactivate", admin, ``), http.StatusConflict)
 
 	for range 2 { // deactivating twice is one deactivation
 		res = h.do("POST", "/api/v1/admin/users/"+id+"/deactivate", admin, `{"reason":"chargebacks"}`)
-		if res.status != http.StatusOK {
-			t.Fatalf("deactivate: %d %s", res.status, res.body)
+		if res.Status != http.StatusOK {
+			t.Fatalf("deactivate: %d %s", res.Status, res.Body)
 		}
 	}
 	var acct struct {
 		Active        bool       `json:"active"`
 		DeactivatedAt *time.Time `json:"deactivated_at"`
 	}
-	res.json(t, &acct)
+	decode(t, res, &acct)
 	if acct.Active || acct.DeactivatedAt == nil {
 		t.Errorf("account = %+v", acct)
 	}
 	e = h.nextEvent()
 	var deact contracts.UserDeactivatedV1
-	if err := contracts.Decode(e.typ, e.payload, &deact); err != nil || e.typ != contracts.TypeUserDeactivatedV1 {
-		t.Fatalf("event after the repeated address = %s (%v); want user.deactivated.v1", e.typ, err)
+	if err := contracts.Decode(e.Type, e.Payload, &deact); err != nil || e.Type != contracts.TypeUserDeactivatedV1 {
+		t.Fatalf("event after the repeated address = %s (%v); want user.deactivated.v1", e.Type, err)
 	}
 	if deact != (contracts.UserDeactivatedV1{UserID: id, Reason: "chargebacks"}) {
 		t.Errorf("deactivation = %+v", deact)
@@ -364,38 +267,41 @@ func TestAddressAndDeactivation(t *testing.T) {
 
 	// The admin bootstrap: create, run again, and promote an existing customer.
 	bob := h.register("bob@example.com", "bob password", "Bob")
-	if e := h.nextEvent(); e.typ != contracts.TypeUserRegisteredV1 || e.aggregateID != bob {
-		t.Fatalf("event %s for %s", e.typ, e.aggregateID)
+	if e := h.nextEvent(); e.Type != contracts.TypeUserRegisteredV1 || e.AggregateID != bob {
+		t.Fatalf("event %s for %s", e.Type, e.AggregateID)
 	}
 	ctx := context.Background()
-	res1, err := user.CreateAdmin(ctx, h.pool, user.AdminRequest{Email: "Root@Example.com", Password: "root password", PasswordHashing: cheap})
+	res1, err := user.CreateAdmin(ctx, h.Pool, user.AdminRequest{Email: "Root@Example.com", Password: "root password", PasswordHashing: cheap})
 	if err != nil || !res1.Created {
 		t.Fatalf("CreateAdmin = %+v, %v", res1, err)
 	}
 	e = h.nextEvent()
-	if e.typ != contracts.TypeUserRegisteredV1 || e.aggregateID != res1.UserID {
-		t.Errorf("create-admin event %s for %s", e.typ, e.aggregateID)
+	if e.Type != contracts.TypeUserRegisteredV1 || e.AggregateID != res1.UserID {
+		t.Errorf("create-admin event %s for %s", e.Type, e.AggregateID)
 	}
-	res2, err := user.CreateAdmin(ctx, h.pool, user.AdminRequest{Email: "root@example.com", Password: "root password", PasswordHashing: cheap})
+	res2, err := user.CreateAdmin(ctx, h.Pool, user.AdminRequest{Email: "root@example.com", Password: "root password", PasswordHashing: cheap})
 	if err != nil || res2.Created || res2.Promoted || res2.PasswordReset || res2.UserID != res1.UserID {
 		t.Errorf("second CreateAdmin = %+v, %v", res2, err)
 	}
-	res3, err := user.CreateAdmin(ctx, h.pool, user.AdminRequest{Email: "bob@example.com", Password: "bob password", PasswordHashing: cheap})
+	res3, err := user.CreateAdmin(ctx, h.Pool, user.AdminRequest{Email: "bob@example.com", Password: "bob password", PasswordHashing: cheap})
 	if err != nil || !res3.Promoted || res3.PasswordReset || res3.UserID != bob {
 		t.Errorf("promote = %+v, %v", res3, err)
 	}
-	if _, err := user.CreateAdmin(ctx, h.pool, user.AdminRequest{Email: "ada@example.com", Password: "correct horse", PasswordHashing: cheap}); err == nil {
+	if _, err := user.CreateAdmin(ctx, h.Pool, user.AdminRequest{Email: "ada@example.com", Password: "correct horse", PasswordHashing: cheap}); err == nil {
 		t.Error("a deactivated account was made admin")
 	}
 	res = h.login("root@example.com", "root password")
 	var tok struct{ Token string }
-	res.json(t, &tok)
-	ver, _ := auth.NewVerifier(secret)
+	decode(t, res, &tok)
+	ver, err := auth.NewVerifier(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c, err := ver.Verify(tok.Token, time.Now()); err != nil || c.Role != auth.RoleAdmin {
 		t.Errorf("admin token: %+v, %v", c, err)
 	}
 	res = h.login("bob@example.com", "bob password")
-	res.json(t, &tok)
+	decode(t, res, &tok)
 	if c, err := ver.Verify(tok.Token, time.Now()); err != nil || c.Role != auth.RoleAdmin {
 		t.Errorf("promoted token: %+v, %v", c, err)
 	}
@@ -407,10 +313,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 	t.Parallel()
 	h := start(t)
 	id := h.register("ada@example.com", "correct horse", "Ada")
-	ada := identity{id, "customer"}
-	admin := identity{"0190a6c4-0000-7000-8000-0000000000aa", "admin"}
-	if res := h.do("PUT", "/api/v1/me/address", ada, `{"name":"Ada","line1":"1 Main St","city":"Berlin","postal_code":"10115","country":"DE"}`); res.status != http.StatusOK {
-		t.Fatalf("put address: %d %s", res.status, res.body)
+	ada := identity{UserID: id, Role: "customer"}
+	admin := identity{UserID: "0190a6c4-0000-7000-8000-0000000000aa", Role: "admin"}
+	if res := h.do("PUT", "/api/v1/me/address", ada, `{"name":"Ada","line1":"1 Main St","city":"Berlin","postal_code":"10115","country":"DE"}`); res.Status != http.StatusOK {
+		t.Fatalf("put address: %d %s", res.Status, res.Body)
 	}
 	before := h.snapshot()
 
@@ -448,7 +354,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"address invalid country", "PUT", "/api/v1/me/address", ada, `{"name":"X","line1":"2 St","city":"C","postal_code":"1","country":"France"}`, 422},
 		{"address missing fields", "PUT", "/api/v1/me/address", ada, `{"country":"FR"}`, 422},
 		{"address oversized", "PUT", "/api/v1/me/address", ada, `{"name":"` + strings.Repeat("x", 20<<10) + `"}`, 413},
-		{"address of unknown user", "PUT", "/api/v1/me/address", identity{"0190a6c4-0000-7000-8000-0000000000ff", "customer"}, `{"name":"X","line1":"2 St","city":"C","postal_code":"1","country":"FR"}`, 404},
+		{"address of unknown user", "PUT", "/api/v1/me/address", identity{UserID: "0190a6c4-0000-7000-8000-0000000000ff", Role: "customer"}, `{"name":"X","line1":"2 St","city":"C","postal_code":"1","country":"FR"}`, 404},
 		{"deactivate anonymous", "POST", deactivate, anonymous, ``, 401},
 		{"deactivate as customer", "POST", deactivate, ada, ``, 403},
 		{"deactivate malformed", "POST", deactivate, admin, `{"reason":`, 400},
@@ -459,13 +365,13 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	for _, tc := range cases {
 		res := h.do(tc.method, tc.path, tc.who, tc.body)
-		if res.status != tc.status || res.contentType != "application/problem+json" {
-			t.Errorf("%s: %d %s %s, want %d problem+json", tc.name, res.status, res.contentType, res.body, tc.status)
+		if res.Status != tc.status || res.ContentType != "application/problem+json" {
+			t.Errorf("%s: %d %s %s, want %d problem+json", tc.name, res.Status, res.ContentType, res.Body, tc.status)
 		}
 	}
-	res := h.doRaw("POST", "/api/v1/auth/register", anonymous, strings.NewReader(`email=b@example.com`), "application/x-www-form-urlencoded")
-	if res.status != http.StatusUnsupportedMediaType {
-		t.Errorf("form body: %d %s", res.status, res.body)
+	res := h.doRaw("POST", "/api/v1/auth/register", anonymous, `email=b@example.com`, "application/x-www-form-urlencoded")
+	if res.Status != http.StatusUnsupportedMediaType {
+		t.Errorf("form body: %d %s", res.Status, res.Body)
 	}
 	if after := h.snapshot(); after != before {
 		t.Errorf("state changed:\nbefore %s\nafter  %s", before, after)
@@ -477,7 +383,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 func (h *harness) snapshot() string {
 	h.t.Helper()
 	var s string
-	err := h.pool.QueryRow(context.Background(), `
+	err := h.Pool.QueryRow(context.Background(), `
 		SELECT (SELECT coalesce(string_agg(id::text || email || name || password_hash || role || coalesce(deactivated_at::text, '-'), ',' ORDER BY id), '') FROM users)
 		    || '|' || (SELECT coalesce(string_agg(user_id::text || line1 || city || country || updated_at::text, ','), '') FROM user_addresses)
 		    || '|' || (SELECT count(*) FROM watermill_outbox)::text`).Scan(&s)
@@ -499,7 +405,7 @@ func TestConcurrentRegistrationsOfOneEmail(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			body := `{"email":"race@example.com","password":"correct horse","name":"Racer ` + string(rune('A'+i)) + `"}`
-			req, _ := http.NewRequest("POST", h.base+"/api/v1/auth/register", strings.NewReader(body))
+			req, _ := http.NewRequest("POST", h.BaseURL+"/api/v1/auth/register", strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			res, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -525,11 +431,11 @@ func TestConcurrentRegistrationsOfOneEmail(t *testing.T) {
 	if created != 1 {
 		t.Errorf("%d registrations succeeded, want 1", created)
 	}
-	if e := h.nextEvent(); e.typ != contracts.TypeUserRegisteredV1 {
-		t.Errorf("event %s", e.typ)
+	if e := h.nextEvent(); e.Type != contracts.TypeUserRegisteredV1 {
+		t.Errorf("event %s", e.Type)
 	}
 	var events int
-	if err := h.pool.QueryRow(context.Background(), "SELECT count(*) FROM watermill_outbox").Scan(&events); err != nil || events != 1 {
+	if err := h.Pool.QueryRow(context.Background(), "SELECT count(*) FROM watermill_outbox").Scan(&events); err != nil || events != 1 {
 		t.Errorf("outbox rows = %d, %v; want 1", events, err)
 	}
 }

@@ -6,12 +6,15 @@
 // call the HTTP API with the gateway's identity headers, query the service's
 // database and wait with bounded polls.
 //
-// Every helper reports failures to the test that started the service. This
+// Every helper reports failures to the test that started the service, or to
+// the test For bound it to: a subtest calls helpers through s.For(t), since
+// failing a parent test from a subtest's goroutine is not allowed. This
 // package is for tests only: production code must not import it.
 package servicetest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"slices"
@@ -46,9 +49,15 @@ type Spec struct {
 	Wait time.Duration
 }
 
-// Service is one service running in-process for a test.
+// Service is one service running in-process for a test, with its helpers
+// reporting to one test (see For).
 type Service struct {
-	t    testing.TB
+	t testing.TB
+	*running
+}
+
+// running is the service itself, shared by every Service For returns.
+type running struct {
 	spec Spec
 	ctx  context.Context
 
@@ -62,7 +71,8 @@ type Service struct {
 	// its inbox queue is bound to.
 	Consumed []string
 
-	stop func()
+	// stop stops the service, reporting to t; a no-op while it is stopped.
+	stop func(t testing.TB)
 
 	pubMu sync.Mutex
 	pub   *amqp.Channel
@@ -83,8 +93,8 @@ func Start(t testing.TB, spec Spec) *Service {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	s := &Service{t: t, spec: spec, ctx: ctx, stop: func() {},
-		DatabaseURL: testenv.NewDatabase(t), AMQPURL: testenv.NewVHost(t)}
+	s := &Service{t: t, running: &running{spec: spec, ctx: ctx, stop: func(testing.TB) {},
+		DatabaseURL: testenv.NewDatabase(t), AMQPURL: testenv.NewVHost(t)}}
 
 	conn, err := amqp.Dial(s.AMQPURL)
 	if err != nil {
@@ -109,8 +119,14 @@ func Start(t testing.TB, spec Spec) *Service {
 	t.Cleanup(s.Pool.Close)
 
 	s.run()
-	t.Cleanup(func() { s.stop() })
+	t.Cleanup(func() { s.stop(t) })
 	return s
+}
+
+// For returns the same running service with its helpers reporting to t:
+// how a subtest calls them.
+func (s *Service) For(t testing.TB) *Service {
+	return &Service{t: t, running: s.running}
 }
 
 // declare sets up what `shopmesh migrate` would: the exchanges of the
@@ -184,16 +200,24 @@ func (s *Service) run() {
 		OnListen: func(addr string) { listening <- addr }}
 	done := make(chan error, 1)
 	go func() { done <- s.spec.Run(ctx, kit, logger()) }()
-	s.stop = func() {
-		s.stop = func() {}
+	s.stop = func(t testing.TB) {
+		s.stop = func(testing.TB) {}
+		// A service that ended before being told to failed, whatever it
+		// returned; checked before cancel, after which ctx.Err() is set.
+		select {
+		case err := <-done:
+			t.Errorf("service stopped on its own: %v", err)
+			return
+		default:
+		}
 		cancel()
 		select {
 		case err := <-done:
-			if err != nil && ctx.Err() == nil {
-				s.t.Errorf("service stopped: %v", err)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("service stopped: %v", err)
 			}
 		case <-time.After(30 * time.Second):
-			s.t.Errorf("service did not stop within 30s")
+			t.Errorf("service did not stop within 30s")
 		}
 	}
 	select {
@@ -220,14 +244,14 @@ func logger() *slog.Logger {
 // down until Restart.
 func (s *Service) Stop() {
 	s.t.Helper()
-	s.stop()
+	s.stop(s.t)
 }
 
 // Restart stops the service unless it is stopped, and starts it again on
 // the same database and virtual host; its events keep being captured.
 func (s *Service) Restart() {
 	s.t.Helper()
-	s.stop()
+	s.stop(s.t)
 	s.run()
 }
 

@@ -51,11 +51,20 @@ func TestNewDatabase(t *testing.T) {
 	t.Run("inner", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		// Closed by a cleanup registered before NewDatabase's, so it runs
+		// after the drop: the connection is still open when the database goes.
+		var conn *pgx.Conn
+		t.Cleanup(func() {
+			if conn != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = conn.Close(ctx) // the drop already terminated it
+			}
+		})
 		conn, err := pgx.Connect(ctx, NewDatabase(t))
 		if err != nil {
 			t.Fatalf("connect to new database: %v", err)
 		}
-		defer conn.Close(ctx)
 		if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&name); err != nil {
 			t.Fatalf("query current database: %v", err)
 		}
@@ -65,8 +74,11 @@ func TestNewDatabase(t *testing.T) {
 		if _, err := conn.Exec(ctx, "CREATE TABLE t (id int PRIMARY KEY)"); err != nil {
 			t.Errorf("create table: %v", err)
 		}
-		// An open connection must not keep cleanup from dropping the database.
+		// The open connection must not keep cleanup from dropping the database.
 	})
+	if name == "" {
+		t.Fatal("inner test did not learn its database's name")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -132,6 +144,9 @@ func TestNewVHost(t *testing.T) {
 			t.Errorf("QueueDepth of a missing queue: err = %v, want ErrNotFound", err)
 		}
 	})
+	if vhost == "" {
+		t.Fatal("inner test did not learn its vhost's name")
+	}
 	if err := m.do(http.MethodGet, "/api/vhosts/"+vhost, nil, nil); !errors.Is(err, ErrNotFound) {
 		t.Errorf("vhost %s after its test ended: err = %v, want ErrNotFound", vhost, err)
 	}
