@@ -16,8 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -39,55 +37,6 @@ var ErrNotInstalled = errors.New("not installed")
 
 // errExited reports that a server process ended while it was awaited.
 var errExited = errors.New("server process exited")
-
-// FreePort returns a loopback TCP port that nothing listens on, for a server
-// to be started on it. It is chosen below the kernel's ephemeral range
-// (/proc/sys/net/ipv4/ip_local_port_range): a port of that range, free when
-// asked, can be taken a moment later as the source port of any outgoing
-// connection (every database and broker client of every test running beside
-// this one), and the server then fails with "address already in use". No
-// port is handed out twice by one process.
-func FreePort() (int, error) {
-	low := ephemeralLow()
-	freePorts.mu.Lock()
-	defer freePorts.mu.Unlock()
-	for range 200 {
-		port := freePortMin + mrand.IntN(low-freePortMin)
-		if freePorts.given[port] {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue // in use
-		}
-		l.Close()
-		freePorts.given[port] = true
-		return port, nil
-	}
-	return 0, fmt.Errorf("find a free port: none free between %d and %d after 200 tries", freePortMin, low)
-}
-
-// freePortMin is the lowest port FreePort hands out, above the well-known
-// and the project's own fixed ports.
-const freePortMin = 20000
-
-var freePorts = struct {
-	mu    sync.Mutex
-	given map[int]bool
-}{given: map[int]bool{}}
-
-// ephemeralLow is the first port of the kernel's ephemeral range (32768
-// when it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		var low, high int
-		if _, err := fmt.Sscan(string(b), &low, &high); err == nil && low > freePortMin+1000 {
-			return low
-		}
-	}
-	return 32768
-}
 
 // Process is a server process started as a direct child in its own process
 // group, so that it is reaped (container init processes do not always reap
