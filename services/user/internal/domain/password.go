@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -93,11 +95,19 @@ func parsePHC(s string) (phc, error) {
 }
 
 // Hasher hashes and verifies passwords with argon2id.
+//
+// Each hash holds MemoryKiB of memory while it runs, so a Hasher runs at
+// most one per CPU at a time and the rest wait their turn: a burst of logins
+// queues instead of multiplying the service's memory.
 type Hasher struct {
 	params HashParams
+	slots  chan struct{}
 	// dummy is verified against when there is no account, so that a login
-	// for an unknown email costs what one for a known email does.
-	dummy PasswordHash
+	// for an unknown email costs what one for a known email does. It is made
+	// at the first such login, not at start, so that an idle service does not
+	// keep the memory one hash needed.
+	dummyOnce sync.Once
+	dummy     PasswordHash
 }
 
 // NewHasher returns a Hasher making new hashes with params.
@@ -105,17 +115,14 @@ func NewHasher(params HashParams) (*Hasher, error) {
 	if err := params.Validate(); err != nil {
 		return nil, err
 	}
-	h := &Hasher{params: params}
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, fmt.Errorf("dummy password: %w", err)
-	}
-	dummy, err := h.Hash(base64.RawStdEncoding.EncodeToString(secret))
-	if err != nil {
-		return nil, err
-	}
-	h.dummy = dummy
-	return h, nil
+	return &Hasher{params: params, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}, nil
+}
+
+// idKey runs argon2id in one of the Hasher's slots.
+func (h *Hasher) idKey(plain, salt []byte, p HashParams, keyLen uint32) []byte {
+	h.slots <- struct{}{}
+	defer func() { <-h.slots }()
+	return argon2.IDKey(plain, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen)
 }
 
 // Hash returns a new salted hash of plain. Callers apply CheckPassword to
@@ -126,7 +133,7 @@ func (h *Hasher) Hash(plain string) (PasswordHash, error) {
 		return "", fmt.Errorf("password salt: %w", err)
 	}
 	p := h.params
-	key := argon2.IDKey([]byte(plain), salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen)
+	key := h.idKey([]byte(plain), salt, p, keyLen)
 	return PasswordHash(fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
 		p.MemoryKiB, p.Iterations, p.Parallelism,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))), nil
@@ -140,13 +147,16 @@ func (h *Hasher) Verify(hash PasswordHash, plain string) bool {
 		return false
 	}
 	p := stored.params
-	key := argon2.IDKey([]byte(plain), stored.salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(stored.key)))
+	key := h.idKey([]byte(plain), stored.salt, p, uint32(len(stored.key)))
 	return subtle.ConstantTimeCompare(key, stored.key) == 1
 }
 
 // VerifyNone spends the time of one Verify and reports false: the answer
 // for an email with no account.
 func (h *Hasher) VerifyNone(plain string) bool {
+	h.dummyOnce.Do(func() {
+		h.dummy, _ = h.Hash(rand.Text()) // Hash fails only when rand does, which crashes instead
+	})
 	h.Verify(h.dummy, plain)
 	return false
 }
