@@ -48,6 +48,20 @@ type ConsumerConfig struct {
 	// Workers process messages in parallel; all messages of one aggregate go
 	// to the same worker, in order. Default 4.
 	Workers int
+	// MaxBatch is the most messages a worker applies in one transaction.
+	// A worker never waits for a batch to fill: it takes what has already
+	// arrived for it, so batches form only under load, where they save a
+	// commit (and its flush) per message. A batch that fails in any way is
+	// applied again one message per transaction, with the usual retries, so
+	// batching changes no outcome. 1 applies every message on its own.
+	// Default 16, at most Prefetch.
+	MaxBatch int
+	// BatchLockTimeout bounds how long a batch transaction waits for a row
+	// lock. A batch holds its locks longer than one message would, so two
+	// batches could deadlock where single messages cannot; a batch that
+	// waits this long gives way and is applied one message at a time.
+	// Default 100ms.
+	BatchLockTimeout time.Duration
 	// MaxAttempts counts handler failures before a message is dead-lettered.
 	// Infrastructure failures (database or connection down) do not count:
 	// they are retried until the infrastructure is back. Default 5.
@@ -69,6 +83,12 @@ func (c *ConsumerConfig) setDefaults() {
 	}
 	if c.Workers == 0 {
 		c.Workers = 4
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = min(16, c.Prefetch)
+	}
+	if c.BatchLockTimeout == 0 {
+		c.BatchLockTimeout = 100 * time.Millisecond
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5
@@ -100,6 +120,8 @@ func (c ConsumerConfig) Validate() error {
 		return errors.New("consumer: AMQP URL is required")
 	case c.Workers < 1 || c.Prefetch < c.Workers:
 		return fmt.Errorf("consumer: need 1 <= workers (%d) <= prefetch (%d)", c.Workers, c.Prefetch)
+	case c.MaxBatch < 1 || c.MaxBatch > c.Prefetch:
+		return fmt.Errorf("consumer: need 1 <= max batch (%d) <= prefetch (%d)", c.MaxBatch, c.Prefetch)
 	}
 	return nil
 }
@@ -224,10 +246,22 @@ func (c *Consumer) session(ctx context.Context) error {
 		wg.Add(1)
 		go func(in <-chan amqp.Delivery) {
 			defer wg.Done()
+			batch := make([]amqp.Delivery, 0, c.cfg.MaxBatch)
 			for d := range in {
-				if sctx.Err() == nil {
-					c.process(sctx, d)
+				batch = append(batch[:0], d)
+			fill:
+				for len(batch) < c.cfg.MaxBatch {
+					select {
+					case d, ok := <-in:
+						if !ok {
+							break fill
+						}
+						batch = append(batch, d)
+					default:
+						break fill
+					}
 				}
+				c.processBatch(sctx, batch)
 			}
 		}(inputs[i])
 	}
@@ -296,7 +330,8 @@ func (c *Consumer) process(ctx context.Context, d amqp.Delivery) {
 		err := c.apply(ctx, msg, h)
 		switch {
 		case err == nil:
-			c.cfg.Metrics.applied(c.cfg.Name, msg.Type, committedAt, time.Since(start))
+			c.cfg.Metrics.committed(c.cfg.Name, 1, time.Since(start))
+			c.cfg.Metrics.applied(c.cfg.Name, msg.Type, committedAt)
 			if c.cfg.Outbox != nil {
 				c.cfg.Outbox.Notify()
 			}
@@ -334,6 +369,84 @@ func (c *Consumer) process(ctx context.Context, d amqp.Delivery) {
 	}
 }
 
+// processBatch applies ds in order, as many as it can in one transaction.
+// When the batch fails (a handler error, a lock it waited too long for, a
+// lost connection, anything) nothing of it is committed: the messages before
+// the one that failed are applied again as a batch, the failed one alone with
+// the usual retries and dead-lettering, then the rest. Each message thus ends
+// exactly as it would have alone, in the same order per aggregate. It stops
+// without acknowledging the rest when the session ends.
+func (c *Consumer) processBatch(ctx context.Context, ds []amqp.Delivery) {
+	if len(ds) == 0 || ctx.Err() != nil {
+		return
+	}
+	if len(ds) == 1 {
+		c.process(ctx, ds[0])
+		return
+	}
+	failed := c.applyBatch(ctx, ds)
+	if failed == len(ds) {
+		return
+	}
+	c.cfg.Metrics.batchSplit(c.cfg.Name)
+	c.processBatch(ctx, ds[:failed])
+	if ctx.Err() == nil {
+		c.process(ctx, ds[failed])
+	}
+	c.processBatch(ctx, ds[failed+1:])
+}
+
+// applyBatch claims and applies ds in one transaction, commits and
+// acknowledges them, and returns len(ds). When message i fails, or i is not
+// a well-formed message with a handler, it rolls back and returns i; when the
+// commit fails, 0.
+func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	tx, err := c.cfg.Pool.Begin(tctx)
+	if err != nil {
+		return 0
+	}
+	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
+	if _, err := tx.Exec(tctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", c.cfg.BatchLockTimeout.Milliseconds())); err != nil {
+		return 0
+	}
+	msgs := make([]Message, len(ds))
+	claimed := make([]bool, len(ds))
+	for i, d := range ds {
+		msg, err := deliveryToMessage(d)
+		if err != nil {
+			return i
+		}
+		h, ok := c.handlers[msg.Type]
+		if !ok {
+			return i
+		}
+		msgs[i] = msg
+		if claimed[i], err = c.applyIn(tctx, tx, msg, h); err != nil {
+			return i
+		}
+	}
+	if err := tx.Commit(tctx); err != nil {
+		return 0
+	}
+	c.cfg.Metrics.committed(c.cfg.Name, len(ds), time.Since(start))
+	for i, d := range ds {
+		if claimed[i] {
+			committedAt, _ := time.Parse(time.RFC3339Nano, headerString(d.Headers, HeaderCommittedAt))
+			c.cfg.Metrics.applied(c.cfg.Name, msgs[i].Type, committedAt)
+		} else {
+			c.cfg.Metrics.duplicate(c.cfg.Name)
+		}
+		c.ack(d)
+	}
+	if c.cfg.Outbox != nil {
+		c.cfg.Outbox.Notify()
+	}
+	return len(ds)
+}
+
 // apply runs one attempt: claim the message in the inbox, run the handler,
 // commit. A message already claimed commits nothing and returns errDuplicate.
 func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error) {
@@ -341,42 +454,52 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 	// ends: its commit and the broker's redelivery race harmlessly.
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	hctx := withCausation(WithCorrelation(tctx, msg.CorrelationID), msg.ID)
+	tx, err := c.cfg.Pool.Begin(tctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
+	claimed, err := c.applyIn(tctx, tx, msg, h)
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(tctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if !claimed {
+		return errDuplicate
+	}
+	return nil
+}
+
+// applyIn claims msg in the inbox inside tx and runs its handler; a message
+// the inbox already holds is counted as a duplicate instead and reports
+// false. The handler runs with the message's correlation, cause and trace.
+func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msg Message, h Handler) (claimed bool, err error) {
+	hctx := withCausation(WithCorrelation(ctx, msg.CorrelationID), msg.ID)
 	if msg.Traceparent != "" {
 		hctx = propagation.TraceContext{}.Extract(hctx, propagation.MapCarrier{"traceparent": msg.Traceparent})
 	}
 	hctx, span := c.tracer.Start(hctx, "consume "+msg.Type, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("messaging.message.id", msg.ID), attribute.String("shopmesh.consumer", c.cfg.Name)))
 	defer span.End()
-
-	tx, err := c.cfg.Pool.Begin(hctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
 	tag, err := tx.Exec(hctx, `INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 		c.cfg.Name, msg.ID, msg.Type)
 	if err != nil {
-		return fmt.Errorf("inbox claim: %w", err)
+		return false, fmt.Errorf("inbox claim: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		if _, err := tx.Exec(hctx, `INSERT INTO inbox_duplicates (consumer, count) VALUES ($1, 1)
 			ON CONFLICT (consumer) DO UPDATE SET count = inbox_duplicates.count + 1`, c.cfg.Name); err != nil {
-			return fmt.Errorf("count duplicate: %w", err)
+			return false, fmt.Errorf("count duplicate: %w", err)
 		}
-		if err := tx.Commit(hctx); err != nil {
-			return fmt.Errorf("commit duplicate: %w", err)
-		}
-		return errDuplicate
+		return false, nil
 	}
 	if err := h(hctx, tx, msg); err != nil {
 		span.RecordError(err)
-		return err
+		return false, err
 	}
-	if err := tx.Commit(hctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return true, nil
 }
 
 func (c *Consumer) ack(d amqp.Delivery) {

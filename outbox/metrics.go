@@ -23,6 +23,8 @@ type Metrics struct {
 	deadLetters     *prometheus.CounterVec
 	deliveryLatency *prometheus.HistogramVec
 	handlerDuration *prometheus.HistogramVec
+	batchSize       *prometheus.HistogramVec
+	batchSplits     *prometheus.CounterVec
 	deadLetterGauge *prometheus.GaugeVec
 }
 
@@ -75,10 +77,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "shopmesh_consumer_transaction_seconds", Help: "Duration of a consumer's inbox transaction.",
 			Buckets: latencyBuckets,
 		}, []string{"consumer"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shopmesh_consumer_batch_messages", Help: "Messages committed per consumer transaction.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}, []string{"consumer"}),
+		batchSplits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopmesh_consumer_batch_splits_total", Help: "Batches rolled back and applied again in parts after one message failed.",
+		}, []string{"consumer"}),
 	}
 	for _, c := range []prometheus.Collector{m.outboxPending, m.outboxOldestAge, m.relayPublished, m.relayErrors,
 		m.relayUnroutable, m.relayLeader, m.confirmSeconds, m.processed, m.duplicates, m.retries, m.deadLetters,
-		m.deadLetterGauge, m.deliveryLatency, m.handlerDuration} {
+		m.deadLetterGauge, m.deliveryLatency, m.handlerDuration, m.batchSize, m.batchSplits} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -136,12 +145,25 @@ func (m *Metrics) setBacklog(service string, s Stats) {
 	}
 }
 
-func (m *Metrics) applied(consumer, typ string, committedAt time.Time, took time.Duration) {
+// committed records one consumer transaction of n messages.
+func (m *Metrics) committed(consumer string, n int, took time.Duration) {
+	if m != nil {
+		m.handlerDuration.WithLabelValues(consumer).Observe(took.Seconds())
+		m.batchSize.WithLabelValues(consumer).Observe(float64(n))
+	}
+}
+
+func (m *Metrics) batchSplit(consumer string) {
+	if m != nil {
+		m.batchSplits.WithLabelValues(consumer).Inc()
+	}
+}
+
+func (m *Metrics) applied(consumer, typ string, committedAt time.Time) {
 	if m == nil {
 		return
 	}
 	m.processed.WithLabelValues(consumer, typ).Inc()
-	m.handlerDuration.WithLabelValues(consumer).Observe(took.Seconds())
 	if !committedAt.IsZero() {
 		m.deliveryLatency.WithLabelValues(consumer).Observe(time.Since(committedAt).Seconds())
 	}

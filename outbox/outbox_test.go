@@ -310,26 +310,7 @@ func TestConcurrentWritersAllArriveInOrderPerAggregate(t *testing.T) {
 	f.waitApplied("ledger", total, 90*time.Second)
 	f.assertExactlyOnce("ledger")
 
-	// Application order (ledger id) per aggregate must follow seq.
-	rows, err := f.pool.Query(f.ctx, `SELECT aggregate, seq FROM ledger ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := map[string]int{}
-	for rows.Next() {
-		var agg string
-		var seq int
-		if err := rows.Scan(&agg, &seq); err != nil {
-			t.Fatal(err)
-		}
-		if seq != last[agg]+1 {
-			t.Errorf("aggregate %s: seq %d applied after %d", agg, seq, last[agg])
-		}
-		last[agg] = seq
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	f.assertOrderPerAggregate("ledger")
 }
 
 // resetCursor makes the relay publish everything again, as if it had never
@@ -876,5 +857,46 @@ func TestExplicitCorrelationAndCausationReachTheConsumer(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the event never arrived")
+	}
+}
+
+// A standing-by relay takes over when the leader stops, and the two never
+// send the same event twice while one of them leads.
+func TestStandbyRelayTakesOverWhenTheLeaderStops(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", nil))
+	reg := prometheus.NewRegistry()
+	metrics, err := outbox.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopLeader := f.runRelayWith(metrics, nil)
+	for i := 1; i <= 50; i++ {
+		if err := f.publish(i, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitApplied("ledger", 50, 30*time.Second)
+	f.runRelayWith(metrics, nil) // stands by: the first one leads
+	for i := 51; i <= 100; i++ {
+		if err := f.publish(i, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitApplied("ledger", 100, 30*time.Second)
+	stopLeader()
+	for i := 101; i <= 150; i++ {
+		if err := f.publish(i, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitApplied("ledger", 150, 30*time.Second)
+	f.assertExactlyOnce("ledger")
+	f.assertOrderPerAggregate("ledger")
+	if failed := counterSum(t, reg, "shopmesh_relay_errors_total"); failed == 0 {
+		if d := f.duplicates("ledger"); d != 0 {
+			t.Errorf("%d duplicates with no failed batch: the relays overlapped", d)
+		}
 	}
 }

@@ -76,14 +76,21 @@ func (c RelayConfig) Validate() error {
 }
 
 // Relay forwards committed outbox rows to the service's exchange in commit
-// order. Only one relay of a database works at a time (a transaction-level
-// advisory lock per batch); others stand by, so running several is safe. A
-// row is marked sent (the cursor advances past it) only after the broker
-// confirmed it; a crash in between publishes it again, and consumers' inboxes
-// absorb the duplicate.
+// order. Only one relay of a database works at a time: the leader holds a
+// session-level advisory lock on a connection of its own and does all its
+// database work on it, so it leads exactly as long as that connection lives;
+// others stand by and try the lock at every poll, so running several is safe
+// and one takes over when the leader goes. A row is marked sent (the cursor
+// advances past it) only after the broker confirmed it; a crash in between
+// publishes it again, and consumers' inboxes absorb the duplicate.
 type Relay struct {
 	cfg    RelayConfig
 	notify chan struct{}
+
+	// db is the relay's own connection, nil while there is none; leading
+	// reports whether it holds the relay lock.
+	db      *pgx.Conn
+	leading bool
 
 	// cc is the confirm-mode channel; nil while disconnected.
 	conn *amqp.Connection
@@ -123,6 +130,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); r.runScheduler(ctx) }()
 	defer r.disconnect()
+	defer r.closeDB()
 
 	failures := 0
 	for {
@@ -136,6 +144,9 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.cfg.Logger.Warn("relay batch failed", "err", err, "failures", failures)
 			if errors.Is(err, errBrokerConnection) {
 				r.disconnect()
+			}
+			if errors.Is(err, errDatabase) {
+				r.closeDB()
 			}
 			backoff := min(time.Duration(1<<min(failures, 6))*50*time.Millisecond, 5*time.Second)
 			if sleep(ctx, jitter(backoff)) != nil {
@@ -160,7 +171,54 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-var errBrokerConnection = errors.New("broker connection")
+var (
+	errBrokerConnection = errors.New("broker connection")
+	errDatabase         = errors.New("database")
+)
+
+// lead makes sure the relay has its connection and reports whether it holds
+// the relay lock, trying to take it when it does not.
+func (r *Relay) lead(ctx context.Context) (bool, error) {
+	if r.db != nil && r.db.IsClosed() {
+		r.closeDB()
+	}
+	if r.db == nil {
+		pc, err := r.cfg.Pool.Acquire(ctx)
+		if err != nil {
+			return false, fmt.Errorf("%w: %v", errDatabase, err)
+		}
+		// The connection carries the lock and session settings, so it
+		// never returns to the pool.
+		r.db = pc.Hijack()
+		// A cursor update lost in a database crash only sends events again,
+		// which the inboxes absorb; the WAL flush it would wait for competes
+		// with the writers'.
+		if _, err := r.db.Exec(ctx, `SET synchronous_commit = off`); err != nil {
+			return false, fmt.Errorf("%w: %v", errDatabase, err)
+		}
+	}
+	if !r.leading {
+		if err := r.db.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, relayLockID).Scan(&r.leading); err != nil {
+			return false, fmt.Errorf("%w: relay lock: %v", errDatabase, err)
+		}
+		if r.leading {
+			r.cfg.Logger.Info("relay leads: holds the outbox lock")
+		}
+		r.cfg.Metrics.setLeader(r.cfg.Outbox.source, r.leading)
+	}
+	return r.leading, nil
+}
+
+// closeDB drops the relay's connection, and with it the lock.
+func (r *Relay) closeDB() {
+	if r.db != nil {
+		_ = r.db.Close(context.Background())
+	}
+	if r.leading {
+		r.cfg.Metrics.setLeader(r.cfg.Outbox.source, false)
+	}
+	r.db, r.leading = nil, false
+}
 
 func (r *Relay) connect(ctx context.Context) error {
 	if r.cc != nil && !r.cc.ch.IsClosed() {
@@ -224,31 +282,16 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	if err := r.connect(ctx); err != nil {
 		return 0, err
 	}
-	tx, err := r.cfg.Pool.BeginTx(ctx, pgx.TxOptions{})
-	if err != nil {
-		return 0, fmt.Errorf("begin: %w", err)
+	leader, err := r.lead(ctx)
+	if err != nil || !leader {
+		return 0, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-
-	// Another relay of this database holds the lock: stand by. The lock does
-	// not assign a transaction id, so it never holds back pg_snapshot_xmin.
-	// The cursor is committed without waiting for its WAL flush: a cursor
-	// update lost in a database crash only sends events again, which the
-	// inboxes absorb, and the flush it saves competes with the writers'.
-	var leader bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1) FROM set_config('synchronous_commit', 'off', true)`,
-		relayLockID).Scan(&leader); err != nil {
-		return 0, fmt.Errorf("relay lock: %w", err)
-	}
-	r.cfg.Metrics.setLeader(r.cfg.Outbox.source, leader)
-	if !leader {
-		return 0, nil
-	}
-	rows, err := tx.Query(ctx, `
+	rows, err := r.db.Query(ctx, `
 		WITH cursor AS (
 			SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
 		)
-		SELECT `+outboxColumns+` FROM watermill_outbox
+		SELECT (SELECT offset_acked FROM cursor), (SELECT last_processed_transaction_id::text FROM cursor),
+		       `+outboxColumns+` FROM watermill_outbox
 		WHERE ((transaction_id = (SELECT last_processed_transaction_id FROM cursor) AND "offset" > (SELECT offset_acked FROM cursor))
 		       OR transaction_id > (SELECT last_processed_transaction_id FROM cursor))
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -257,11 +300,23 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		ORDER BY watermill_outbox.transaction_id, "offset"
 		LIMIT $2`, relayGroup, r.batchLimit())
 	if err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
+		return 0, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
 	}
-	batch, err := pgx.CollectRows(rows, scanOutboxRow)
+	var from cursor
+	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
+		var o outboxRow
+		var payload, metadata *string
+		err := row.Scan(&from.offset, &from.txID, &o.offset, &o.txID, &o.uuid, &payload, &metadata, &o.created)
+		if payload != nil {
+			o.payload = []byte(*payload)
+		}
+		if metadata != nil {
+			o.metadata = []byte(*metadata)
+		}
+		return o, err
+	})
 	if err != nil {
-		return 0, fmt.Errorf("read outbox: %w", err)
+		return 0, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
 	}
 	if len(batch) == 0 {
 		return 0, nil
@@ -277,7 +332,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		if unroutable.index == 0 {
 			return 0, err
 		}
-		if cerr := r.advance(ctx, tx, batch[unroutable.index-1]); cerr != nil {
+		if cerr := r.advance(ctx, from, batch[unroutable.index-1]); cerr != nil {
 			return 0, cerr
 		}
 		r.cfg.Metrics.relayed(r.cfg.Outbox.source, unroutable.index)
@@ -289,7 +344,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	if err := r.advance(ctx, tx, batch[len(batch)-1]); err != nil {
+	if err := r.advance(ctx, from, batch[len(batch)-1]); err != nil {
 		return 0, err
 	}
 	r.cfg.Metrics.relayed(r.cfg.Outbox.source, len(batch))
@@ -303,15 +358,20 @@ func (r *Relay) batchLimit() int {
 	return r.cfg.BatchSize
 }
 
-// advance moves the cursor to last and commits.
-func (r *Relay) advance(ctx context.Context, tx pgx.Tx, last outboxRow) error {
-	if _, err := tx.Exec(ctx,
-		`UPDATE watermill_offsets_outbox SET offset_acked = $1, last_processed_transaction_id = $2::xid8 WHERE consumer_group = $3`,
-		last.offset, last.txID, relayGroup); err != nil {
-		return fmt.Errorf("advance cursor: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit cursor: %w", err)
+// cursor is a position in the outbox: the last event sent.
+type cursor struct {
+	offset int64
+	txID   string
+}
+
+// advance moves the cursor from where the batch was read to last. It moves
+// nothing when the cursor is no longer where the batch was read (RewindRelay
+// moved it meanwhile): the rewind wins, and the relay goes on from there.
+func (r *Relay) advance(ctx context.Context, from cursor, last outboxRow) error {
+	if _, err := r.db.Exec(ctx, `UPDATE watermill_offsets_outbox SET offset_acked = $1, last_processed_transaction_id = $2::xid8
+		WHERE consumer_group = $3 AND offset_acked = $4 AND last_processed_transaction_id = $5::xid8`,
+		last.offset, last.txID, relayGroup, from.offset, from.txID); err != nil {
+		return fmt.Errorf("%w: advance cursor: %v", errDatabase, err)
 	}
 	return nil
 }
@@ -357,7 +417,7 @@ func (r *Relay) publish(ctx context.Context, batch []outboxRow) error {
 	return nil
 }
 
-// relayLockID is the advisory lock a relay holds while it works a batch.
+// relayLockID is the advisory lock the leading relay holds.
 var relayLockID = lockID("shopmesh-relay")
 
 func lockID(name string) int64 {

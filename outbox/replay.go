@@ -100,17 +100,15 @@ func ForgetInbox(ctx context.Context, tx pgx.Tx, consumer string, since time.Tim
 // that was committed at or after since (the zero time: the start of the
 // outbox), so that the relay publishes everything from there to every
 // bound queue again, and returns how many events that is. Consumers' inboxes
-// absorb what they already applied. It takes the relay's lock, so a running
-// relay sees the cursor either before or after the rewind, never between.
+// absorb what they already applied. A running relay whose batch was read
+// before the rewind does not advance the cursor past it (its update is
+// conditional on the cursor it read), and the rewind wakes it.
 func RewindRelay(ctx context.Context, pool *pgxpool.Pool, since time.Time) (int64, error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("rewind relay: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, relayLockID); err != nil {
-		return 0, fmt.Errorf("rewind relay: lock: %w", err)
-	}
 	// The new cursor sits just before the first event to publish again.
 	var n int64
 	var txID string
@@ -135,6 +133,9 @@ func RewindRelay(ctx context.Context, pool *pgxpool.Pool, since time.Time) (int6
 	if _, err := tx.Exec(ctx, `UPDATE watermill_offsets_outbox SET offset_acked = $1, last_processed_transaction_id = $2::xid8
 		WHERE consumer_group = $3`, offset, txID, relayGroup); err != nil {
 		return 0, fmt.Errorf("rewind relay: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel); err != nil {
+		return 0, fmt.Errorf("rewind relay: wake relay: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("rewind relay: %w", err)

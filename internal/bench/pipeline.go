@@ -41,6 +41,7 @@ const consumerName = "pipeline"
 const (
 	consumerPrefetch = 64
 	consumerWorkers  = 4
+	consumerMaxBatch = 16
 )
 
 func setupPipeline(_ context.Context, r *runner) (err error) {
@@ -92,10 +93,10 @@ func roundPipeline(ctx context.Context, r *runner, round int) error {
 		}
 	}
 	r.results.note(ScenarioPipeline, fmt.Sprintf("%d writers; relays wake in-process after each commit; consumers: prefetch %d, "+
-		"%d workers by aggregate, one transaction per message (inbox claim + effect), raw-batch one per queued batch; latency runs hold each rate %s; "+
+		"%d workers by aggregate; raw commits one transaction per message (inbox claim + effect), shopmesh and raw-batch one per batch of what has queued for a worker, up to %d; latency runs hold each rate %s; "+
 		"latency is from the outbox row's created_at (in the writer's transaction, so it includes the writer's commit) "+
 		"to the consumer's commit; for latency a ratio above 1 is slower",
-		r.cfg.Writers, consumerPrefetch, consumerWorkers, r.cfg.LatencyDuration))
+		r.cfg.Writers, consumerPrefetch, consumerWorkers, consumerMaxBatch, r.cfg.LatencyDuration))
 	return nil
 }
 
@@ -174,7 +175,7 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 	switch variant {
 	case "shopmesh":
 		consumer, err := outbox.NewConsumer(outbox.ConsumerConfig{Service: s.sink, Name: consumerName, Pool: consumerPool,
-			AMQPURL: r.env.amqpURL, Prefetch: consumerPrefetch, Workers: consumerWorkers})
+			AMQPURL: r.env.amqpURL, Prefetch: consumerPrefetch, Workers: consumerWorkers, MaxBatch: consumerMaxBatch})
 		if err != nil {
 			return res, err
 		}
@@ -215,7 +216,7 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 		consumer := &rawConsumer{pool: consumerPool, conn: consumerConn, queue: s.rawQueue, name: variant,
 			workers: consumerWorkers, prefetch: consumerPrefetch, maxBatch: 1, clock: clock}
 		if variant == "raw-batch" {
-			consumer.maxBatch = consumerPrefetch
+			consumer.maxBatch = consumerMaxBatch
 		}
 		c.start("raw consumer", consumer.run)
 		if err := r.env.waitConsumer(c.ctx, s.rawQueue); err != nil {

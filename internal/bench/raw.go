@@ -178,8 +178,8 @@ func (r *rawRelay) relayBatch(ctx context.Context) (int, error) {
 // commits every message on its own, as the library does; above 1 a worker
 // commits whatever has queued up for it (up to maxBatch) in one
 // transaction, which never waits for a batch to fill, so it adds no latency
-// when idle and saves a commit per message under load; each message of a
-// batch runs in its own savepoint.
+// when idle and saves a commit per message under load. Its handler never
+// fails, so it needs nothing for a failure inside a batch.
 type rawConsumer struct {
 	pool     *pgxpool.Pool
 	conn     *amqp.Connection
@@ -277,32 +277,17 @@ func (c *rawConsumer) apply(ctx context.Context, batch []amqp.Delivery) error {
 			if err := json.Unmarshal(d.Body, &p); err != nil {
 				return fmt.Errorf("decode %s: %w", d.MessageId, err)
 			}
-			// In a batch each message gets a savepoint, as a library must
-			// give it so that one failing handler does not undo the others.
-			// The bench's handler never fails; the savepoint is paid for.
-			apply := func(tx pgx.Tx) error {
-				tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-					c.name, d.MessageId, d.Type)
-				if err != nil {
-					return fmt.Errorf("inbox claim %s: %w", d.MessageId, err)
-				}
-				if claimed[i] = tag.RowsAffected() == 1; !claimed[i] {
-					return nil // a duplicate: acknowledge, apply nothing
-				}
-				agg, _ := d.Headers[outbox.HeaderAggregateID].(string)
-				if _, err := tx.Exec(ctx, insertApplied, c.name, d.MessageId, agg, p.Seq); err != nil {
-					return fmt.Errorf("apply %s: %w", d.MessageId, err)
-				}
-				return nil
+			tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+				c.name, d.MessageId, d.Type)
+			if err != nil {
+				return fmt.Errorf("inbox claim %s: %w", d.MessageId, err)
 			}
-			if len(batch) == 1 {
-				if err := apply(tx); err != nil {
-					return err
-				}
-				continue
+			if claimed[i] = tag.RowsAffected() == 1; !claimed[i] {
+				continue // a duplicate: acknowledge, apply nothing
 			}
-			if err := pgx.BeginFunc(ctx, tx, apply); err != nil {
-				return err
+			agg, _ := d.Headers[outbox.HeaderAggregateID].(string)
+			if _, err := tx.Exec(ctx, insertApplied, c.name, d.MessageId, agg, p.Seq); err != nil {
+				return fmt.Errorf("apply %s: %w", d.MessageId, err)
 			}
 		}
 		return nil

@@ -219,20 +219,21 @@ func waitFor(ctx context.Context, interval time.Duration, what string, cond func
 // the COMMIT that completes on that connection stamps the time.
 type commitClock struct {
 	mu      sync.Mutex
-	pending map[*pgx.Conn]string
+	pending map[*pgx.Conn][]string
 	at      map[string]time.Time
 	want    int
 	done    chan struct{}
 }
 
 func newCommitClock(want int) *commitClock {
-	return &commitClock{pending: map[*pgx.Conn]string{}, at: make(map[string]time.Time, want), want: want, done: make(chan struct{})}
+	return &commitClock{pending: map[*pgx.Conn][]string{}, at: make(map[string]time.Time, want), want: want, done: make(chan struct{})}
 }
 
-// bind says that the transaction open on conn applies message id.
+// bind says that the transaction open on conn applies message id (a
+// consumer's transaction may apply several).
 func (c *commitClock) bind(conn *pgx.Conn, id string) {
 	c.mu.Lock()
-	c.pending[conn] = id
+	c.pending[conn] = append(c.pending[conn], id)
 	c.mu.Unlock()
 }
 
@@ -284,18 +285,21 @@ func (c *commitClock) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tr
 }
 
 // TraceQueryEnd implements pgx.QueryTracer: a successful COMMIT stamps the
-// message bound to the connection.
+// messages bound to the connection, a ROLLBACK forgets them.
 func (c *commitClock) TraceQueryEnd(_ context.Context, conn *pgx.Conn, data pgx.TraceQueryEndData) {
-	if data.Err != nil || data.CommandTag.String() != "COMMIT" {
+	tag := data.CommandTag.String()
+	if tag != "COMMIT" && tag != "ROLLBACK" {
 		return
 	}
 	now := time.Now()
 	c.mu.Lock()
-	id, ok := c.pending[conn]
+	ids := c.pending[conn]
 	delete(c.pending, conn)
 	c.mu.Unlock()
-	if ok {
-		c.record(id, now)
+	if data.Err == nil && tag == "COMMIT" {
+		for _, id := range ids {
+			c.record(id, now)
+		}
 	}
 }
 
