@@ -15,6 +15,8 @@ import (
 type serveOptions struct {
 	// migrate provisions and migrates before serving (development: `serve all`).
 	migrate bool
+	// pprof, when set, is the loopback address of the runtime profiles.
+	pprof string
 }
 
 func newServeCommand(a *app) *cobra.Command {
@@ -38,6 +40,9 @@ development); in production run one target per process.`,
 			}
 			all := targets()
 			g, ctx := errgroup.WithContext(cmd.Context())
+			if opts.pprof != "" {
+				g.Go(func() error { return servePprof(ctx, opts.pprof, a.logger) })
+			}
 			for _, n := range names {
 				t := all[n]
 				g.Go(func() error {
@@ -55,6 +60,8 @@ development); in production run one target per process.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.migrate, "migrate", false, "provision and migrate every service first")
+	cmd.Flags().StringVar(&opts.pprof, "pprof", a.env.getenv("SHOPMESH_PPROF_ADDR"),
+		"serve Go runtime profiles on this loopback address (port 0: any free port, logged) (env SHOPMESH_PPROF_ADDR)")
 	return cmd
 }
 

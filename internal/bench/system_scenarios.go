@@ -67,7 +67,7 @@ func (r *runner) startSystemRun(ctx context.Context, label string, together bool
 // the phase's result.
 func (r *runner) fixedRate(ctx context.Context, sr *systemRun) (loadResult, error) {
 	s := newRSSSampler(sr.sys)
-	lr := sr.shop.drive(ctx, r.cfg.OrderRate, r.cfg.OrderDuration, confirmTimeout, 10*time.Millisecond)
+	lr := sr.shop.drive(ctx, r.cfg.OrderRate, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
 	peak, err := s.stop()
 	for k, v := range peak {
 		sr.load[k] = max(sr.load[k], v)
@@ -110,7 +110,7 @@ func roundOrders(ctx context.Context, r *runner, round int) error {
 	r.record(ScenarioOrders, "shopmesh", "failed "+rate, "checkouts", round, float64(len(errs)))
 	r.orderNotes(rate, lr, errs)
 
-	full := r.split.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout, 20*time.Millisecond)
+	full := r.split.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
 	_, errs = full.confirmedLatencies()
 	r.record(ScenarioOrders, "shopmesh", "throughput", "checkouts/s", round, full.throughput())
 	r.record(ScenarioOrders, "shopmesh", "failed at full speed", "checkouts", round, float64(len(errs)))

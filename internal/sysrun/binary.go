@@ -49,11 +49,13 @@ func DiscoverServices(ctx context.Context, binary string) ([]string, error) {
 }
 
 // Environ is the inherited environment without any SHOPMESH_ variable (the
-// shared platform's must not leak in), plus vars, then extra (which wins).
+// shared platform's must not leak in) but SHOPMESH_PPROF_ADDR (so that the
+// processes of a bench or test system can be profiled), plus vars, then
+// extra (which wins).
 func Environ(vars, extra map[string]string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SHOPMESH_") {
+		if !strings.HasPrefix(kv, "SHOPMESH_") || strings.HasPrefix(kv, "SHOPMESH_PPROF_ADDR=") {
 			env = append(env, kv)
 		}
 	}
