@@ -80,7 +80,7 @@ and report absolute figures, as there is no external baseline for them:
 	f.IntVar(&cfg.Writers, "writers", 0, "concurrent writers (default 4)")
 	f.IntVar(&cfg.OrderRate, "order-rate", 0, "orders and memory: fixed checkout rate per second (default 50)")
 	f.DurationVar(&cfg.OrderDuration, "order-duration", 0, "orders and memory: how long each load phase starts checkouts (default 10s)")
-	f.IntVar(&cfg.OrderWorkers, "order-workers", 0, "orders and memory: load generator workers, one customer each (default 32)")
+	f.IntVar(&cfg.OrderWorkers, "order-workers", 0, "orders and memory: load generator workers, one customer each; the closed loop needs more than throughput × latency of them to stay full (default 96)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVar(&quiet, "quiet", false, "no progress lines on stderr")
 	return cmd

@@ -94,7 +94,7 @@ type Config struct {
 	// fixed rate and at full speed. Default 10s.
 	OrderDuration time.Duration
 	// OrderWorkers is the load generator's number of workers, each a
-	// registered customer with a cart of its own. Default 32.
+	// registered customer with a cart of its own. Default 96.
 	OrderWorkers int
 }
 
@@ -133,7 +133,7 @@ func (c *Config) setDefaults() {
 		c.OrderDuration = 10 * time.Second
 	}
 	if c.OrderWorkers == 0 {
-		c.OrderWorkers = 32
+		c.OrderWorkers = 96
 	}
 }
 
