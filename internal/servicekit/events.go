@@ -2,6 +2,7 @@ package servicekit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -97,4 +98,37 @@ func family(name string) string {
 func version(name string) int {
 	n, _ := strconv.Atoi(name[strings.LastIndex(name, ".v")+2:])
 	return n
+}
+
+// Decode unmarshals the payload Subscribe handed a handler into v. Subscribe
+// has already validated it against its schema while upcasting it (duplicate
+// and case-variant keys included), so it is not validated a second time on
+// every message.
+func Decode(payload []byte, v any) error {
+	if err := json.Unmarshal(payload, v); err != nil {
+		return fmt.Errorf("decode payload: %w", err)
+	}
+	return nil
+}
+
+// DecodeAs returns a decoder of eventType's payloads, as Subscribe hands
+// them to a handler, into E. Decoding does not validate again, so the
+// pairing of E with eventType is checked here instead, once: DecodeAs
+// panics when E is not the contract struct the registry has for eventType,
+// a wiring mistake that then stops the service at its start.
+func DecodeAs[E any](eventType string) func(payload []byte) (E, error) {
+	matched := false
+	for _, t := range contracts.Registry() {
+		if t.Name == eventType {
+			_, matched = t.New().(*E)
+		}
+	}
+	if !matched {
+		panic(fmt.Sprintf("servicekit: %T is not the contract of %s", *new(E), eventType))
+	}
+	return func(payload []byte) (E, error) {
+		var e E
+		err := Decode(payload, &e)
+		return e, err
+	}
 }

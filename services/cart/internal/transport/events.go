@@ -46,21 +46,22 @@ func money(m contracts.Money) domain.Money {
 }
 
 // handle decodes a payload of eventType, the latest version of its family
-// (servicekit.Subscribe has upcast older ones), into E, validates it against its contract and
+// (servicekit.Subscribe has upcast older ones), into E (its contract was validated while upcasting) and
 // applies it with the time it happened. An unknown type, an invalid payload
 // or a domain rule the event breaks is permanent and dead-lettered; anything
 // else is retried.
 func handle[E any](svc ServiceIn, eventType string, apply func(context.Context, *app.Service, time.Time, E) error) servicekit.EventHandler {
+	decode := servicekit.DecodeAs[E](eventType)
 	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error {
-		var e E
-		if err := contracts.Decode(eventType, payload, &e); err != nil {
+		e, err := decode(payload)
+		if err != nil {
 			return outbox.Permanent(err)
 		}
 		at := msg.OccurredAt
 		if at.IsZero() {
 			at = time.Now() // an envelope without its time: treat it as the latest news
 		}
-		err := apply(ctx, svc(tx), at, e)
+		err = apply(ctx, svc(tx), at, e)
 		if errors.Is(err, domain.ErrInvalid) {
 			return outbox.Permanent(err)
 		}

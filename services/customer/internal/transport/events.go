@@ -111,7 +111,7 @@ func orderStep[T any](eventType string, e *Events, step func(*T) (orderID, userI
 // time, which orders the read model's changes: a message without one cannot
 // be placed and is dead-lettered.
 func decode(eventType string, msg outbox.Message, payload []byte, v any) (time.Time, error) {
-	if err := contracts.Decode(eventType, payload, v); err != nil {
+	if err := servicekit.Decode(payload, v); err != nil {
 		return time.Time{}, outbox.Permanent(err)
 	}
 	if msg.OccurredAt.IsZero() {

@@ -50,17 +50,18 @@ func RegisterEventHandlers(c *outbox.Consumer, svc ServiceIn) error {
 }
 
 // handle decodes a payload of eventType, the latest version of its family
-// (servicekit.Subscribe has upcast older ones), into E, validates it against
-// its contract and applies it. What retrying cannot fix — an unknown type, an invalid payload, an event that breaks a
+// (servicekit.Subscribe has upcast older ones), into E (its contract was
+// validated while upcasting) and applies it. What retrying cannot fix — an unknown type, an invalid payload, an event that breaks a
 // domain rule, a confirmation of an order never reserved — is permanent and
 // dead-lettered; anything else is retried.
 func handle[E any](svc ServiceIn, eventType string, apply func(context.Context, *app.Service, E) error) servicekit.EventHandler {
+	decode := servicekit.DecodeAs[E](eventType)
 	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error {
-		var e E
-		if err := contracts.Decode(eventType, payload, &e); err != nil {
+		e, err := decode(payload)
+		if err != nil {
 			return outbox.Permanent(err)
 		}
-		err := apply(ctx, svc(tx), e)
+		err = apply(ctx, svc(tx), e)
 		if errors.Is(err, app.ErrInvalidEvent) || errors.Is(err, domain.ErrNotReserved) || errors.Is(err, domain.ErrInvalid) {
 			return outbox.Permanent(err)
 		}

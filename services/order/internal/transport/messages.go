@@ -7,6 +7,7 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -25,9 +26,13 @@ type Saga interface {
 	Apply(ctx context.Context, id domain.OrderID, r domain.Reply) error
 }
 
-// decoder turns a payload, upcast to its type's latest version, into the
-// order it concerns and a placement or a reply.
-type decoder func(payload []byte) (domain.OrderID, any, error)
+// decoder turns a payload, upcast to its type's latest version (and
+// validated on the way), into the order it concerns and a placement or a
+// reply. name is the type whose contract struct it decodes into.
+type decoder struct {
+	name   string
+	decode func(payload []byte) (domain.OrderID, any, error)
+}
 
 // decoders lists every consumed event type with its decoder.
 func decoders() map[string]decoder {
@@ -80,14 +85,13 @@ func decoders() map[string]decoder {
 // HandledTypes are the event types the order service consumes, sorted.
 func HandledTypes() []string { return slices.Sorted(maps.Keys(decoders())) }
 
-// decodeWith decodes a payload (already upcast to the latest version) into
-// the contract's struct and maps it.
+// decodeWith decodes a payload (already upcast to the latest version and
+// validated) into the contract's struct and maps it.
 func decodeWith[E any](mapping func(e E) (string, any)) decoder {
-	name := contractName[E]()
-	return func(payload []byte) (domain.OrderID, any, error) {
+	return decoder{name: contractName[E](), decode: func(payload []byte) (domain.OrderID, any, error) {
 		var e E
-		if err := contracts.Decode(name, payload, &e); err != nil {
-			return "", nil, err
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return "", nil, fmt.Errorf("decode payload: %w", err)
 		}
 		rawID, v := mapping(e)
 		id, err := domain.ParseOrderID(rawID)
@@ -95,7 +99,7 @@ func decodeWith[E any](mapping func(e E) (string, any)) decoder {
 			return "", nil, err
 		}
 		return id, v, nil
-	}
+	}}
 }
 
 // contractName finds the registry name of a contract struct, so a decoder
@@ -144,8 +148,17 @@ func canonical(id string) string {
 // contract, a checkout that cannot become an order, or a reply for an order
 // that does not exist cannot be fixed by retrying and is dead-lettered with
 // the reason; anything else (the database) is retried.
+//
+// Payloads are validated once, by contracts.Upcast, not again when decoded;
+// instead every decoder's contract struct is checked against the type it is
+// listed under here, and a mismatch (a wiring mistake) panics at start.
 func NewMessageHandler(sagaIn func(tx pgx.Tx) Saga) outbox.Handler {
 	decoders := decoders()
+	for t, d := range decoders {
+		if d.name != t {
+			panic(fmt.Sprintf("order: the decoder listed for %s decodes %s", t, d.name))
+		}
+	}
 	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
 		eventType, payload, err := contracts.Upcast(msg.Type, msg.Payload)
 		if err != nil {
@@ -155,7 +168,7 @@ func NewMessageHandler(sagaIn func(tx pgx.Tx) Saga) outbox.Handler {
 		if !ok {
 			return outbox.Permanent(fmt.Errorf("message %s: the order service does not handle %s", msg.ID, eventType))
 		}
-		id, v, err := decode(payload)
+		id, v, err := decode.decode(payload)
 		if err != nil {
 			return outbox.Permanent(fmt.Errorf("message %s (%s): %w", msg.ID, eventType, err))
 		}
