@@ -78,6 +78,8 @@ func batchHandler(consumer string) outbox.Handler {
 	}
 }
 
+// newBatchConsumer is a consumer with two workers, batches of up to 8 and
+// metrics in reg; applied_in records each message's transaction.
 func (f *fixture) newBatchConsumer(name string, reg *prometheus.Registry, handler outbox.Handler, mod func(*outbox.ConsumerConfig)) *outbox.Consumer {
 	f.t.Helper()
 	if _, err := f.pool.Exec(f.ctx, `CREATE TABLE IF NOT EXISTS applied_in (message_id TEXT NOT NULL, txid BIGINT NOT NULL)`); err != nil {
@@ -87,19 +89,12 @@ func (f *fixture) newBatchConsumer(name string, reg *prometheus.Registry, handle
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	cfg := outbox.ConsumerConfig{Service: "sink", Name: name, Pool: f.pool, AMQPURL: f.amqpURL, Workers: 2, MaxBatch: 8,
-		RetryBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Metrics: metrics, Logger: testLogger()}
-	if mod != nil {
-		mod(&cfg)
-	}
-	c, err := outbox.NewConsumer(cfg)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if err := c.Handle(tickType, handler); err != nil {
-		f.t.Fatal(err)
-	}
-	return c
+	return f.newConsumerWith(name, handler, func(c *outbox.ConsumerConfig) {
+		c.Workers, c.MaxBatch, c.Metrics = 2, 8, metrics
+		if mod != nil {
+			mod(c)
+		}
+	})
 }
 
 // declare creates the consumer's queue and bindings without consuming.

@@ -129,10 +129,12 @@ func (c ConsumerConfig) Validate() error {
 // Consumer receives the event types it has handlers for from its own quorum
 // queue and applies each inside an inbox-guarded transaction.
 type Consumer struct {
-	cfg      ConsumerConfig
-	queue    string
-	handlers map[string]Handler
-	tracer   trace.Tracer
+	cfg   ConsumerConfig
+	queue string
+	// batchSetup opens every batch transaction (its lock timeout).
+	batchSetup string
+	handlers   map[string]Handler
+	tracer     trace.Tracer
 }
 
 // NewConsumer returns a consumer; register handlers with Handle, then Run.
@@ -142,10 +144,11 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, err
 	}
 	return &Consumer{
-		cfg:      cfg,
-		queue:    QueueName(cfg.Service, cfg.Name),
-		handlers: map[string]Handler{},
-		tracer:   otel.Tracer("github.com/shopmesh/shopmesh/outbox"),
+		cfg:        cfg,
+		queue:      QueueName(cfg.Service, cfg.Name),
+		batchSetup: fmt.Sprintf("SET LOCAL lock_timeout = %d", max(1, cfg.BatchLockTimeout.Milliseconds())),
+		handlers:   map[string]Handler{},
+		tracer:     otel.Tracer("github.com/shopmesh/shopmesh/outbox"),
 	}, nil
 }
 
@@ -323,7 +326,6 @@ func (c *Consumer) process(ctx context.Context, d amqp.Delivery) {
 		c.deadLetter(ctx, d, msg, fmt.Sprintf("no handler for type %s in consumer %s", msg.Type, c.cfg.Name), 1)
 		return
 	}
-	committedAt, _ := time.Parse(time.RFC3339Nano, headerString(d.Headers, HeaderCommittedAt))
 	failures, infraWait := 0, c.cfg.RetryBackoff
 	for {
 		start := time.Now()
@@ -331,7 +333,7 @@ func (c *Consumer) process(ctx context.Context, d amqp.Delivery) {
 		switch {
 		case err == nil:
 			c.cfg.Metrics.committed(c.cfg.Name, 1, time.Since(start))
-			c.cfg.Metrics.applied(c.cfg.Name, msg.Type, committedAt)
+			c.cfg.Metrics.applied(c.cfg.Name, msg.Type, committedAt(d))
 			if c.cfg.Outbox != nil {
 				c.cfg.Outbox.Notify()
 			}
@@ -409,7 +411,7 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 		return 0
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	if _, err := tx.Exec(tctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", c.cfg.BatchLockTimeout.Milliseconds())); err != nil {
+	if _, err := tx.Exec(tctx, c.batchSetup); err != nil {
 		return 0
 	}
 	msgs := make([]Message, len(ds))
@@ -434,8 +436,7 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	c.cfg.Metrics.committed(c.cfg.Name, len(ds), time.Since(start))
 	for i, d := range ds {
 		if claimed[i] {
-			committedAt, _ := time.Parse(time.RFC3339Nano, headerString(d.Headers, HeaderCommittedAt))
-			c.cfg.Metrics.applied(c.cfg.Name, msgs[i].Type, committedAt)
+			c.cfg.Metrics.applied(c.cfg.Name, msgs[i].Type, committedAt(d))
 		} else {
 			c.cfg.Metrics.duplicate(c.cfg.Name)
 		}
@@ -551,6 +552,13 @@ func (c *Consumer) storeBrokerDeadLetter(ctx context.Context, d amqp.Delivery) {
 		}
 	}
 	c.deadLetter(ctx, d, msg, reason, c.cfg.DeliveryLimit)
+}
+
+// committedAt is when the delivery's event was committed to its outbox
+// (zero when the header is missing).
+func committedAt(d amqp.Delivery) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, headerString(d.Headers, HeaderCommittedAt))
+	return t
 }
 
 func headerString(h amqp.Table, key string) string {

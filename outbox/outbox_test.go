@@ -153,6 +153,12 @@ func ledgerHandler(consumer string) outbox.Handler {
 
 func (f *fixture) newConsumer(name string, mod func(*outbox.ConsumerConfig)) *outbox.Consumer {
 	f.t.Helper()
+	return f.newConsumerWith(name, ledgerHandler(name), mod)
+}
+
+// newConsumerWith is newConsumer with handler h.
+func (f *fixture) newConsumerWith(name string, h outbox.Handler, mod func(*outbox.ConsumerConfig)) *outbox.Consumer {
+	f.t.Helper()
 	cfg := outbox.ConsumerConfig{Service: "sink", Name: name, Pool: f.pool, AMQPURL: f.amqpURL,
 		RetryBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: testLogger()}
 	if mod != nil {
@@ -162,7 +168,7 @@ func (f *fixture) newConsumer(name string, mod func(*outbox.ConsumerConfig)) *ou
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if err := c.Handle(tickType, ledgerHandler(name)); err != nil {
+	if err := c.Handle(tickType, h); err != nil {
 		f.t.Fatal(err)
 	}
 	return c
@@ -173,7 +179,7 @@ func (f *fixture) newConsumer(name string, mod func(*outbox.ConsumerConfig)) *ou
 // published after its bindings exist), then runs the consumer.
 func (f *fixture) startConsumer(c *outbox.Consumer) func() {
 	f.t.Helper()
-	withChannel(f.t, f.amqpURL, func(ch *amqp.Channel) error { return outbox.DeclareQueue(ch, c.Spec()) })
+	f.declare(c)
 	return f.run(c.Run)
 }
 

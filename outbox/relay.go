@@ -264,10 +264,14 @@ type outboxRow struct {
 const outboxColumns = `"offset", transaction_id::text AS transaction_id_text, uuid, payload::text, metadata::text, created_at`
 
 // scanOutboxRow reads one row selected with outboxColumns.
-func scanOutboxRow(row pgx.CollectableRow) (outboxRow, error) {
+func scanOutboxRow(row pgx.CollectableRow) (outboxRow, error) { return scanOutboxRowAfter(row) }
+
+// scanOutboxRowAfter reads one row selected with leading columns, scanned
+// into leading, then outboxColumns.
+func scanOutboxRowAfter(row pgx.CollectableRow, leading ...any) (outboxRow, error) {
 	var o outboxRow
 	var payload, metadata *string
-	err := row.Scan(&o.offset, &o.txID, &o.uuid, &payload, &metadata, &o.created)
+	err := row.Scan(append(leading, &o.offset, &o.txID, &o.uuid, &payload, &metadata, &o.created)...)
 	if payload != nil {
 		o.payload = []byte(*payload)
 	}
@@ -304,16 +308,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	}
 	var from cursor
 	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
-		var o outboxRow
-		var payload, metadata *string
-		err := row.Scan(&from.offset, &from.txID, &o.offset, &o.txID, &o.uuid, &payload, &metadata, &o.created)
-		if payload != nil {
-			o.payload = []byte(*payload)
-		}
-		if metadata != nil {
-			o.metadata = []byte(*metadata)
-		}
-		return o, err
+		return scanOutboxRowAfter(row, &from.offset, &from.txID)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
