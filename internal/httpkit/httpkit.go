@@ -15,7 +15,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/google/uuid"
+	"github.com/shopmesh/shopmesh/internal/ids"
 )
 
 // Identity headers. The gateway removes any a client sends and sets them from
@@ -269,13 +269,12 @@ func CallerOrder(r *http.Request) (userID, orderID string, err error) {
 	if userID == "" {
 		return "", "", NewProblem(http.StatusUnauthorized, "unauthenticated", "this route needs an authenticated user")
 	}
-	raw := r.PathValue("id")
-	id, err := uuid.Parse(raw)
-	if err != nil || len(raw) != 36 {
+	id, ok := ids.Canonical(r.PathValue("id"))
+	if !ok {
 		return "", "", NewProblem(http.StatusBadRequest, "invalid-id", "the order id in the path must be a UUID",
 			FieldError{Field: "id", Message: "must be a UUID"})
 	}
-	return userID, id.String(), nil
+	return userID, id, nil
 }
 
 // RequireAdmin serves next to administrators only: it answers 401 without

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/shopmesh/shopmesh/internal/ids"
 )
 
 // Limits of a cart.
@@ -77,14 +77,11 @@ func (f fields) err() error {
 // ParseID returns the canonical form of a UUID given in its 36-character
 // form, or ErrInvalid.
 func ParseID(s string) (string, error) {
-	if len(s) != 36 {
+	id, ok := ids.Canonical(s)
+	if !ok {
 		return "", fmt.Errorf("%w: %q is not a UUID", ErrInvalid, s)
 	}
-	id, err := uuid.Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("%w: %q is not a UUID", ErrInvalid, s)
-	}
-	return id.String(), nil
+	return id, nil
 }
 
 // Money is an amount in minor units of a currency.

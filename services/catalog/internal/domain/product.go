@@ -13,8 +13,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"golang.org/x/text/currency"
+
+	"github.com/shopmesh/shopmesh/internal/ids"
 )
 
 // Limits of a product.
@@ -79,14 +80,11 @@ func (f fields) err() error {
 // ParseID returns the canonical form of a UUID given in its 36-character
 // form, or ErrNotFound: an id that is not a UUID names no product.
 func ParseID(s string) (string, error) {
-	if len(s) != 36 {
+	id, ok := ids.Canonical(s)
+	if !ok {
 		return "", ErrNotFound
 	}
-	id, err := uuid.Parse(s)
-	if err != nil {
-		return "", ErrNotFound
-	}
-	return id.String(), nil
+	return id, nil
 }
 
 // Money is a positive amount in minor units of an ISO 4217 currency.

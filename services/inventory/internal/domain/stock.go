@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/uuid"
+	"github.com/shopmesh/shopmesh/internal/ids"
 )
 
 // Limits of stock arithmetic. MaxOnHand keeps every level far inside the
@@ -40,14 +40,11 @@ var (
 // ParseID returns the canonical form of a UUID given in its 36-character
 // form, or ErrInvalid.
 func ParseID(s string) (string, error) {
-	if len(s) != 36 {
+	id, ok := ids.Canonical(s)
+	if !ok {
 		return "", fmt.Errorf("%w: id %q is not a UUID", ErrInvalid, s)
 	}
-	id, err := uuid.Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("%w: id %q is not a UUID", ErrInvalid, s)
-	}
-	return id.String(), nil
+	return id, nil
 }
 
 // Stock is the stock of one product. Invariants: 0 <= reserved <= onHand

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/shopmesh/shopmesh/internal/ids"
 )
 
 // OrderID identifies an order: a UUID chosen at checkout.
@@ -41,14 +41,11 @@ func ParseUserID(id string) (UserID, error) {
 // parseUUID accepts only the canonical 36-character form, lower-cased, so
 // that one order has exactly one spelling in URLs, rows and events.
 func parseUUID(s string) (string, error) {
-	if len(s) != 36 {
+	id, ok := ids.Canonical(s)
+	if !ok {
 		return "", errors.New("not a UUID")
 	}
-	u, err := uuid.Parse(s)
-	if err != nil {
-		return "", err
-	}
-	return u.String(), nil
+	return id, nil
 }
 
 // Money is an amount in integer minor units of an ISO 4217 currency.
