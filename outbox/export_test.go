@@ -3,3 +3,10 @@ package outbox
 // SetAfterConfirm installs a hook that runs between the broker's confirm of a
 // batch and the cursor update (the window a crash makes duplicates in).
 func SetAfterConfirm(r *Relay, f func(batch int) error) { r.afterConfirm = f }
+
+// The outbox reads whose cost must not grow with the history kept.
+const (
+	RelayBatchQuery = relayBatchQuery
+	StatsQuery      = statsQuery
+	RelayGroup      = relayGroup
+)

@@ -263,6 +263,27 @@ type outboxRow struct {
 // outboxColumns are the columns scanOutboxRow reads, in its order.
 const outboxColumns = `"offset", transaction_id::text AS transaction_id_text, uuid, payload::text, metadata::text, created_at`
 
+// relayBatchQuery reads the batch after the cursor of consumer group $1, at
+// most $2 rows, in commit order, and only below pg_snapshot_xmin so that a
+// transaction still in flight is never skipped. The cursor is compared as a
+// row, (transaction_id, offset) > (cursor), which the primary key serves as
+// one index range: written as "same transaction and later offset, or later
+// transaction" the index is scanned from its first entry and every row
+// already sent is filtered out one by one, so each batch would cost time in
+// proportion to the history kept for retention. ORDER BY qualifies the
+// column: the bare name would bind to the text output column and sort
+// "100000" before "99999".
+const relayBatchQuery = `
+	WITH cursor AS (
+		SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
+	)
+	SELECT (SELECT offset_acked FROM cursor), (SELECT last_processed_transaction_id::text FROM cursor),
+	       ` + outboxColumns + ` FROM watermill_outbox
+	WHERE (transaction_id, "offset") > ((SELECT last_processed_transaction_id FROM cursor), (SELECT offset_acked FROM cursor))
+	  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+	ORDER BY watermill_outbox.transaction_id, "offset"
+	LIMIT $2`
+
 // scanOutboxRow reads one row selected with outboxColumns.
 func scanOutboxRow(row pgx.CollectableRow) (outboxRow, error) { return scanOutboxRowAfter(row) }
 
@@ -290,19 +311,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	if err != nil || !leader {
 		return 0, err
 	}
-	rows, err := r.db.Query(ctx, `
-		WITH cursor AS (
-			SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
-		)
-		SELECT (SELECT offset_acked FROM cursor), (SELECT last_processed_transaction_id::text FROM cursor),
-		       `+outboxColumns+` FROM watermill_outbox
-		WHERE ((transaction_id = (SELECT last_processed_transaction_id FROM cursor) AND "offset" > (SELECT offset_acked FROM cursor))
-		       OR transaction_id > (SELECT last_processed_transaction_id FROM cursor))
-		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		-- Qualified: a bare name would bind to the text output column and
-		-- sort "100000" before "99999".
-		ORDER BY watermill_outbox.transaction_id, "offset"
-		LIMIT $2`, relayGroup, r.batchLimit())
+	rows, err := r.db.Query(ctx, relayBatchQuery, relayGroup, r.batchLimit())
 	if err != nil {
 		return 0, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
 	}

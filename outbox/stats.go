@@ -40,23 +40,26 @@ type Stats struct {
 	Duplicates map[string]int64
 }
 
+// statsQuery reads the backlog of consumer group $1 (the relay), the
+// scheduled events and the open dead letters. The backlog is what follows
+// the cursor, compared as a row: one index range (see relayBatchQuery).
+const statsQuery = `
+	WITH cursor AS (
+		SELECT offset_acked, last_processed_transaction_id AS tx FROM watermill_offsets_outbox WHERE consumer_group = $1
+	), pending AS (
+		SELECT created_at FROM watermill_outbox
+		WHERE (transaction_id, "offset") > ((SELECT tx FROM cursor), (SELECT offset_acked FROM cursor))
+	)
+	SELECT (SELECT count(*) FROM pending),
+	       coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - (SELECT min(created_at) FROM pending)), 0)::float8,
+	       (SELECT count(*) FROM outbox_scheduled),
+	       (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL)`
+
 // ReadStats reads the outbox backlog and dead-letter count of one database.
 func ReadStats(ctx context.Context, pool *pgxpool.Pool) (Stats, error) {
 	var s Stats
 	var ageSeconds float64
-	err := pool.QueryRow(ctx, `
-		WITH cursor AS (
-			SELECT offset_acked, last_processed_transaction_id AS tx FROM watermill_offsets_outbox WHERE consumer_group = $1
-		), pending AS (
-			SELECT created_at FROM watermill_outbox
-			WHERE (transaction_id = (SELECT tx FROM cursor) AND "offset" > (SELECT offset_acked FROM cursor))
-			   OR transaction_id > (SELECT tx FROM cursor)
-		)
-		SELECT (SELECT count(*) FROM pending),
-		       coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - (SELECT min(created_at) FROM pending)), 0)::float8,
-		       (SELECT count(*) FROM outbox_scheduled),
-		       (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL)`,
-		relayGroup).Scan(&s.Pending, &ageSeconds, &s.Scheduled, &s.DeadLetters)
+	err := pool.QueryRow(ctx, statsQuery, relayGroup).Scan(&s.Pending, &ageSeconds, &s.Scheduled, &s.DeadLetters)
 	if err != nil {
 		return s, fmt.Errorf("read outbox stats: %w", err)
 	}
