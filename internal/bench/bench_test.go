@@ -45,7 +45,7 @@ func TestRunSmoke(t *testing.T) {
 	want := map[string][]string{ // scenario: variants
 		ScenarioWrite:    {"pgx", "shopmesh"},
 		ScenarioDrain:    {"raw", "shopmesh", "forwarder"},
-		ScenarioPipeline: {"raw", "shopmesh", "raw-batch"},
+		ScenarioPipeline: {"raw", "shopmesh", "raw-batch", "forwarder"},
 		ScenarioWakeup:   {"none", "in-process", "pg_notify"},
 	}
 	if got := len(rep.Scenarios); got != len(want) {
@@ -84,7 +84,7 @@ func TestRunSmoke(t *testing.T) {
 			}
 		}
 	}
-	if want := 3 * 1 * 3; latency != want { // variants x rates x percentiles
+	if want := 4 * 1 * 3; latency != want { // variants x rates x percentiles
 		t.Errorf("got %d latency figures, want %d", latency, want)
 	}
 	if got := len(rep.Targets); got != 6 {

@@ -173,20 +173,31 @@ func (r *runner) prefillForwarder(pool *pgxpool.Pool) writeFunc {
 	return func(ctx context.Context, seq int) error {
 		msgs := make([]*message.Message, 0, prefillPerTx)
 		for i := prefillSeqs(seq, r.cfg.Events); i.ok(); i.next() {
-			ev := makeEvent(i.seq)
-			id := outbox.NewID()
-			m := message.NewMessage(id, ev.payload)
-			m.Metadata = envelope(id, d.p.eventType, d.p.service, ev.agg)
-			msgs = append(msgs, m)
+			msgs = append(msgs, forwardedMessage(makeEvent(i.seq), d.p.eventType, d.p.service))
 		}
-		return inTx(ctx, pool, func(tx pgx.Tx) error {
-			pub, err := wsql.NewPublisher(wsql.TxFromPgx(tx), wsql.PublisherConfig{SchemaAdapter: wsql.DefaultPostgreSQLSchema{}}, watermill.NopLogger{})
-			if err != nil {
-				return err
-			}
-			return forwarder.NewPublisher(pub, forwarder.PublisherConfig{ForwarderTopic: outbox.Topic}).Publish(d.fwdEx, msgs...)
-		})
+		return inTx(ctx, pool, func(tx pgx.Tx) error { return publishForwarded(tx, d.fwdEx, msgs...) })
 	}
+}
+
+// forwardedMessage is ev as a watermill message carrying the library's
+// envelope as metadata, so that what the forwarder publishes matches what
+// the library's relay publishes.
+func forwardedMessage(ev event, eventType, source string) *message.Message {
+	id := outbox.NewID()
+	m := message.NewMessage(id, ev.payload)
+	m.Metadata = envelope(id, eventType, source, ev.agg)
+	return m
+}
+
+// publishForwarded writes msgs for destination into the outbox table in tx
+// as an application using watermill's forwarder does: forwarder.Publisher
+// around a watermill-sql publisher on the transaction.
+func publishForwarded(tx pgx.Tx, destination string, msgs ...*message.Message) error {
+	pub, err := wsql.NewPublisher(wsql.TxFromPgx(tx), wsql.PublisherConfig{SchemaAdapter: wsql.DefaultPostgreSQLSchema{}}, watermill.NopLogger{})
+	if err != nil {
+		return err
+	}
+	return forwarder.NewPublisher(pub, forwarder.PublisherConfig{ForwarderTopic: outbox.Topic}).Publish(destination, msgs...)
 }
 
 // prefillSeqs iterates the event numbers of pre-fill transaction tx

@@ -22,14 +22,17 @@ import (
 // row's insert to the consumer's commit). shopmesh is the library end to
 // end; raw is the raw writer, raw relay and raw consumer; raw-batch is the
 // same with a consumer that commits what has queued up in one transaction,
-// the measured case for batching in the library's consumer.
+// the measured case for batching in the library's consumer; forwarder is
+// watermill's forwarder as shipped (its publisher in the writers'
+// transactions, its relay with defaults) in front of the raw consumer.
 
 type pipelineSetup struct {
 	p             producer
 	sink          string // the consuming service
 	consumerQueue string // the library consumer's queue
 	rawEx         string
-	rawQueue      string
+	fwdEx         string          // the forwarder's destination: a fanout exchange
+	rawQueue      string          // consumed by the raw consumer of raw, raw-batch and forwarder
 	holds         []time.Duration // foreignHold of every measurement so far
 }
 
@@ -58,14 +61,23 @@ func setupPipeline(_ context.Context, r *runner) (err error) {
 	if err := r.env.declareExchange(s.rawEx, "topic"); err != nil {
 		return err
 	}
+	// The forwarder's publisher declares a durable fanout exchange named
+	// after its topic; declaring it identically first lets the queue bind.
+	s.fwdEx = r.env.name("pipeline.forwarder")
+	if err := r.env.declareExchange(s.fwdEx, "fanout"); err != nil {
+		return err
+	}
 	// The same queue arguments as the library's consumer queue (its
 	// dead-letter route aside, which costs nothing until a message dies).
-	return r.env.declareQueue(s.rawQueue, s.rawEx, s.p.eventType,
-		amqp.Table{"x-single-active-consumer": true, "x-delivery-limit": int64(20)})
+	if err := r.env.declareQueue(s.rawQueue, s.rawEx, s.p.eventType,
+		amqp.Table{"x-single-active-consumer": true, "x-delivery-limit": int64(20)}); err != nil {
+		return err
+	}
+	return r.env.bind(s.rawQueue, s.fwdEx, "")
 }
 
 func roundPipeline(ctx context.Context, r *runner, round int) error {
-	variants := rotate([]string{"raw", "shopmesh", "raw-batch"}, round)
+	variants := rotate([]string{"raw", "shopmesh", "raw-batch", "forwarder"}, round)
 	defer r.noteForeignHolds()
 	for _, v := range variants {
 		res, err := r.pipelineOnce(ctx, v, r.cfg.Events, 0)
@@ -93,7 +105,8 @@ func roundPipeline(ctx context.Context, r *runner, round int) error {
 		}
 	}
 	r.results.note(ScenarioPipeline, fmt.Sprintf("%d writers; relays wake in-process after each commit; consumers: prefetch %d, "+
-		"%d workers by aggregate; raw commits one transaction per message (inbox claim + effect), shopmesh and raw-batch one per batch of what has queued for a worker, up to %d; latency runs hold each rate %s; "+
+		"%d workers by aggregate; raw and forwarder commit one transaction per message (inbox claim + effect), shopmesh and raw-batch one per batch of what has queued for a worker, up to %d; "+
+		"forwarder is watermill's forwarder with its defaults (1 s poll, no publisher confirms) in front of the raw consumer; latency runs hold each rate %s; "+
 		"latency is from the outbox row's created_at (in the writer's transaction, so it includes the writer's commit) "+
 		"to the consumer's commit; for latency a ratio above 1 is slower",
 		r.cfg.Writers, consumerPrefetch, consumerWorkers, consumerMaxBatch, r.cfg.LatencyDuration))
@@ -203,13 +216,9 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 		}
 		c.start("relay", relay.Run)
 		write = shopmeshWriter(writers, s.p.ob, s.p.eventType, wakeInProcess)
-	case "raw", "raw-batch":
+	case "raw", "raw-batch", "forwarder":
 		// The relay and the consumer each get a connection, as two processes would.
 		consumerConn, err := r.dial(c)
-		if err != nil {
-			return res, err
-		}
-		relayConn, err := r.dial(c)
 		if err != nil {
 			return res, err
 		}
@@ -220,6 +229,17 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 		}
 		c.start("raw consumer", consumer.run)
 		if err := r.env.waitConsumer(c.ctx, s.rawQueue); err != nil {
+			return res, err
+		}
+		if variant == "forwarder" {
+			if err := startForwarder(c, relayPool, r.env.amqpURL); err != nil {
+				return res, err
+			}
+			write = forwarderWriter(writers, s.fwdEx, s.p.service, s.p.eventType)
+			break
+		}
+		relayConn, err := r.dial(c)
+		if err != nil {
 			return res, err
 		}
 		relay, err := newRawRelay(c.ctx, relayPool, relayConn, s.rawEx, groupRaw, r.cfg.BatchSize)
@@ -241,7 +261,7 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 		return res, err
 	}
 	res.throughput = float64(events) / clock.last().Sub(start).Seconds()
-	res.offered = float64(events) / wrote.Seconds()
+	res.offered = float64(events) / wrote.elapsed.Seconds()
 	if res.latencies, err = clock.latencies(c.ctx, writers); err != nil {
 		return res, err
 	}

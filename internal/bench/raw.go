@@ -21,18 +21,18 @@ import (
 // They are deliberately bare (no reconnects, leader lock, mandatory routing,
 // scheduler, metrics, tracing or dead letters) and exist only in the bench.
 
-// selectBatch is the outbox read every relay must do: rows after the cursor,
-// in commit order, and only below pg_snapshot_xmin so that a transaction
-// still in flight is never skipped. ORDER BY names the table's column: the
-// bare name would sort by the text output column of the same name, putting
-// xid 100000 before 99999 across a decimal-digit boundary.
+// selectBatch is the outbox read every relay must do: rows after the cursor
+// (compared as a row, so the primary key serves it as one index range), in
+// commit order, and only below pg_snapshot_xmin so that a transaction still
+// in flight is never skipped. ORDER BY names the table's column: the bare
+// name would sort by the text output column of the same name, putting xid
+// 100000 before 99999 across a decimal-digit boundary.
 const selectBatch = `
 	WITH cursor AS (
 		SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
 	)
 	SELECT "offset", transaction_id::text, uuid, payload, metadata, created_at FROM watermill_outbox
-	WHERE ((transaction_id = (SELECT last_processed_transaction_id FROM cursor) AND "offset" > (SELECT offset_acked FROM cursor))
-	       OR transaction_id > (SELECT last_processed_transaction_id FROM cursor))
+	WHERE (transaction_id, "offset") > ((SELECT last_processed_transaction_id FROM cursor), (SELECT offset_acked FROM cursor))
 	  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 	ORDER BY watermill_outbox.transaction_id, "offset"
 	LIMIT $2`
@@ -277,17 +277,17 @@ func (c *rawConsumer) apply(ctx context.Context, batch []amqp.Delivery) error {
 			if err := json.Unmarshal(d.Body, &p); err != nil {
 				return fmt.Errorf("decode %s: %w", d.MessageId, err)
 			}
+			id, typ, agg := deliveryMeta(d)
 			tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-				c.name, d.MessageId, d.Type)
+				c.name, id, typ)
 			if err != nil {
-				return fmt.Errorf("inbox claim %s: %w", d.MessageId, err)
+				return fmt.Errorf("inbox claim %s: %w", id, err)
 			}
 			if claimed[i] = tag.RowsAffected() == 1; !claimed[i] {
 				continue // a duplicate: acknowledge, apply nothing
 			}
-			agg, _ := d.Headers[outbox.HeaderAggregateID].(string)
-			if _, err := tx.Exec(ctx, insertApplied, c.name, d.MessageId, agg, p.Seq); err != nil {
-				return fmt.Errorf("apply %s: %w", d.MessageId, err)
+			if _, err := tx.Exec(ctx, insertApplied, c.name, id, agg, p.Seq); err != nil {
+				return fmt.Errorf("apply %s: %w", id, err)
 			}
 		}
 		return nil
@@ -297,14 +297,30 @@ func (c *rawConsumer) apply(ctx context.Context, batch []amqp.Delivery) error {
 	}
 	now := time.Now()
 	for i, d := range batch {
+		id, _, _ := deliveryMeta(d)
 		if claimed[i] {
-			c.clock.record(d.MessageId, now)
+			c.clock.record(id, now)
 		}
 		if err := d.Ack(false); err != nil {
-			return fmt.Errorf("ack %s: %w", d.MessageId, err)
+			return fmt.Errorf("ack %s: %w", id, err)
 		}
 	}
 	return nil
+}
+
+// deliveryMeta reads a delivery's message id, type and aggregate. The raw
+// relay sets the AMQP properties; watermill's AMQP publisher (behind the
+// forwarder) sends only headers, which carry the same envelope.
+func deliveryMeta(d amqp.Delivery) (id, eventType, aggregateID string) {
+	id, eventType = d.MessageId, d.Type
+	if id == "" {
+		id, _ = d.Headers[outbox.HeaderID].(string)
+	}
+	if eventType == "" {
+		eventType, _ = d.Headers[outbox.HeaderType].(string)
+	}
+	aggregateID, _ = d.Headers[outbox.HeaderAggregateID].(string)
+	return id, eventType, aggregateID
 }
 
 const insertApplied = `INSERT INTO bench_applied (consumer, message_id, aggregate_id, seq) VALUES ($1, $2, $3, $4)`

@@ -284,7 +284,7 @@ func (r *results) targets() []Target {
 	atMost := func(x float64) func(float64) bool { return func(v float64) bool { return v <= x } }
 	tp := "throughput"
 	ratio("pipeline throughput vs raw pipeline", ">= 0.90", "ratio", resultKey{"pipeline", "shopmesh", tp}, resultKey{"pipeline", "raw", tp}, atLeast(0.9))
-	ratio("pipeline throughput vs forwarder drain", ">= 5", "ratio", resultKey{"pipeline", "shopmesh", tp}, resultKey{"drain", "forwarder", tp}, atLeast(5))
+	ratio("pipeline throughput vs forwarder pipeline", ">= 5", "ratio", resultKey{"pipeline", "shopmesh", tp}, resultKey{"pipeline", "forwarder", tp}, atLeast(5))
 	value("latency p50 at 1000/s", "<= 5", "ms", resultKey{"pipeline", "shopmesh", "p50 at 1000/s"}, atMost(5))
 	value("latency p99 at 1000/s", "<= 20", "ms", resultKey{"pipeline", "shopmesh", "p99 at 1000/s"}, atMost(20))
 	ratio("writers with in-process wake-up vs none", ">= 0.90", "ratio", resultKey{"wakeup", "in-process", tp}, resultKey{"wakeup", "none", tp}, atLeast(0.9))

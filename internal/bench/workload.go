@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -120,6 +122,20 @@ func rawWriter(pool *pgxpool.Pool, source, eventType string, wake func()) writeF
 	}
 }
 
+// forwarderWriter writes the same two rows the way an application using
+// watermill's forwarder does; the relay is the forwarder's own 1 s poll.
+func forwarderWriter(pool *pgxpool.Pool, destination, source, eventType string) writeFunc {
+	return func(ctx context.Context, seq int) error {
+		ev := makeEvent(seq)
+		return inTx(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, insertOrder, ev.agg, seq, ev.amount); err != nil {
+				return fmt.Errorf("insert order %d: %w", seq, err)
+			}
+			return publishForwarded(tx, destination, forwardedMessage(ev, eventType, source))
+		})
+	}
+}
+
 // envelope is the metadata the library writes for a first event of a flow.
 func envelope(id, eventType, source, aggregateID string) map[string]string {
 	return map[string]string{
@@ -148,21 +164,40 @@ func inTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error 
 }
 
 // runWriters commits events 1..events from concurrent writers as fast as
-// they go and returns the time it took. It stops at the first error or
-// when ctx ends.
+// they go and returns the time from start to the last commit.
 func runWriters(ctx context.Context, writers, events int, write writeFunc) (time.Duration, error) {
-	return runPaced(ctx, writers, events, 0, write)
+	run, err := runPaced(ctx, writers, events, 0, write)
+	return run.elapsed, err
+}
+
+// writerRun is what one run of the writers took.
+type writerRun struct {
+	elapsed time.Duration   // from start to the last commit
+	commits []time.Duration // each commit's time since start, ascending
+}
+
+// steadyRate is the writers' commits per second between the commits at
+// fractions from and to of the run (say 0.2 and 0.8): the rate once
+// whatever runs beside them has settled, without the run's start and end.
+func (w writerRun) steadyRate(from, to float64) float64 {
+	n := len(w.commits)
+	i, j := int(from*float64(n)), min(int(to*float64(n)), n-1)
+	if j <= i || w.commits[j] <= w.commits[i] {
+		return math.NaN()
+	}
+	return float64(j-i) / (w.commits[j] - w.commits[i]).Seconds()
 }
 
 // runPaced commits events 1..events from concurrent writers, event i not
 // before start + (i-1)/rate (rate 0: no pacing). A writer that falls behind
 // writes at once, so the offered load stays at rate as long as the writers
-// can sustain it. It returns the time from start to the last commit.
-func runPaced(ctx context.Context, writers, events int, rate float64, write writeFunc) (time.Duration, error) {
+// can sustain it.
+func runPaced(ctx context.Context, writers, events int, rate float64, write writeFunc) (writerRun, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var next, done atomic.Int64
 	var wg sync.WaitGroup
+	commits := make([]time.Duration, events)
 	start := time.Now()
 	for range writers {
 		wg.Go(func() {
@@ -181,16 +216,18 @@ func runPaced(ctx context.Context, writers, events int, rate float64, write writ
 					cancel(fmt.Errorf("write event %d: %w", seq, err))
 					return
 				}
+				commits[seq-1] = time.Since(start)
 				done.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	run := writerRun{elapsed: time.Since(start), commits: commits}
 	if err := context.Cause(ctx); err != nil {
-		return elapsed, fmt.Errorf("after %d of %d events: %w", done.Load(), events, err)
+		return run, fmt.Errorf("after %d of %d events: %w", done.Load(), events, err)
 	}
-	return elapsed, nil
+	slices.Sort(run.commits)
+	return run, nil
 }
 
 // sleep waits d (nothing when d <= 0) or until ctx ends.
@@ -307,7 +344,8 @@ func (c *commitClock) TraceQueryEnd(_ context.Context, conn *pgx.Conn, data pgx.
 // insert time in the writer's transaction, UTC) and returns every
 // commit-to-consumer-commit latency. It includes the writer's own commit.
 func (c *commitClock) latencies(ctx context.Context, pool *pgxpool.Pool) ([]time.Duration, error) {
-	rows, err := pool.Query(ctx, `SELECT uuid, created_at FROM watermill_outbox`)
+	// A forwarder's row is an envelope with its own id around the message.
+	rows, err := pool.Query(ctx, `SELECT coalesce(payload->>'uuid', uuid::text), created_at FROM watermill_outbox`)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox times: %w", err)
 	}
