@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
+	"github.com/shopmesh/shopmesh/outbox"
 )
 
 func TestValidateFor(t *testing.T) {
@@ -66,5 +67,20 @@ func TestServiceLogger(t *testing.T) {
 	cfg := servicekit.Config{Name: "cart"}
 	if l := cfg.ServiceLogger(nil); l == nil || cfg.Logger == nil {
 		t.Errorf("ServiceLogger(nil) = %v with Config.Logger %v, want both set", l, cfg.Logger)
+	}
+}
+
+// A service's consumer defaults come first, the operator's adjustments
+// after them; a missing adjustment changes nothing.
+func TestThenAppliesInOrderAndSkipsNil(t *testing.T) {
+	var c outbox.ConsumerConfig
+	servicekit.Then(servicekit.SerialBatches, nil, func(c *outbox.ConsumerConfig) { c.Workers = 3 })(&c)
+	if c.Workers != 3 || c.Prefetch != 128 || c.MaxBatch != 64 {
+		t.Errorf("got workers %d, prefetch %d, max batch %d; want 3, 128, 64", c.Workers, c.Prefetch, c.MaxBatch)
+	}
+	c = outbox.ConsumerConfig{}
+	servicekit.Then(nil)(&c)
+	if c != (outbox.ConsumerConfig{}) {
+		t.Errorf("Then(nil) changed the config: %+v", c)
 	}
 }

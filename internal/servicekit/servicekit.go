@@ -250,6 +250,28 @@ func (n *Node) Inbox(name string, mod func(*outbox.ConsumerConfig), register fun
 	return register(c)
 }
 
+// SerialBatches sets consumer defaults for a service whose messages mostly
+// update rows shared across aggregates (stock levels, a number sequence,
+// daily counters): parallel workers would only queue for each other's row
+// locks, a commit apart, while one worker that applies whatever has queued,
+// up to 64 messages per transaction, takes each lock once per commit. It
+// never waits for a batch to fill, so an idle service sees no delay.
+func SerialBatches(c *outbox.ConsumerConfig) {
+	c.Workers, c.Prefetch, c.MaxBatch = 1, 128, 64
+}
+
+// Then applies mods in order, skipping nil ones: a service's consumer
+// defaults followed by its operator's adjustments.
+func Then(mods ...func(*outbox.ConsumerConfig)) func(*outbox.ConsumerConfig) {
+	return func(c *outbox.ConsumerConfig) {
+		for _, mod := range mods {
+			if mod != nil {
+				mod(c)
+			}
+		}
+	}
+}
+
 // Addr is the address the HTTP server listens on.
 func (n *Node) Addr() string { return n.listener.Addr().String() }
 

@@ -77,17 +77,9 @@ type Config struct {
 	// lists, the most committed first. Default 50, at most 1000.
 	StockProducts int
 	// Consumer adjusts the inbox consumer's defaults (workers, retries).
-	// By default one worker applies up to 64 messages per transaction:
-	// nearly every message increments a counter row shared with others of
-	// its day and type, so parallel workers would only queue for each
-	// other's row locks, a commit apart, while one worker with large
-	// batches updates each counter once per commit.
+	// The defaults are servicekit.SerialBatches: nearly every message
+	// increments a counter row shared with others of its day and type.
 	Consumer func(*outbox.ConsumerConfig)
-}
-
-// consumerDefaults are the inbox consumer's settings before Config.Consumer.
-func consumerDefaults(c *outbox.ConsumerConfig) {
-	c.Workers, c.Prefetch, c.MaxBatch = 1, 128, 64
 }
 
 func (c Config) withDefaults() Config {
@@ -134,13 +126,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		if err != nil {
 			return nil, nil, err
 		}
-		consumer := func(c *outbox.ConsumerConfig) {
-			consumerDefaults(c)
-			if cfg.Consumer != nil {
-				cfg.Consumer(c)
-			}
-		}
-		err = node.Inbox(Consumer, consumer, func(inbox *outbox.Consumer) error {
+		err = node.Inbox(Consumer, servicekit.Then(servicekit.SerialBatches, cfg.Consumer), func(inbox *outbox.Consumer) error {
 			return transport.Register(inbox, Name, svc, store.InTx)
 		})
 		if err != nil {

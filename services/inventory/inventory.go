@@ -72,6 +72,11 @@ type Config struct {
 	// RestockQuantity is the units one automatic restock adds. Zero means
 	// DefaultRestockQuantity (50); at most MaxRestockQuantity.
 	RestockQuantity int
+	// Consumer adjusts the inbox consumer's defaults (workers, retries).
+	// The defaults are servicekit.SerialBatches: reservations, commits and
+	// releases of every order lock the stock rows of the products in it,
+	// and popular products are in many orders at once.
+	Consumer func(*outbox.ConsumerConfig)
 }
 
 func (c Config) withDefaults() Config {
@@ -119,7 +124,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
 		store := postgres.New(node.Pool, node.Outbox)
 		inTx := func(tx pgx.Tx) *app.Service { return app.New(store.InTx(tx), policy) }
-		err := node.Inbox("inbox", nil, func(c *outbox.Consumer) error { return transport.RegisterEventHandlers(c, inTx) })
+		err := node.Inbox("inbox", servicekit.Then(servicekit.SerialBatches, cfg.Consumer), func(c *outbox.Consumer) error {
+			return transport.RegisterEventHandlers(c, inTx)
+		})
 		if err != nil {
 			return nil, nil, err
 		}

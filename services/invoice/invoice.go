@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
+	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/invoice/internal/app"
 	"github.com/shopmesh/shopmesh/services/invoice/internal/postgres"
 	"github.com/shopmesh/shopmesh/services/invoice/internal/transport"
@@ -58,6 +59,10 @@ type Config struct {
 	// (1900 is 19 %), 0 to 10000. Zero invoices without VAT; the binary
 	// defaults to DefaultVATRateBasisPoints.
 	VATRateBasisPoints int
+	// Consumer adjusts the inbox consumer's defaults (workers, retries).
+	// The defaults are servicekit.SerialBatches: every invoice and credit
+	// note takes the next number of its series and year, one row.
+	Consumer func(*outbox.ConsumerConfig)
 }
 
 // Validate reports a configuration that cannot work.
@@ -88,7 +93,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return nil, nil, err
 		}
 		events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) }, node.Logger)
-		if err := node.Inbox("inbox", nil, events.Register); err != nil {
+		if err := node.Inbox("inbox", servicekit.Then(servicekit.SerialBatches, cfg.Consumer), events.Register); err != nil {
 			return nil, nil, err
 		}
 		return transport.NewHTTPHandler(transport.MakeEndpoints(svc), node.Logger), nil, nil
