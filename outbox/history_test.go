@@ -1,10 +1,17 @@
 package outbox_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/tests/testenv"
 )
 
 // Sent rows stay in the outbox for the retention window (a week by default),
@@ -75,3 +82,79 @@ func TestOutboxReadsSkipSentHistory(t *testing.T) {
 		t.Errorf("backlog %d, want %d", st.Pending, pending)
 	}
 }
+
+// BenchmarkRelayReadBehindHistory times the relay's batch read (the ten rows
+// after its cursor) with 0, 10,000 and 100,000 sent rows kept behind the
+// cursor, side by side with the same read written as "same transaction and
+// later offset, or later transaction" (the form watermill-sql's subscriber
+// uses), which the index cannot bound. Run it with
+//
+//	go test ./outbox -run '^$' -bench RelayReadBehindHistory
+//
+// Each reports both reads in ms and their ratio, measured alternately in
+// one loop.
+func BenchmarkRelayReadBehindHistory(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, testenv.NewDatabase(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if err := outbox.Migrate(ctx, pool, nil); err != nil {
+		b.Fatal(err)
+	}
+	// The filter form: the same rows, the cursor as an OR of two conditions.
+	orForm := strings.Replace(outbox.RelayBatchQuery,
+		`(transaction_id, "offset") > ((SELECT last_processed_transaction_id FROM cursor), (SELECT offset_acked FROM cursor))`,
+		`((transaction_id = (SELECT last_processed_transaction_id FROM cursor) AND "offset" > (SELECT offset_acked FROM cursor))
+		  OR transaction_id > (SELECT last_processed_transaction_id FROM cursor))`, 1)
+	if orForm == outbox.RelayBatchQuery {
+		b.Fatal("the relay's cursor condition changed; update the benchmark's filter form")
+	}
+	const pending = 10
+	sent := 0
+	for _, history := range []int{0, 10_000, 100_000} {
+		// Grow the history to this size: rows of one long-committed
+		// transaction (xid 3), the cursor before the last ten.
+		if _, err := pool.Exec(ctx, `INSERT INTO watermill_outbox (uuid, payload, metadata, transaction_id)
+			SELECT gen_random_uuid()::text, '{"seq": 1}', '{}', '3' FROM generate_series(1, $1)`, history-sent+pending); err != nil {
+			b.Fatal(err)
+		}
+		sent = history + pending
+		if _, err := pool.Exec(ctx, `UPDATE watermill_offsets_outbox SET last_processed_transaction_id = '3',
+			offset_acked = (SELECT max("offset") FROM watermill_outbox) - $1 WHERE consumer_group = $2`, pending, outbox.RelayGroup); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pool.Exec(ctx, `VACUUM ANALYZE watermill_outbox`); err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("sent=%d", history), func(b *testing.B) {
+			var row, or time.Duration
+			read := func(q string) time.Duration {
+				start := time.Now()
+				rows, err := pool.Query(ctx, q, outbox.RelayGroup, 500)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for rows.Next() {
+					n++
+				}
+				if err := rows.Err(); err != nil || n != pending {
+					b.Fatalf("read %d rows (%v), want %d", n, err, pending)
+				}
+				return time.Since(start)
+			}
+			for b.Loop() {
+				row += read(outbox.RelayBatchQuery)
+				or += read(orForm)
+			}
+			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(b.N) }
+			b.ReportMetric(ms(row), "relay-ms/read")
+			b.ReportMetric(ms(or), "or-form-ms/read")
+			b.ReportMetric(float64(or)/float64(row), "or/relay")
+		})
+	}
+}
+
