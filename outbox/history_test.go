@@ -157,4 +157,3 @@ func BenchmarkRelayReadBehindHistory(b *testing.B) {
 		})
 	}
 }
-
