@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -26,6 +27,34 @@ type shop struct {
 	customers []*apiclient.Client
 	seq       atomic.Int64 // idempotency keys and e-mail addresses
 	id        string
+	latency   latencyEstimate // recent checkout -> confirmed latencies
+	polls     atomic.Int64    // order reads by all pollers
+}
+
+// latencyEstimate is a moving average of recent checkout -> confirmed
+// latencies. A poller sleeps most of it before its first read, so the load
+// generator's reads per checkout stay few however long confirmation takes
+// (the measured latency does not depend on them; see awaitConfirmed).
+type latencyEstimate struct {
+	mu sync.Mutex
+	d  time.Duration
+}
+
+func (e *latencyEstimate) observe(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.d == 0 {
+		e.d = d
+	} else {
+		e.d = (7*e.d + d) / 8
+	}
+}
+
+// firstRead is how long after sending a checkout its first read is due.
+func (e *latencyEstimate) firstRead() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.d * 3 / 4
 }
 
 // orderOutcome is one checkout: when it was sent, accepted, and first seen
@@ -138,14 +167,21 @@ var (
 // or timeout passes, and returns when it was confirmed: the time of the
 // "confirmed" entry of the order's timeline (the order service's clock when
 // it confirmed, on this machine), so the figure does not depend on how often
-// the poller asks. The interval therefore starts at poll and grows by half
-// per poll up to two seconds: on a machine this small, polling is load the
-// system under test pays for.
-func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID string, timeout, poll time.Duration) (time.Time, error) {
+// the poller asks. On a machine this small polling is load the system under
+// test pays for, so the first read waits for three quarters of the recent
+// average latency after sent, and the interval then starts at poll (or an
+// eighth of that average, if longer) and grows by half per read up to two
+// seconds.
+func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID string, sent time.Time, timeout, poll time.Duration) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	interval := poll
+	first := sh.latency.firstRead()
+	if err := sleep(ctx, time.Until(sent.Add(first))); err != nil {
+		return time.Time{}, fmt.Errorf("order %s not confirmed within %s", orderID, timeout)
+	}
+	interval := max(poll, first/6)
 	for {
+		sh.polls.Add(1)
 		r, err := c.Do(ctx, http.MethodGet, "/api/v1/orders/"+orderID, nil)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("wait for order %s: %w", orderID, err)
@@ -166,6 +202,7 @@ func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID
 			case slices.Contains(confirmedStatuses, v.Status):
 				for _, e := range v.Timeline {
 					if e.Type == "confirmed" {
+						sh.latency.observe(e.At.Sub(sent))
 						return e.At, nil
 					}
 				}
@@ -189,6 +226,15 @@ type loadResult struct {
 	outcomes []orderOutcome
 	began    time.Time
 	late     int // fixed rate: checkouts started more than 100ms after their slot
+	polls    int // order reads by the pollers
+}
+
+// pollsPerCheckout is the order reads per checkout sent.
+func (lr loadResult) pollsPerCheckout() float64 {
+	if len(lr.outcomes) == 0 {
+		return math.NaN()
+	}
+	return float64(lr.polls) / float64(len(lr.outcomes))
 }
 
 // confirmedLatencies returns the sorted checkout → confirmed latencies and
@@ -240,6 +286,7 @@ func (sh *shop) drive(ctx context.Context, rate int, duration, confirmTimeout, p
 	ctx, cancel := context.WithTimeout(ctx, duration+confirmTimeout+30*time.Second)
 	defer cancel()
 	lr := loadResult{began: time.Now()}
+	polls := sh.polls.Load()
 	end := lr.began.Add(duration)
 	var mu sync.Mutex
 	record := func(o orderOutcome) {
@@ -257,7 +304,7 @@ func (sh *shop) drive(ctx context.Context, rate int, duration, confirmTimeout, p
 			return
 		}
 		follow := func() {
-			at, err := sh.awaitConfirmed(ctx, c, orderID, confirmTimeout, poll)
+			at, err := sh.awaitConfirmed(ctx, c, orderID, sent, confirmTimeout, poll)
 			record(orderOutcome{sent: sent, confirmed: at, err: err})
 		}
 		if wait {
@@ -304,5 +351,6 @@ func (sh *shop) drive(ctx context.Context, rate int, duration, confirmTimeout, p
 		workers.Wait()
 	}
 	pollers.Wait()
+	lr.polls = int(sh.polls.Load() - polls)
 	return lr
 }

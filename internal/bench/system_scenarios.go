@@ -108,12 +108,14 @@ func roundOrders(ctx context.Context, r *runner, round int) error {
 	r.record(ScenarioOrders, "shopmesh", "p50 "+rate, "ms", round, ms(percentile(ds, 50)))
 	r.record(ScenarioOrders, "shopmesh", "p99 "+rate, "ms", round, ms(percentile(ds, 99)))
 	r.record(ScenarioOrders, "shopmesh", "failed "+rate, "checkouts", round, float64(len(errs)))
+	r.record(ScenarioOrders, "shopmesh", "order reads per checkout "+rate, "reads", round, lr.pollsPerCheckout())
 	r.orderNotes(rate, lr, errs)
 
 	full := r.split.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
 	_, errs = full.confirmedLatencies()
 	r.record(ScenarioOrders, "shopmesh", "throughput", "checkouts/s", round, full.throughput())
 	r.record(ScenarioOrders, "shopmesh", "failed at full speed", "checkouts", round, float64(len(errs)))
+	r.record(ScenarioOrders, "shopmesh", "order reads per checkout at full speed", "reads", round, full.pollsPerCheckout())
 	r.orderNotes("at full speed", full, errs)
 	return nil
 }
