@@ -131,8 +131,9 @@ func (c ConsumerConfig) Validate() error {
 type Consumer struct {
 	cfg   ConsumerConfig
 	queue string
-	// batchSetup opens every batch transaction (its lock timeout).
-	batchSetup string
+	// batchBegin opens every batch transaction and sets its lock timeout,
+	// in one round trip.
+	batchBegin pgx.TxOptions
 	handlers   map[string]Handler
 	tracer     trace.Tracer
 }
@@ -146,7 +147,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	return &Consumer{
 		cfg:        cfg,
 		queue:      QueueName(cfg.Service, cfg.Name),
-		batchSetup: fmt.Sprintf("SET LOCAL lock_timeout = %d", max(1, cfg.BatchLockTimeout.Milliseconds())),
+		batchBegin: pgx.TxOptions{BeginQuery: fmt.Sprintf("BEGIN; SET LOCAL lock_timeout = %d", max(1, cfg.BatchLockTimeout.Milliseconds()))},
 		handlers:   map[string]Handler{},
 		tracer:     otel.Tracer("github.com/shopmesh/shopmesh/outbox"),
 	}, nil
@@ -406,14 +407,11 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	tx, err := c.cfg.Pool.Begin(tctx)
+	tx, err := c.cfg.Pool.BeginTx(tctx, c.batchBegin)
 	if err != nil {
 		return 0
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	if _, err := tx.Exec(tctx, c.batchSetup); err != nil {
-		return 0
-	}
 	msgs := make([]Message, len(ds))
 	claimed := make([]bool, len(ds))
 	for i, d := range ds {
