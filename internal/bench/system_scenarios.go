@@ -20,6 +20,7 @@ const (
 	idleWindow     = time.Second            // idle RSS is the peak over this window
 	sampleInterval = 200 * time.Millisecond // RSS sampling under load
 	confirmTimeout = 30 * time.Second       // a checkout not confirmed by then is a failure
+	quietTimeout   = 2 * time.Minute        // for the previous phase's backlog to drain
 	shopProducts   = 20
 )
 
@@ -66,6 +67,9 @@ func (r *runner) startSystemRun(ctx context.Context, label string, together bool
 // fixedRate drives the configured fixed rate, sampling RSS, and returns
 // the phase's result.
 func (r *runner) fixedRate(ctx context.Context, sr *systemRun) (loadResult, error) {
+	if err := r.settle(ctx, sr, "before the fixed rate"); err != nil {
+		return loadResult{}, err
+	}
 	s := newRSSSampler(sr.sys)
 	lr := sr.shop.drive(ctx, r.cfg.OrderRate, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
 	peak, err := s.stop()
@@ -111,12 +115,28 @@ func roundOrders(ctx context.Context, r *runner, round int) error {
 	r.record(ScenarioOrders, "shopmesh", "order reads per checkout "+rate, "reads", round, lr.pollsPerCheckout())
 	r.orderNotes(rate, lr, errs)
 
+	if err := r.settle(ctx, r.split, "before full speed"); err != nil {
+		return err
+	}
 	full := r.split.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
 	_, errs = full.confirmedLatencies()
 	r.record(ScenarioOrders, "shopmesh", "throughput", "checkouts/s", round, full.throughput())
 	r.record(ScenarioOrders, "shopmesh", "failed at full speed", "checkouts", round, float64(len(errs)))
 	r.record(ScenarioOrders, "shopmesh", "order reads per checkout at full speed", "reads", round, full.pollsPerCheckout())
 	r.orderNotes("at full speed", full, errs)
+	return nil
+}
+
+// settle waits for the system to finish the previous phase's work; a
+// system still busy after quietTimeout is measured anyway, with a note.
+func (r *runner) settle(ctx context.Context, sr *systemRun, phase string) error {
+	quiet, err := sr.sys.waitQuiet(ctx, quietTimeout)
+	if err != nil {
+		return fmt.Errorf("%s system %s: %w", sr.sys.label, phase, err)
+	}
+	if !quiet {
+		r.results.note(ScenarioOrders, fmt.Sprintf("%s system still busy %s after %s: measured anyway", sr.sys.label, phase, quietTimeout))
+	}
 	return nil
 }
 
