@@ -3,14 +3,17 @@ package outbox_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/tests/testenv"
 )
 
 // assertOrderPerAggregate checks that consumer applied each aggregate's
@@ -241,4 +244,100 @@ func TestBatchGivesWayToARowLock(t *testing.T) {
 	if k := f.count(`SELECT count(*) FROM dead_letters`); k != 0 {
 		t.Errorf("%d dead letters", k)
 	}
+}
+
+// A batch claims its messages in one statement: a message the inbox already
+// holds, or one that appears twice in the batch, is claimed once and the
+// rest are counted as duplicates.
+func TestBatchClaimsEachMessageOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.newConsumer("ledger", nil)
+	a, b, d := outbox.Message{ID: outbox.NewID(), Type: tickType}, outbox.Message{ID: outbox.NewID(), Type: tickType},
+		outbox.Message{ID: outbox.NewID(), Type: tickType}
+	claim := func(msgs ...outbox.Message) []bool {
+		t.Helper()
+		var claimed []bool
+		err := pgx.BeginFunc(f.ctx, f.pool, func(tx pgx.Tx) (err error) {
+			claimed, err = outbox.Claim(c, f.ctx, tx, msgs)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return claimed
+	}
+	if got := fmt.Sprint(claim(a, b, a)); got != "[true true false]" {
+		t.Errorf("first batch claimed %s, want [true true false]", got)
+	}
+	if got := fmt.Sprint(claim(b, d)); got != "[false true]" {
+		t.Errorf("second batch claimed %s, want [false true]", got)
+	}
+	if n := f.count(`SELECT count(*) FROM inbox WHERE consumer = 'ledger'`); n != 3 {
+		t.Errorf("inbox holds %d keys, want 3", n)
+	}
+	if n := f.duplicates("ledger"); n != 2 {
+		t.Errorf("%d duplicates counted, want 2", n)
+	}
+}
+
+// BenchmarkInboxClaim times claiming a batch of 16 new messages in one
+// statement, as a batch does, side by side with one INSERT per message, in
+// transactions alternating in one loop. Run it with
+//
+//	go test ./outbox -run '^$' -bench InboxClaim
+func BenchmarkInboxClaim(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, testenv.NewDatabase(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if err := outbox.Migrate(ctx, pool, nil); err != nil {
+		b.Fatal(err)
+	}
+	c, err := outbox.NewConsumer(outbox.ConsumerConfig{Service: "sink", Name: "bench", Pool: pool, AMQPURL: "amqp://127.0.0.1:1/"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 16
+	msgs := make([]outbox.Message, batch)
+	fresh := func() {
+		for i := range msgs {
+			msgs[i] = outbox.Message{ID: outbox.NewID(), Type: tickType}
+		}
+	}
+	timed := func(fn func(tx pgx.Tx) error) time.Duration {
+		start := time.Now()
+		if err := pgx.BeginFunc(ctx, pool, fn); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	var one, each time.Duration
+	for b.Loop() {
+		fresh()
+		one += timed(func(tx pgx.Tx) error {
+			claimed, err := outbox.Claim(c, ctx, tx, msgs)
+			if err == nil && slices.Contains(claimed, false) {
+				err = fmt.Errorf("claimed %v, want all", claimed)
+			}
+			return err
+		})
+		fresh()
+		each += timed(func(tx pgx.Tx) error {
+			for _, m := range msgs {
+				if _, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+					"bench", m.ID, m.Type); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(b.N) }
+	b.ReportMetric(ms(one), "one-statement-ms/batch")
+	b.ReportMetric(ms(each), "per-message-ms/batch")
+	b.ReportMetric(float64(each)/float64(one), "per-message/one")
 }

@@ -407,13 +407,8 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	start := time.Now()
-	tx, err := c.cfg.Pool.BeginTx(tctx, c.batchBegin)
-	if err != nil {
-		return 0
-	}
-	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
 	msgs := make([]Message, len(ds))
-	claimed := make([]bool, len(ds))
+	handlers := make([]Handler, len(ds))
 	for i, d := range ds {
 		msg, err := deliveryToMessage(d)
 		if err != nil {
@@ -423,8 +418,22 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 		if !ok {
 			return i
 		}
-		msgs[i] = msg
-		if claimed[i], err = c.applyIn(tctx, tx, msg, h); err != nil {
+		msgs[i], handlers[i] = msg, h
+	}
+	tx, err := c.cfg.Pool.BeginTx(tctx, c.batchBegin)
+	if err != nil {
+		return 0
+	}
+	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
+	claimed, err := c.claim(tctx, tx, msgs)
+	if err != nil {
+		return 0
+	}
+	for i, msg := range msgs {
+		if !claimed[i] {
+			continue
+		}
+		if err := c.handle(tctx, tx, msg, handlers[i]); err != nil {
 			return i
 		}
 	}
@@ -458,23 +467,65 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	claimed, err := c.applyIn(tctx, tx, msg, h)
+	claimed, err := c.claim(tctx, tx, []Message{msg})
 	if err != nil {
 		return err
+	}
+	if claimed[0] {
+		if err := c.handle(tctx, tx, msg, h); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(tctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	if !claimed {
+	if !claimed[0] {
 		return errDuplicate
 	}
 	return nil
 }
 
-// applyIn claims msg in the inbox inside tx and runs its handler; a message
-// the inbox already holds is counted as a duplicate instead and reports
-// false. The handler runs with the message's correlation, cause and trace.
-func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msg Message, h Handler) (claimed bool, err error) {
+// claim claims msgs in the inbox inside tx, in one statement, and reports
+// which were new; those the inbox already held (or that appear twice in
+// msgs) are counted as duplicates instead.
+func (c *Consumer) claim(ctx context.Context, tx pgx.Tx, msgs []Message) ([]bool, error) {
+	ids := make([]string, len(msgs))
+	types := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i], types[i] = m.ID, m.Type
+	}
+	rows, err := tx.Query(ctx, `INSERT INTO inbox (consumer, message_id, type)
+		SELECT $1, m.id, m.type FROM unnest($2::text[], $3::text[]) AS m(id, type)
+		ON CONFLICT DO NOTHING RETURNING message_id`, c.cfg.Name, ids, types)
+	if err != nil {
+		return nil, fmt.Errorf("inbox claim: %w", err)
+	}
+	fresh := make(map[string]bool, len(msgs))
+	var id string
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { fresh[id] = true; return nil }); err != nil {
+		return nil, fmt.Errorf("inbox claim: %w", err)
+	}
+	claimed := make([]bool, len(msgs))
+	duplicates := len(msgs)
+	for i, m := range msgs {
+		if fresh[m.ID] {
+			claimed[i] = true
+			delete(fresh, m.ID) // a second copy in msgs is a duplicate
+			duplicates--
+		}
+	}
+	if duplicates > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO inbox_duplicates (consumer, count) VALUES ($1, $2)
+			ON CONFLICT (consumer) DO UPDATE SET count = inbox_duplicates.count + $2`, c.cfg.Name, duplicates); err != nil {
+			return nil, fmt.Errorf("count duplicates: %w", err)
+		}
+	}
+	return claimed, nil
+}
+
+// handle runs msg's handler inside tx with the message's correlation,
+// cause and trace.
+func (c *Consumer) handle(ctx context.Context, tx pgx.Tx, msg Message, h Handler) error {
 	hctx := withCausation(WithCorrelation(ctx, msg.CorrelationID), msg.ID)
 	if msg.Traceparent != "" {
 		hctx = propagation.TraceContext{}.Extract(hctx, propagation.MapCarrier{"traceparent": msg.Traceparent})
@@ -482,23 +533,11 @@ func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msg Message, h Handle
 	hctx, span := c.tracer.Start(hctx, "consume "+msg.Type, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("messaging.message.id", msg.ID), attribute.String("shopmesh.consumer", c.cfg.Name)))
 	defer span.End()
-	tag, err := tx.Exec(hctx, `INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-		c.cfg.Name, msg.ID, msg.Type)
-	if err != nil {
-		return false, fmt.Errorf("inbox claim: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		if _, err := tx.Exec(hctx, `INSERT INTO inbox_duplicates (consumer, count) VALUES ($1, 1)
-			ON CONFLICT (consumer) DO UPDATE SET count = inbox_duplicates.count + 1`, c.cfg.Name); err != nil {
-			return false, fmt.Errorf("count duplicate: %w", err)
-		}
-		return false, nil
-	}
 	if err := h(hctx, tx, msg); err != nil {
 		span.RecordError(err)
-		return false, err
+		return err
 	}
-	return true, nil
+	return nil
 }
 
 func (c *Consumer) ack(d amqp.Delivery) {

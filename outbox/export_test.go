@@ -1,5 +1,11 @@
 package outbox
 
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
 // SetAfterConfirm installs a hook that runs between the broker's confirm of a
 // batch and the cursor update (the window a crash makes duplicates in).
 func SetAfterConfirm(r *Relay, f func(batch int) error) { r.afterConfirm = f }
@@ -10,3 +16,8 @@ const (
 	StatsQuery      = statsQuery
 	RelayGroup      = relayGroup
 )
+
+// Claim claims msgs in the inbox inside tx as a batch does.
+func Claim(c *Consumer, ctx context.Context, tx pgx.Tx, msgs []Message) ([]bool, error) {
+	return c.claim(ctx, tx, msgs)
+}
