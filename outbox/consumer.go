@@ -401,8 +401,8 @@ func (c *Consumer) processBatch(ctx context.Context, ds []amqp.Delivery) {
 
 // applyBatch claims and applies ds in one transaction, commits and
 // acknowledges them, and returns len(ds). When message i fails, or i is not
-// a well-formed message with a handler, it rolls back and returns i; when the
-// commit fails, 0.
+// a well-formed message with a handler, it rolls back and returns i; when
+// the transaction cannot begin, claim or commit, 0.
 func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -425,17 +425,17 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 		return 0
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	claimed, err := c.claim(tctx, tx, msgs)
+	claimed, duplicates, err := c.claim(tctx, tx, msgs)
 	if err != nil {
 		return 0
 	}
 	for i, msg := range msgs {
-		if !claimed[i] {
-			continue
-		}
-		if err := c.handle(tctx, tx, msg, handlers[i]); err != nil {
+		if err := c.handle(tctx, tx, msg, handlers[i], claimed[i]); err != nil {
 			return i
 		}
+	}
+	if err := c.countDuplicates(tctx, tx, duplicates); err != nil {
+		return 0
 	}
 	if err := tx.Commit(tctx); err != nil {
 		return 0
@@ -467,14 +467,15 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	claimed, err := c.claim(tctx, tx, []Message{msg})
+	claimed, duplicates, err := c.claim(tctx, tx, []Message{msg})
 	if err != nil {
 		return err
 	}
-	if claimed[0] {
-		if err := c.handle(tctx, tx, msg, h); err != nil {
-			return err
-		}
+	if err := c.handle(tctx, tx, msg, h, claimed[0]); err != nil {
+		return err
+	}
+	if err := c.countDuplicates(tctx, tx, duplicates); err != nil {
+		return err
 	}
 	if err := tx.Commit(tctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -486,9 +487,9 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 }
 
 // claim claims msgs in the inbox inside tx, in one statement, and reports
-// which were new; those the inbox already held (or that appear twice in
-// msgs) are counted as duplicates instead.
-func (c *Consumer) claim(ctx context.Context, tx pgx.Tx, msgs []Message) ([]bool, error) {
+// which were new and how many were not: those the inbox already held, and
+// second copies within msgs.
+func (c *Consumer) claim(ctx context.Context, tx pgx.Tx, msgs []Message) (claimed []bool, duplicates int, err error) {
 	ids := make([]string, len(msgs))
 	types := make([]string, len(msgs))
 	for i, m := range msgs {
@@ -498,41 +499,53 @@ func (c *Consumer) claim(ctx context.Context, tx pgx.Tx, msgs []Message) ([]bool
 		SELECT $1, m.id, m.type FROM unnest($2::text[], $3::text[]) AS m(id, type)
 		ON CONFLICT DO NOTHING RETURNING message_id`, c.cfg.Name, ids, types)
 	if err != nil {
-		return nil, fmt.Errorf("inbox claim: %w", err)
+		return nil, 0, fmt.Errorf("inbox claim: %w", err)
 	}
 	fresh := make(map[string]bool, len(msgs))
 	var id string
 	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { fresh[id] = true; return nil }); err != nil {
-		return nil, fmt.Errorf("inbox claim: %w", err)
+		return nil, 0, fmt.Errorf("inbox claim: %w", err)
 	}
-	claimed := make([]bool, len(msgs))
-	duplicates := len(msgs)
+	claimed = make([]bool, len(msgs))
 	for i, m := range msgs {
-		if fresh[m.ID] {
-			claimed[i] = true
+		if claimed[i] = fresh[m.ID]; claimed[i] {
 			delete(fresh, m.ID) // a second copy in msgs is a duplicate
-			duplicates--
+		} else {
+			duplicates++
 		}
 	}
-	if duplicates > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO inbox_duplicates (consumer, count) VALUES ($1, $2)
-			ON CONFLICT (consumer) DO UPDATE SET count = inbox_duplicates.count + $2`, c.cfg.Name, duplicates); err != nil {
-			return nil, fmt.Errorf("count duplicates: %w", err)
-		}
+	return claimed, duplicates, nil
+}
+
+// countDuplicates adds n to the consumer's absorbed redeliveries in tx. It
+// runs last before the commit: the counter is one row per consumer, which
+// concurrent transactions of the consumer would otherwise wait on longer.
+func (c *Consumer) countDuplicates(ctx context.Context, tx pgx.Tx, n int) error {
+	if n == 0 {
+		return nil
 	}
-	return claimed, nil
+	if _, err := tx.Exec(ctx, `INSERT INTO inbox_duplicates (consumer, count) VALUES ($1, $2)
+		ON CONFLICT (consumer) DO UPDATE SET count = inbox_duplicates.count + $2`, c.cfg.Name, n); err != nil {
+		return fmt.Errorf("count duplicates: %w", err)
+	}
+	return nil
 }
 
 // handle runs msg's handler inside tx with the message's correlation,
-// cause and trace.
-func (c *Consumer) handle(ctx context.Context, tx pgx.Tx, msg Message, h Handler) error {
+// cause and trace; a message the inbox already held (not claimed) gets its
+// span, marked as a duplicate, and no handler.
+func (c *Consumer) handle(ctx context.Context, tx pgx.Tx, msg Message, h Handler, claimed bool) error {
 	hctx := withCausation(WithCorrelation(ctx, msg.CorrelationID), msg.ID)
 	if msg.Traceparent != "" {
 		hctx = propagation.TraceContext{}.Extract(hctx, propagation.MapCarrier{"traceparent": msg.Traceparent})
 	}
 	hctx, span := c.tracer.Start(hctx, "consume "+msg.Type, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attribute.String("messaging.message.id", msg.ID), attribute.String("shopmesh.consumer", c.cfg.Name)))
+		trace.WithAttributes(attribute.String("messaging.message.id", msg.ID), attribute.String("shopmesh.consumer", c.cfg.Name),
+			attribute.Bool("shopmesh.duplicate", !claimed)))
 	defer span.End()
+	if !claimed {
+		return nil
+	}
 	if err := h(hctx, tx, msg); err != nil {
 		span.RecordError(err)
 		return err

@@ -17,7 +17,12 @@ const (
 	RelayGroup      = relayGroup
 )
 
-// Claim claims msgs in the inbox inside tx as a batch does.
+// Claim claims msgs in the inbox inside tx and counts the duplicates, as a
+// batch does.
 func Claim(c *Consumer, ctx context.Context, tx pgx.Tx, msgs []Message) ([]bool, error) {
-	return c.claim(ctx, tx, msgs)
+	claimed, duplicates, err := c.claim(ctx, tx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	return claimed, c.countDuplicates(ctx, tx, duplicates)
 }

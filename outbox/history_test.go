@@ -22,14 +22,26 @@ func TestOutboxReadsSkipSentHistory(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	const sent, pending = 20000, 10
-	// Rows of one long-committed transaction (xid 3, below every snapshot's
-	// xmin); the cursor stands before the last ten.
-	if _, err := f.pool.Exec(f.ctx, `INSERT INTO watermill_outbox (uuid, payload, metadata, transaction_id)
-		SELECT gen_random_uuid()::text, '{"seq": 1}', '{}', '3' FROM generate_series(1, $1)`, sent+pending); err != nil {
+	// Rows as up to 1,000 long-committed transactions wrote them, in blocks
+	// of consecutive transaction ids from 3 up, all below the oldest running
+	// transaction (so every row is visible to the relay); the cursor stands
+	// on the last sent row, ten before the end.
+	var xmin int64
+	if err := f.pool.QueryRow(f.ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint`).Scan(&xmin); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.pool.Exec(f.ctx, `UPDATE watermill_offsets_outbox SET last_processed_transaction_id = '3', offset_acked = $1
-		WHERE consumer_group = $2`, sent, outbox.RelayGroup); err != nil {
+	txs := min(1000, xmin-4)
+	if txs < 2 {
+		t.Fatalf("server transaction horizon %d too young for the test", xmin)
+	}
+	if _, err := f.pool.Exec(f.ctx, `INSERT INTO watermill_outbox (uuid, payload, metadata, transaction_id)
+		SELECT gen_random_uuid()::text, '{"seq": 1}', '{}', (3 + (i - 1) * $2 / $1)::text::xid8 FROM generate_series(1, $1::bigint) i`,
+		sent+pending, txs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(f.ctx, `UPDATE watermill_offsets_outbox c SET last_processed_transaction_id = o.transaction_id, offset_acked = o."offset"
+		FROM (SELECT transaction_id, "offset" FROM watermill_outbox ORDER BY transaction_id, "offset" OFFSET $1 - 1 LIMIT 1) o
+		WHERE c.consumer_group = $2`, sent, outbox.RelayGroup); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.pool.Exec(f.ctx, `ANALYZE watermill_outbox`); err != nil {
