@@ -50,6 +50,12 @@ func (e *latencyEstimate) observe(d time.Duration) {
 	}
 }
 
+func (e *latencyEstimate) reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.d = 0
+}
+
 // firstRead is how long after sending a checkout its first read is due.
 func (e *latencyEstimate) firstRead() time.Duration {
 	e.mu.Lock()
@@ -285,6 +291,9 @@ func (lr loadResult) throughput() float64 {
 func (sh *shop) drive(ctx context.Context, rate int, duration, confirmTimeout, poll time.Duration) loadResult {
 	ctx, cancel := context.WithTimeout(ctx, duration+confirmTimeout+30*time.Second)
 	defer cancel()
+	// Each phase learns its own latency: a slow one before it would have
+	// its pollers sleep through most of a fast one.
+	sh.latency.reset()
 	lr := loadResult{began: time.Now()}
 	polls := sh.polls.Load()
 	end := lr.began.Add(duration)

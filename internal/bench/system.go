@@ -86,6 +86,8 @@ func (s *system) waitQuiet(ctx context.Context, timeout time.Duration) (bool, er
 	defer conn.Close()
 
 	busy := func() (bool, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // one look
+		defer cancel()
 		// Orders keep producing events until they end: shipping picks up
 		// and delivers on timers, seconds after confirmation.
 		var open int

@@ -66,8 +66,8 @@ func (r *runner) startSystemRun(ctx context.Context, label string, together bool
 
 // fixedRate drives the configured fixed rate, sampling RSS, and returns
 // the phase's result.
-func (r *runner) fixedRate(ctx context.Context, sr *systemRun) (loadResult, error) {
-	if err := r.settle(ctx, sr, "before the fixed rate"); err != nil {
+func (r *runner) fixedRate(ctx context.Context, scenario string, sr *systemRun) (loadResult, error) {
+	if err := r.settle(ctx, scenario, sr, "before the fixed rate"); err != nil {
 		return loadResult{}, err
 	}
 	s := newRSSSampler(sr.sys)
@@ -100,7 +100,7 @@ func setupOrders(ctx context.Context, r *runner) error {
 // then confirmed checkouts/s with every worker at full speed.
 func roundOrders(ctx context.Context, r *runner, round int) error {
 	rate := fmt.Sprintf("at %d/s", r.cfg.OrderRate)
-	lr, err := r.fixedRate(ctx, r.split)
+	lr, err := r.fixedRate(ctx, ScenarioOrders, r.split)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func roundOrders(ctx context.Context, r *runner, round int) error {
 	r.record(ScenarioOrders, "shopmesh", "order reads per checkout "+rate, "reads", round, lr.pollsPerCheckout())
 	r.orderNotes(rate, lr, errs)
 
-	if err := r.settle(ctx, r.split, "before full speed"); err != nil {
+	if err := r.settle(ctx, ScenarioOrders, r.split, "before full speed"); err != nil {
 		return err
 	}
 	full := r.split.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
@@ -129,13 +129,13 @@ func roundOrders(ctx context.Context, r *runner, round int) error {
 
 // settle waits for the system to finish the previous phase's work; a
 // system still busy after quietTimeout is measured anyway, with a note.
-func (r *runner) settle(ctx context.Context, sr *systemRun, phase string) error {
+func (r *runner) settle(ctx context.Context, scenario string, sr *systemRun, phase string) error {
 	quiet, err := sr.sys.waitQuiet(ctx, quietTimeout)
 	if err != nil {
 		return fmt.Errorf("%s system %s: %w", sr.sys.label, phase, err)
 	}
 	if !quiet {
-		r.results.note(ScenarioOrders, fmt.Sprintf("%s system still busy %s after %s: measured anyway", sr.sys.label, phase, quietTimeout))
+		r.results.note(scenario, fmt.Sprintf("%s system still busy %s after %s: measured anyway", sr.sys.label, phase, quietTimeout))
 	}
 	return nil
 }
@@ -158,7 +158,7 @@ func setupMemory(ctx context.Context, r *runner) error {
 		if err != nil {
 			return err
 		}
-		if _, err := r.fixedRate(ctx, sr); err != nil {
+		if _, err := r.fixedRate(ctx, ScenarioMemory, sr); err != nil {
 			return err
 		}
 	}
@@ -172,7 +172,7 @@ func setupMemory(ctx context.Context, r *runner) error {
 	if err != nil {
 		return err
 	}
-	lr, err := r.fixedRate(ctx, sr)
+	lr, err := r.fixedRate(ctx, ScenarioMemory, sr)
 	if err != nil {
 		return err
 	}
