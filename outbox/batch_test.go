@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopmesh/shopmesh/outbox"
-	"github.com/shopmesh/shopmesh/tests/testenv"
 )
 
 // assertOrderPerAggregate checks that consumer applied each aggregate's
@@ -287,16 +285,7 @@ func TestBatchClaimsEachMessageOnce(t *testing.T) {
 //
 //	go test ./outbox -run '^$' -bench InboxClaim
 func BenchmarkInboxClaim(b *testing.B) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, testenv.NewDatabase(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	if err := outbox.Migrate(ctx, pool, nil); err != nil {
-		b.Fatal(err)
-	}
+	ctx, pool := benchDatabase(b)
 	c, err := outbox.NewConsumer(outbox.ConsumerConfig{Service: "sink", Name: "bench", Pool: pool, AMQPURL: "amqp://127.0.0.1:1/"})
 	if err != nil {
 		b.Fatal(err)

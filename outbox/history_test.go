@@ -106,16 +106,7 @@ func TestOutboxReadsSkipSentHistory(t *testing.T) {
 // Each reports both reads in ms and their ratio, measured alternately in
 // one loop.
 func BenchmarkRelayReadBehindHistory(b *testing.B) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, testenv.NewDatabase(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pool.Close()
-	if err := outbox.Migrate(ctx, pool, nil); err != nil {
-		b.Fatal(err)
-	}
+	ctx, pool := benchDatabase(b)
 	// The filter form: the same rows, the cursor as an OR of two conditions.
 	orForm := strings.Replace(outbox.RelayBatchQuery,
 		`(transaction_id, "offset") > ((SELECT last_processed_transaction_id FROM cursor), (SELECT offset_acked FROM cursor))`,
@@ -168,4 +159,21 @@ func BenchmarkRelayReadBehindHistory(b *testing.B) {
 			b.ReportMetric(float64(or)/float64(row), "or/relay")
 		})
 	}
+}
+
+// benchDatabase is a fresh migrated database for a benchmark, with a
+// context that ends with it (at most five minutes).
+func benchDatabase(b *testing.B) (context.Context, *pgxpool.Pool) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	b.Cleanup(cancel)
+	pool, err := pgxpool.New(ctx, testenv.NewDatabase(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	if err := outbox.Migrate(ctx, pool, nil); err != nil {
+		b.Fatal(err)
+	}
+	return ctx, pool
 }
