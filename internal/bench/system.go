@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,11 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopmesh/shopmesh/internal/apiclient"
 	"github.com/shopmesh/shopmesh/internal/sysrun"
-	"github.com/shopmesh/shopmesh/outbox"
 )
 
 // system is the whole of shopmesh started from the real binary for the
@@ -61,10 +58,11 @@ func (s *system) createAdmin(ctx context.Context, id string) (err error) {
 }
 
 // waitQuiet waits, at most timeout, until the system has nothing left to
-// do: every order ended (delivered or cancelled), every outbox sent and no
-// message waiting in any service's queue, seen twice in a row. A load phase that starts while the previous one's
-// backlog still drains would measure that backlog too. It reports whether
-// the system went quiet in time; only a failure to look is an error.
+// do: every order ended (delivered or cancelled; shipping picks up and
+// delivers on timers, seconds after confirmation) and no backlog
+// (sysrun.Backlog), seen twice in a row. A load phase that starts while the
+// previous one's work still drains would measure that work too. It reports
+// whether the system went quiet in time; only a failure to look is an error.
 func (s *system) waitQuiet(ctx context.Context, timeout time.Duration) (bool, error) {
 	pools := map[string]*pgxpool.Pool{}
 	defer func() {
@@ -79,17 +77,9 @@ func (s *system) waitQuiet(ctx context.Context, timeout time.Duration) (bool, er
 		}
 		pools[svc] = p
 	}
-	conn, err := amqp.DialConfig(s.AMQPURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
-	if err != nil {
-		return false, fmt.Errorf("connect to the broker: %w", err)
-	}
-	defer conn.Close()
-
 	busy := func() (bool, error) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // one look
 		defer cancel()
-		// Orders keep producing events until they end: shipping picks up
-		// and delivers on timers, seconds after confirmation.
 		var open int
 		if err := pools["order"].QueryRow(ctx, `SELECT count(*) FROM orders WHERE state NOT IN ('delivered', 'cancelled')`).Scan(&open); err != nil {
 			return false, fmt.Errorf("open orders: %w", err)
@@ -97,23 +87,8 @@ func (s *system) waitQuiet(ctx context.Context, timeout time.Duration) (bool, er
 		if open > 0 {
 			return true, nil
 		}
-		for svc, pool := range pools {
-			st, err := outbox.ReadStats(ctx, pool)
-			if err != nil {
-				return false, fmt.Errorf("%s outbox: %w", svc, err)
-			}
-			if st.Pending > 0 {
-				return true, nil
-			}
-			n, err := queueMessages(conn, outbox.QueueName(svc, "inbox"))
-			if err != nil {
-				return false, fmt.Errorf("%s queue: %w", svc, err)
-			}
-			if n > 0 {
-				return true, nil
-			}
-		}
-		return false, nil
+		backlog, err := sysrun.Backlog(ctx, pools, s.AMQPURL)
+		return backlog != "", err
 	}
 	deadline := time.Now().Add(timeout)
 	quiet := 0
@@ -135,22 +110,6 @@ func (s *system) waitQuiet(ctx context.Context, timeout time.Duration) (bool, er
 			return false, err
 		}
 	}
-}
-
-// queueMessages returns the messages ready in queue, 0 when there is no
-// such queue (a service that consumes nothing).
-func queueMessages(conn *amqp.Connection, queue string) (int, error) {
-	ch, err := conn.Channel()
-	if err != nil {
-		return 0, err
-	}
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	var aerr *amqp.Error
-	if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
-		return 0, nil
-	}
-	return q.Messages, err
 }
 
 // pids returns the running processes' IDs by name.

@@ -28,8 +28,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shopmesh/shopmesh/outbox"
-
 	"github.com/shopmesh/shopmesh/internal/sysrun"
 )
 
@@ -458,28 +456,12 @@ func (s *system) drained(ctx context.Context, ids []string) error {
 	if found < len(ids) {
 		return fmt.Errorf("%d of %d orders exist", found, len(ids))
 	}
-	for _, svc := range s.services {
-		st, err := outbox.ReadStats(ctx, s.pools[svc])
-		if err != nil {
-			return err
-		}
-		if st.Pending > 0 {
-			return fmt.Errorf("%s outbox holds %d unsent events", svc, st.Pending)
-		}
-		var overdue int
-		if err := s.pools[svc].QueryRow(ctx, `SELECT count(*) FROM outbox_scheduled WHERE due_at < now() - interval '2 seconds'`).Scan(&overdue); err != nil {
-			return err
-		}
-		if overdue > 0 {
-			return fmt.Errorf("%s has %d overdue scheduled events", svc, overdue)
-		}
-		n, err := s.queueDepth(ctx, svc)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			return fmt.Errorf("%s queue holds %d messages", svc, n)
-		}
+	backlog, err := sysrun.Backlog(ctx, s.pools, s.infra.AMQPAdmin)
+	if err != nil {
+		return err
+	}
+	if backlog != "" {
+		return errors.New(backlog)
 	}
 	return nil
 }

@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/shopmesh/shopmesh/outbox"
 
 	"github.com/shopmesh/shopmesh/internal/apiclient"
 	"github.com/shopmesh/shopmesh/internal/localserver"
@@ -294,34 +291,6 @@ func (s *system) heal(ctx context.Context) error {
 		return err
 	}
 	return s.procs.waitReady(ctx, 2*time.Minute)
-}
-
-// queueDepth is the number of ready messages in a service's inbox queue
-// and its broker dead-letter queue.
-func (s *system) queueDepth(ctx context.Context, svc string) (int, error) {
-	conn, err := amqp.DialConfig(s.infra.AMQPAdmin, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return 0, err
-	}
-	total := 0
-	q := outbox.QueueName(svc, "inbox")
-	for _, name := range []string{q, q + ".dlq"} {
-		st, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
-		if err != nil {
-			var aerr *amqp.Error
-			if errors.As(err, &aerr) && aerr.Code == amqp.NotFound {
-				return total, nil // a service that consumes nothing
-			}
-			return 0, err
-		}
-		total += st.Messages
-	}
-	return total, nil
 }
 
 // close stops everything the system started. keepLogs keeps the process
