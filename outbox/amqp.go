@@ -10,6 +10,8 @@ import (
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // marshaler converts between watermill messages (the outbox row's uuid,
@@ -136,7 +138,7 @@ func dial(ctx context.Context, url, name string, onRetry func(error)) (*amqp.Con
 		if onRetry != nil {
 			onRetry(err)
 		}
-		if err := sleep(ctx, jitter(delay)); err != nil {
+		if err := wait.Sleep(ctx, jitter(delay)); err != nil {
 			return nil, err
 		}
 		delay = min(delay*2, 5*time.Second)
@@ -145,18 +147,6 @@ func dial(ctx context.Context, url, name string, onRetry func(error)) (*amqp.Con
 
 func jitter(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // declareExchange declares a producer's durable topic exchange.

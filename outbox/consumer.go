@@ -21,6 +21,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // Handler applies one message inside tx, the transaction that also claimed
@@ -194,7 +196,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		c.cfg.Logger.Warn("consumer session ended; reconnecting", "consumer", c.cfg.Name, "err", err)
-		if sleep(ctx, jitter(time.Second)) != nil {
+		if wait.Sleep(ctx, jitter(time.Second)) != nil {
 			return ctx.Err()
 		}
 	}
@@ -348,7 +350,7 @@ func (c *Consumer) process(ctx context.Context, d amqp.Delivery) {
 			return
 		case isInfrastructure(err):
 			c.cfg.Logger.Warn("consumer waiting for infrastructure", "consumer", c.cfg.Name, "message_id", msg.ID, "err", err)
-			if sleep(ctx, jitter(infraWait)) != nil {
+			if wait.Sleep(ctx, jitter(infraWait)) != nil {
 				return
 			}
 			infraWait = min(infraWait*2, c.cfg.MaxBackoff)
@@ -366,7 +368,7 @@ func (c *Consumer) process(ctx context.Context, d amqp.Delivery) {
 		c.cfg.Metrics.retry(c.cfg.Name)
 		c.cfg.Logger.Info("handler failed; retrying", "consumer", c.cfg.Name, "message_id", msg.ID, "type", msg.Type, "attempt", failures, "err", err)
 		backoff := min(c.cfg.RetryBackoff<<(failures-1), c.cfg.MaxBackoff)
-		if sleep(ctx, jitter(backoff)) != nil {
+		if wait.Sleep(ctx, jitter(backoff)) != nil {
 			return
 		}
 	}
@@ -563,17 +565,17 @@ func (c *Consumer) ack(d amqp.Delivery) {
 // deadLetter stores the message with its reason, then acknowledges it. The
 // store is retried until it succeeds or the session ends.
 func (c *Consumer) deadLetter(ctx context.Context, d amqp.Delivery, msg Message, reason string, attempts int) {
-	wait := c.cfg.RetryBackoff
+	backoff := c.cfg.RetryBackoff
 	for {
 		err := storeDeadLetter(ctx, c.cfg.Pool, c.cfg.Name, c.queue, d, msg, reason, attempts)
 		if err == nil {
 			break
 		}
 		c.cfg.Logger.Warn("cannot store dead letter", "consumer", c.cfg.Name, "err", err)
-		if sleep(ctx, jitter(wait)) != nil {
+		if wait.Sleep(ctx, jitter(backoff)) != nil {
 			return
 		}
-		wait = min(wait*2, c.cfg.MaxBackoff)
+		backoff = min(backoff*2, c.cfg.MaxBackoff)
 	}
 	c.cfg.Metrics.deadLettered(c.cfg.Name)
 	c.cfg.Logger.Error("message dead-lettered", "consumer", c.cfg.Name, "message_id", msg.ID, "type", msg.Type, "reason", reason)

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // relayGroup is the relay's row in watermill_offsets_outbox.
@@ -149,7 +151,7 @@ func (r *Relay) Run(ctx context.Context) error {
 				r.closeDB()
 			}
 			backoff := min(time.Duration(1<<min(failures, 6))*50*time.Millisecond, 5*time.Second)
-			if sleep(ctx, jitter(backoff)) != nil {
+			if wait.Sleep(ctx, jitter(backoff)) != nil {
 				return ctx.Err()
 			}
 			continue

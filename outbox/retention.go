@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // RetentionConfig says how long sent outbox rows and inbox keys are kept.
@@ -74,7 +76,7 @@ func RunRetention(ctx context.Context, pool *pgxpool.Pool, cfg RetentionConfig) 
 		case o+i > 0:
 			cfg.Logger.Info("retention pruned", "outbox_rows", o, "inbox_keys", i)
 		}
-		if sleep(ctx, cfg.Interval) != nil {
+		if wait.Sleep(ctx, cfg.Interval) != nil {
 			return ctx.Err()
 		}
 	}

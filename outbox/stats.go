@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopmesh/shopmesh/internal/pgmigrate"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 //go:embed migrations/*.sql
@@ -106,7 +107,7 @@ func RunStatsGauges(ctx context.Context, pool *pgxpool.Pool, service string, m *
 		if s, err := ReadStats(ctx, pool); err == nil {
 			m.setBacklog(service, s)
 		}
-		if sleep(ctx, interval) != nil {
+		if wait.Sleep(ctx, interval) != nil {
 			return ctx.Err()
 		}
 	}

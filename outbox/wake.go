@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // NotifyChannel is the PostgreSQL channel a relay listens on. A writer in
@@ -20,7 +22,7 @@ func (r *Relay) listen(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := r.listenOnce(ctx); err != nil && ctx.Err() == nil {
 			r.cfg.Logger.Debug("relay listen connection lost", "err", err)
-			if sleep(ctx, jitter(time.Second)) != nil {
+			if wait.Sleep(ctx, jitter(time.Second)) != nil {
 				return
 			}
 		}
@@ -64,7 +66,7 @@ func (r *Relay) runScheduler(ctx context.Context) {
 			r.cfg.Outbox.Notify()
 			continue
 		}
-		if sleep(ctx, interval) != nil {
+		if wait.Sleep(ctx, interval) != nil {
 			return
 		}
 	}

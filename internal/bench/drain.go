@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/outbox"
 )
 
@@ -271,7 +272,7 @@ func lastRow(ctx context.Context, pool *pgxpool.Pool) (cursor, error) {
 // forwarded and in what time.
 func waitDrained(ctx context.Context, pool *pgxpool.Pool, group string, last cursor, total int, start time.Time,
 	limit time.Duration) (drained int, elapsed time.Duration, complete bool, err error) {
-	err = waitFor(ctx, 5*time.Millisecond, "relay "+group+" to drain the outbox", func(ctx context.Context) (bool, error) {
+	err = wait.Poll(ctx, 5*time.Millisecond, "relay "+group+" to drain the outbox", func(ctx context.Context) (bool, error) {
 		var at cursor
 		err := pool.QueryRow(ctx, `SELECT last_processed_transaction_id::text, offset_acked FROM watermill_offsets_outbox
 			WHERE consumer_group = $1`, group).Scan(&at.txID, &at.offset)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/outbox"
 )
 
@@ -205,7 +206,7 @@ func (e *env) inspect(queue string) (messages, consumers int, err error) {
 func (e *env) waitConsumer(ctx context.Context, queue string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return waitFor(ctx, 10*time.Millisecond, "a consumer on "+queue, func(context.Context) (bool, error) {
+	return wait.Poll(ctx, 10*time.Millisecond, "a consumer on "+queue, func(context.Context) (bool, error) {
 		_, n, err := e.inspect(queue)
 		var amqpErr *amqp.Error
 		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound {
@@ -264,7 +265,7 @@ func (e *env) close() error {
 		// A few attempts: the server may be restarting under the run.
 		var err error
 		for attempt := 0; attempt < 5; attempt++ {
-			if attempt > 0 && sleep(ctx, 2*time.Second) != nil {
+			if attempt > 0 && wait.Sleep(ctx, 2*time.Second) != nil {
 				break
 			}
 			var admin *pgx.Conn

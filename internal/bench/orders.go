@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/apiclient"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // shop is the orders workload on one system: products seeded through the
@@ -107,7 +108,7 @@ func newShop(ctx context.Context, sys *system, id string, products, workers int)
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for _, pid := range sh.products {
-		err := waitFor(wctx, 100*time.Millisecond, "cart to know product "+pid, func(ctx context.Context) (bool, error) {
+		err := wait.Poll(wctx, 100*time.Millisecond, "cart to know product "+pid, func(ctx context.Context) (bool, error) {
 			r, err := c.Do(ctx, http.MethodPut, "/api/v1/cart/items/"+pid, map[string]int{"quantity": 1})
 			if err != nil {
 				return false, err
@@ -182,7 +183,7 @@ func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	first := sh.latency.firstRead()
-	if err := sleep(ctx, time.Until(sent.Add(first))); err != nil {
+	if err := wait.Sleep(ctx, time.Until(sent.Add(first))); err != nil {
 		return time.Time{}, fmt.Errorf("order %s not confirmed within %s", orderID, timeout)
 	}
 	interval := max(poll, first/6)
@@ -220,7 +221,7 @@ func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID
 		default:
 			return time.Time{}, fmt.Errorf("get order %s = %d %.200s", orderID, r.Status, r.Body)
 		}
-		if err := sleep(ctx, interval); err != nil {
+		if err := wait.Sleep(ctx, interval); err != nil {
 			return time.Time{}, fmt.Errorf("order %s not confirmed within %s", orderID, timeout)
 		}
 		interval = min(interval*3/2, 2*time.Second)
@@ -341,7 +342,7 @@ func (sh *shop) drive(ctx context.Context, rate int, duration, confirmTimeout, p
 		interval := time.Duration(float64(time.Second) / float64(rate))
 		for i := range total {
 			due := lr.began.Add(time.Duration(i) * interval)
-			if sleep(ctx, time.Until(due)) != nil {
+			if wait.Sleep(ctx, time.Until(due)) != nil {
 				break
 			}
 			slots <- due

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/outbox"
 )
 
@@ -144,7 +145,7 @@ func (w *xidHoldWatch) run(ctx context.Context) error {
 		w.mu.Lock()
 		w.longest = max(w.longest, time.Duration(seconds*float64(time.Second)))
 		w.mu.Unlock()
-		if sleep(ctx, 20*time.Millisecond) != nil {
+		if wait.Sleep(ctx, 20*time.Millisecond) != nil {
 			return nil
 		}
 	}

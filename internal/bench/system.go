@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shopmesh/shopmesh/internal/apiclient"
 	"github.com/shopmesh/shopmesh/internal/sysrun"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // system is the whole of shopmesh started from the real binary for the
@@ -77,7 +79,7 @@ func (s *system) waitQuiet(ctx context.Context, timeout time.Duration) (bool, er
 		}
 		pools[svc] = p
 	}
-	busy := func() (bool, error) {
+	busy := func(ctx context.Context) (bool, error) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // one look
 		defer cancel()
 		var open int
@@ -90,26 +92,20 @@ func (s *system) waitQuiet(ctx context.Context, timeout time.Duration) (bool, er
 		backlog, err := sysrun.Backlog(ctx, pools, s.AMQPURL)
 		return backlog != "", err
 	}
-	deadline := time.Now().Add(timeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	quiet := 0
-	for {
-		b, err := busy()
-		if err != nil {
-			return false, err
-		}
+	err := wait.Poll(wctx, 250*time.Millisecond, "system quiet", func(ctx context.Context) (bool, error) {
+		b, err := busy(ctx)
 		if quiet++; b {
 			quiet = 0
 		}
-		if quiet == 2 {
-			return true, nil
-		}
-		if time.Now().After(deadline) {
-			return false, nil
-		}
-		if err := sleep(ctx, 250*time.Millisecond); err != nil {
-			return false, err
-		}
+		return quiet == 2, err
+	})
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return false, nil // still busy after timeout: the caller measures anyway
 	}
+	return err == nil, err
 }
 
 // pids returns the running processes' IDs by name.

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // The orders and memory scenarios run the whole system from the real
@@ -44,11 +46,11 @@ func (r *runner) startSystemRun(ctx context.Context, label string, together bool
 	sr := &systemRun{sys: sys, load: map[string]int64{}}
 	r.systems = append(r.systems, sr)
 	fmt.Fprintf(r.out, "%s system ready in %s\n", label, time.Since(began).Round(time.Millisecond))
-	if err := sleep(ctx, settleTime); err != nil {
+	if err := wait.Sleep(ctx, settleTime); err != nil {
 		return sr, err
 	}
 	idle := newRSSSampler(sys)
-	if err := sleep(ctx, idleWindow); err != nil {
+	if err := wait.Sleep(ctx, idleWindow); err != nil {
 		idle.stop()
 		return sr, err
 	}

@@ -15,9 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/outbox"
-
-	"github.com/shopmesh/shopmesh/internal/sysrun"
 )
 
 // aggregates is how many aggregates the events are spread over: enough for
@@ -208,7 +207,7 @@ func runPaced(ctx context.Context, writers, events int, rate float64, write writ
 				}
 				if rate > 0 {
 					due := start.Add(time.Duration(float64(seq-1) / rate * float64(time.Second)))
-					if sleep(ctx, time.Until(due)) != nil {
+					if wait.Sleep(ctx, time.Until(due)) != nil {
 						return
 					}
 				}
@@ -228,26 +227,6 @@ func runPaced(ctx context.Context, writers, events int, rate float64, write writ
 	}
 	slices.Sort(run.commits)
 	return run, nil
-}
-
-// sleep waits d (nothing when d <= 0) or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// waitFor polls cond every interval until it holds, it fails, or ctx ends.
-func waitFor(ctx context.Context, interval time.Duration, what string, cond func(context.Context) (bool, error)) error {
-	return sysrun.Poll(ctx, interval, "wait for "+what, cond)
 }
 
 // commitClock records when each message's consumer transaction committed.

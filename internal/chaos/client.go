@@ -84,18 +84,3 @@ func (c *client) login(ctx context.Context, email, password string) (string, err
 	err := c.expect(ctx, http.StatusOK, &tok, http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": password})
 	return tok.Token, err
 }
-
-// poll calls cond every interval until it reports done, fails, or ctx ends.
-func poll(ctx context.Context, interval time.Duration, cond func() (bool, error)) error {
-	for {
-		done, err := cond()
-		if err != nil || done {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
-}

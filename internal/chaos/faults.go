@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/outbox"
 )
 
@@ -61,18 +62,6 @@ func (f *faultRun) d(lo, hi time.Duration) time.Duration {
 }
 
 func (f *faultRun) pick(from []string) string { return from[f.rng.IntN(len(from))] }
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // running filters services to those the system runs.
 func (f *faultRun) running(svcs ...string) []string {
@@ -193,7 +182,7 @@ func (f *faultRun) pause(ctx context.Context, svc string, d time.Duration) error
 		return err
 	}
 	f.record("SIGSTOP %s for %s", svc, d.Round(time.Millisecond))
-	err := sleep(ctx, d)
+	err := wait.Sleep(ctx, d)
 	if rerr := p.resume(); rerr != nil {
 		return rerr
 	}
@@ -208,7 +197,7 @@ func (f *faultRun) partition(ctx context.Context, svc string, d time.Duration) e
 		return err
 	}
 	f.record("partition %s from the broker for %s (toxiproxy timeout, both ways)", svc, d.Round(time.Millisecond))
-	err := sleep(ctx, d)
+	err := wait.Sleep(ctx, d)
 	l.heal(context.WithoutCancel(ctx))
 	return err
 }
@@ -220,7 +209,7 @@ func (f *faultRun) blackholeRelay(ctx context.Context, svc string, d time.Durati
 	l := f.s.proxies.amqp[svc]
 	l.ctl.setBlackhole(roleRelay)
 	f.record("blackhole %s's relay -> broker for %s", svc, d.Round(time.Millisecond))
-	err := sleep(ctx, d)
+	err := wait.Sleep(ctx, d)
 	l.ctl.setBlackhole("")
 	return err
 }
@@ -249,7 +238,7 @@ func (f *faultRun) resetPeer(ctx context.Context, svc, dep string, d time.Durati
 		return err
 	}
 	f.record("reset_peer on %s -> %s for %s", svc, dep, d.Round(time.Millisecond))
-	err := sleep(ctx, d)
+	err := wait.Sleep(ctx, d)
 	l.heal(context.WithoutCancel(ctx))
 	return err
 }
@@ -262,7 +251,7 @@ func (f *faultRun) limitData(ctx context.Context, svc, dep string, n int, d time
 		return err
 	}
 	f.record("limit_data %d bytes on %s -> %s for %s", n, svc, dep, d.Round(time.Millisecond))
-	err := sleep(ctx, d)
+	err := wait.Sleep(ctx, d)
 	l.heal(context.WithoutCancel(ctx))
 	return err
 }
@@ -304,7 +293,7 @@ func (f *faultRun) restartBroker(ctx context.Context, down time.Duration) error 
 		f.record("SIGKILL RabbitMQ (no publish within %s), down for %s", f.wait, down.Round(time.Millisecond))
 	}
 	rb.Kill() // waits until it is gone
-	err := sleep(ctx, down)
+	err := wait.Sleep(ctx, down)
 	if serr := rb.Start(context.WithoutCancel(ctx)); serr != nil { // back up even when the run ends
 		return serr
 	}
@@ -332,7 +321,7 @@ func (f *faultRun) restartPostgres(ctx context.Context, down time.Duration) erro
 		f.record("SIGKILL PostgreSQL (no COMMIT within %s), down for %s", f.wait, down.Round(time.Millisecond))
 	}
 	pg.Kill()
-	err := sleep(ctx, down)
+	err := wait.Sleep(ctx, down)
 	if serr := pg.Start(context.WithoutCancel(ctx)); serr != nil {
 		return serr
 	}
@@ -428,7 +417,7 @@ func (f *faultRun) replicaTakeover(ctx context.Context, svc string) error {
 		return err
 	}
 	f.record("second process %s of %s on the same queue", r.name, svc)
-	if err := sleep(ctx, f.d(time.Second, 3*time.Second)); err != nil {
+	if err := wait.Sleep(ctx, f.d(time.Second, 3*time.Second)); err != nil {
 		return err
 	}
 	return f.plainKill(ctx, svc)

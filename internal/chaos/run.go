@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/sysrun"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // Config configures a chaos run.
@@ -377,7 +378,7 @@ func (s *system) runScenario(parent context.Context, sc scenario) (res Result) {
 		if err == nil && len(l.Violations) == 0 || drainErr != nil || time.Now().After(settle) || ctx.Err() != nil {
 			break
 		}
-		if sleep(ctx, time.Second) != nil {
+		if wait.Sleep(ctx, time.Second) != nil {
 			break
 		}
 	}

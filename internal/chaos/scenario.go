@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // scenario is one fault schedule. Its faults run while the workload runs
@@ -50,7 +52,7 @@ func Describe(name string) string {
 func (f *faultRun) repeat(ctx context.Context, n int, fault func(i int) error) error {
 	var errs []error
 	for i := range n {
-		if sleep(ctx, f.d(300*time.Millisecond, 2*time.Second)) != nil {
+		if wait.Sleep(ctx, f.d(300*time.Millisecond, 2*time.Second)) != nil {
 			break
 		}
 		if err := fault(i); err != nil && ctx.Err() == nil {
@@ -148,7 +150,7 @@ func catalogue() []scenario {
 			name: "duplicate-all",
 			doc:  "every relay's cursor is rewound, during the workload and after it drained: every message is delivered again",
 			faults: func(ctx context.Context, f *faultRun) error {
-				if err := sleep(ctx, f.d(time.Second, 4*time.Second)); err != nil {
+				if err := wait.Sleep(ctx, f.d(time.Second, 4*time.Second)); err != nil {
 					return nil
 				}
 				return f.duplicateAll(ctx)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/apiclient"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // Path is the way through the order saga an order is meant to take.
@@ -207,7 +208,7 @@ func (w *workload) setup(ctx context.Context, admin *client) error {
 		}
 	}
 	for _, p := range w.products {
-		err := poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		err := wait.Poll(ctx, 200*time.Millisecond, "stock", func(ctx context.Context) (bool, error) {
 			r, err := admin.do(ctx, http.MethodGet, "/api/v1/admin/products/"+p.ID+"/stock", nil)
 			if err != nil {
 				return false, err
@@ -307,7 +308,7 @@ func (w *workload) place(ctx context.Context, cl *client, p *placedOrder) error 
 		pid := w.products[l.Product].ID
 		// The cart learns products from catalog events: until it has, it
 		// refuses the line, so wait (bounded by ctx).
-		err := poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		err := wait.Poll(ctx, 200*time.Millisecond, "cart line", func(ctx context.Context) (bool, error) {
 			r, err := cl.do(ctx, http.MethodPut, "/api/v1/cart/items/"+pid, map[string]int{"quantity": l.Quantity})
 			if err != nil {
 				return false, err
@@ -345,7 +346,7 @@ func (w *workload) cancel(ctx context.Context, cl *client, p *placedOrder, confi
 	// reported by the ledger (lost or stuck); the customer moves on.
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	err := poll(wctx, 250*time.Millisecond, func() (bool, error) {
+	err := wait.Poll(wctx, 250*time.Millisecond, "get order", func(wctx context.Context) (bool, error) {
 		var v orderView
 		r, err := cl.do(wctx, http.MethodGet, "/api/v1/orders/"+p.OrderID, nil)
 		if err != nil {

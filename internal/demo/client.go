@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/apiclient"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // client calls the public API as one user (or anonymously, with no token),
@@ -52,24 +53,12 @@ func (c *client) call(ctx context.Context, want int, out any, method, path strin
 			if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err == nil && s > 0 {
 				retry = time.Duration(s) * time.Second
 			}
-			if err := sleep(ctx, retry); err != nil {
+			if err := wait.Sleep(ctx, retry); err != nil {
 				return fmt.Errorf("%s %s: rate limited: %w", method, path, err)
 			}
 			continue
 		}
 		return apiclient.Check(method, path, r, want, out)
-	}
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -106,7 +95,7 @@ func poll(ctx context.Context, deadline time.Time, every time.Duration, what str
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", what, ctx.Err())
 		}
-		if pctx.Err() != nil || sleep(pctx, every) != nil {
+		if pctx.Err() != nil || wait.Sleep(pctx, every) != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("%s: %w", what, ctx.Err())
 			}

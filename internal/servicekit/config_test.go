@@ -1,12 +1,9 @@
 package servicekit_test
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
@@ -45,21 +42,6 @@ func TestMigrationsDir(t *testing.T) {
 	fsys := fstest.MapFS{"migrations/001_init.sql": {Data: []byte("-- +goose Up")}}
 	if _, err := servicekit.MigrationsDir(fsys).Open("001_init.sql"); err != nil {
 		t.Errorf("open 001_init.sql: %v", err)
-	}
-}
-
-func TestSleepEndsWithContext(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	start := time.Now()
-	if err := servicekit.Sleep(ctx, time.Minute); !errors.Is(err, context.Canceled) {
-		t.Errorf("Sleep() = %v, want context.Canceled", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("Sleep took %s after ctx ended", d)
-	}
-	if err := servicekit.Sleep(context.Background(), time.Millisecond); err != nil {
-		t.Errorf("Sleep() = %v, want nil", err)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shopmesh/shopmesh/internal/pgmigrate"
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/outbox"
 )
 
@@ -201,22 +202,9 @@ func waitForDatabase(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logge
 			return err
 		}
 		logger.Warn("waiting for database", "err", err)
-		if err := Sleep(ctx, 500*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 500*time.Millisecond); err != nil {
 			return err
 		}
-	}
-}
-
-// Sleep waits d or until ctx ends, and then returns ctx's error: the one
-// way a service's components pause, so none outlives its context.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -120,24 +120,3 @@ func Ready(ctx context.Context, client *http.Client, addr string, gateway bool) 
 	}
 	return nil
 }
-
-// Poll calls cond every interval until it reports done, fails, or ctx
-// ends; what names the wait in the timeout error.
-func Poll(ctx context.Context, interval time.Duration, what string, cond func(ctx context.Context) (bool, error)) error {
-	for {
-		done, err := cond(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if done {
-			return nil
-		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%s: %w", what, ctx.Err())
-		case <-t.C:
-		}
-	}
-}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shopmesh/shopmesh/internal/apiclient"
 	"github.com/shopmesh/shopmesh/internal/localserver"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // Config describes one system.
@@ -194,7 +195,7 @@ func (s *System) WaitReady(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
-	err := Poll(ctx, 200*time.Millisecond, "system ready", func(ctx context.Context) (bool, error) {
+	err := wait.Poll(ctx, 200*time.Millisecond, "system ready", func(ctx context.Context) (bool, error) {
 		for _, p := range s.Processes() {
 			if p.proc.PID() == 0 || p.stopped() {
 				continue

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/services/payment/internal/app"
 )
 
@@ -45,7 +46,7 @@ func NewSimulator(latency time.Duration) (*Simulator, error) {
 // never answers TokenTimeout (it reports app.ErrNoAnswer after the latency
 // rather than blocking the caller's transaction).
 func (s *Simulator) Authorize(ctx context.Context, req app.AuthorizeRequest) (app.Authorization, error) {
-	if err := s.wait(ctx); err != nil {
+	if err := s.respond(ctx); err != nil {
 		return app.Authorization{}, err
 	}
 	switch req.Token {
@@ -62,7 +63,7 @@ func (s *Simulator) Authorize(ctx context.Context, req app.AuthorizeRequest) (ap
 
 // Refund refunds any authorization it is given.
 func (s *Simulator) Refund(ctx context.Context, req app.RefundRequest) (string, error) {
-	if err := s.wait(ctx); err != nil {
+	if err := s.respond(ctx); err != nil {
 		return "", err
 	}
 	if req.AuthorizationReference == "" {
@@ -71,19 +72,8 @@ func (s *Simulator) Refund(ctx context.Context, req app.RefundRequest) (string, 
 	return reference("refund", req.IdempotencyKey), nil
 }
 
-func (s *Simulator) wait(ctx context.Context) error {
-	if s.latency == 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(s.latency)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// respond waits the provider's simulated latency.
+func (s *Simulator) respond(ctx context.Context) error { return wait.Sleep(ctx, s.latency) }
 
 // reference derives a stable provider reference from an idempotency key.
 func reference(kind, key string) string {
