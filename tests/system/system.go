@@ -9,10 +9,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -56,7 +54,7 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := repoRoot()
+		root, err := testenv.RepoRoot()
 		if err != nil {
 			buildErr = err
 			return
@@ -192,22 +190,5 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, detail)
 		}
 		time.Sleep(50 * time.Millisecond) // the poll's interval: bounded by the deadline above
-	}
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
 	}
 }

@@ -71,7 +71,7 @@ func loadConfig() config {
 // readEnvFile parses <repo root>/.run/env, or returns an empty map.
 func readEnvFile() map[string]string {
 	vars := map[string]string{}
-	root, err := repoRoot()
+	root, err := RepoRoot()
 	if err != nil {
 		return vars
 	}
@@ -129,8 +129,8 @@ func unquote(s string) string {
 	return b.String()
 }
 
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot() (string, error) {
+// RepoRoot walks up from the working directory to the directory holding go.mod.
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", fmt.Errorf("get working directory: %w", err)
