@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/shopmesh/shopmesh/internal/rabbitmgmt"
 	"github.com/shopmesh/shopmesh/tests/testenv"
 )
 
@@ -259,14 +260,14 @@ func secrets(ctx context.Context, t *testing.T, a Admin, service string) [2]stri
 	if err := conn.QueryRow(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = $1", RoleName(service)).Scan(&s[0]); err != nil {
 		t.Fatalf("read role password: %v", err)
 	}
-	m, err := newManagement(a.ManagementURL)
+	m, err := rabbitmgmt.New(a.ManagementURL)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
 	var u struct {
 		Hash string `json:"password_hash"`
 	}
-	if err := m.do(ctx, "GET", "/api/users/"+RoleName(service), nil, &u); err != nil {
+	if err := m.Do(ctx, "GET", "/api/users/"+RoleName(service), nil, &u); err != nil {
 		t.Fatalf("read user: %v", err)
 	}
 	s[1] = u.Hash
@@ -341,7 +342,7 @@ func deprovision(t *testing.T, a Admin, services []Service) {
 		return
 	}
 	defer conn.Close(ctx)
-	m, err := newManagement(a.ManagementURL)
+	m, err := rabbitmgmt.New(a.ManagementURL)
 	if err != nil {
 		t.Errorf("cleanup: %v", err)
 		return
@@ -356,8 +357,8 @@ func deprovision(t *testing.T, a Admin, services []Service) {
 				t.Errorf("cleanup: %s: %v", sql, err)
 			}
 		}
-		err := m.do(ctx, "DELETE", "/api/users/"+url.PathEscape(RoleName(s.Name)), nil, nil)
-		if err != nil && !errors.Is(err, errNotFound) {
+		err := m.Do(ctx, "DELETE", "/api/users/"+url.PathEscape(RoleName(s.Name)), nil, nil)
+		if err != nil && !errors.Is(err, rabbitmgmt.ErrNotFound) {
 			t.Errorf("cleanup: delete user %s: %v", RoleName(s.Name), err)
 		}
 	}

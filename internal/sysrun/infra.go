@@ -10,12 +10,9 @@
 package sysrun
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -26,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopmesh/shopmesh/internal/localserver"
+	"github.com/shopmesh/shopmesh/internal/rabbitmgmt"
 )
 
 // Platform holds the shared platform's administrator URLs.
@@ -67,7 +65,7 @@ type Infra struct {
 	PG     *localserver.Postgres
 	Rabbit *localserver.RabbitMQ
 
-	mgmt      *Management
+	mgmt      *rabbitmgmt.Client
 	vhost     string
 	databases []string
 }
@@ -82,12 +80,12 @@ func NewShared(ctx context.Context, p Platform, vhost string) (*Infra, error) {
 	if err := pingPostgres(ctx, p.PostgresURL); err != nil {
 		return nil, fmt.Errorf("shared PostgreSQL at %s: %w (is the platform up? `make up`)", Redact(p.PostgresURL), err)
 	}
-	m, err := NewManagement(p.ManagementURL)
+	m, err := rabbitmgmt.New(p.ManagementURL)
 	if err != nil {
 		return nil, err
 	}
 	in := &Infra{PGAdmin: p.PostgresURL, mgmt: m}
-	if err := m.Do(ctx, http.MethodPut, "/api/vhosts/"+url.PathEscape(vhost), struct{}{}); err != nil {
+	if err := m.Do(ctx, http.MethodPut, "/api/vhosts/"+url.PathEscape(vhost), struct{}{}, nil); err != nil {
 		return nil, fmt.Errorf("create vhost %s on the shared RabbitMQ (is the platform up? `make up`): %w", vhost, err)
 	}
 	in.vhost = vhost
@@ -96,13 +94,13 @@ func NewShared(ctx context.Context, p Platform, vhost string) (*Infra, error) {
 		in.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("parse SHOPMESH_AMQP_URL: %w", err)
 	}
-	users := []string{m.user}
-	if u := base.User.Username(); u != "" && u != m.user {
+	users := []string{m.User()}
+	if u := base.User.Username(); u != "" && u != m.User() {
 		users = append(users, u)
 	}
 	for _, u := range users {
 		perms := map[string]string{"configure": ".*", "write": ".*", "read": ".*"}
-		if err := m.Do(ctx, http.MethodPut, "/api/permissions/"+url.PathEscape(vhost)+"/"+url.PathEscape(u), perms); err != nil {
+		if err := m.Do(ctx, http.MethodPut, "/api/permissions/"+url.PathEscape(vhost)+"/"+url.PathEscape(u), perms, nil); err != nil {
 			in.Close(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("permissions on vhost %s: %w", vhost, err)
 		}
@@ -231,7 +229,7 @@ func (in *Infra) Close(ctx context.Context) error {
 		}
 	}
 	if in.vhost != "" && in.mgmt != nil {
-		if err := in.mgmt.Do(ctx, http.MethodDelete, "/api/vhosts/"+url.PathEscape(in.vhost), nil); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := in.mgmt.Do(ctx, http.MethodDelete, "/api/vhosts/"+url.PathEscape(in.vhost), nil, nil); err != nil && !errors.Is(err, rabbitmgmt.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("delete vhost %s: %w", in.vhost, err))
 		}
 	}
@@ -246,66 +244,6 @@ func pingPostgres(ctx context.Context, u string) error {
 		return err
 	}
 	return conn.Close(ctx)
-}
-
-// ErrNotFound is the management API's 404.
-var ErrNotFound = errors.New("not found")
-
-// Management is the smallest client of the RabbitMQ management API a
-// runner needs: virtual hosts and permissions.
-type Management struct {
-	base     string
-	user     string
-	password string
-	http     *http.Client
-}
-
-// NewManagement parses the management API's URL, credentials included.
-func NewManagement(raw string) (*Management, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("management URL %q is not a URL", Redact(raw))
-	}
-	if u.User == nil {
-		return nil, fmt.Errorf("management URL %s has no credentials", u.Redacted())
-	}
-	pw, _ := u.User.Password()
-	return &Management{base: u.Scheme + "://" + u.Host, user: u.User.Username(), password: pw, http: &http.Client{Timeout: 30 * time.Second}}, nil
-}
-
-// Do sends a management request with in as its JSON body (nil: none). A
-// 404 is ErrNotFound.
-func (m *Management) Do(ctx context.Context, method, path string, in any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, m.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.URL.RawPath = path // keep %2F and friends escaped
-	req.SetBasicAuth(m.user, m.password)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := m.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return ErrNotFound
-	case resp.StatusCode >= 300:
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	return nil
 }
 
 // Redact returns raw with its password hidden.

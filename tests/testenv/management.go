@@ -1,49 +1,34 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
+
+	"github.com/shopmesh/shopmesh/internal/rabbitmgmt"
 )
 
 // ErrNotFound is returned by ManagementClient when the virtual host, user or
 // queue asked about does not exist.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = rabbitmgmt.ErrNotFound
 
 // ManagementClient is a small client of the RabbitMQ management HTTP API,
 // authenticated as the administrator. Each call is bounded by a 30 s timeout
 // rather than a context: it serves test code, which has no context to give.
 type ManagementClient struct {
-	base     *url.URL // scheme and host only
-	user     string
-	password string
-	http     *http.Client
+	api *rabbitmgmt.Client
 }
 
 // NewManagementClient returns a client for the management API at rawURL,
 // which carries the credentials (http://user:password@host:port).
 func NewManagementClient(rawURL string) (*ManagementClient, error) {
-	u, err := url.Parse(rawURL)
+	api, err := rabbitmgmt.New(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("parse management URL: %w", err)
+		return nil, err
 	}
-	if u.User == nil {
-		return nil, fmt.Errorf("management URL %s has no credentials", u.Redacted())
-	}
-	pw, _ := u.User.Password()
-	return &ManagementClient{
-		base:     &url.URL{Scheme: u.Scheme, Host: u.Host},
-		user:     u.User.Username(),
-		password: pw,
-		http:     &http.Client{Timeout: opTimeout},
-	}, nil
+	return &ManagementClient{api: api}, nil
 }
 
 // Management returns a client for the shared node's management API, failing
@@ -65,7 +50,7 @@ func Management(t testing.TB) *ManagementClient {
 }
 
 // User returns the name of the administrator the client acts as.
-func (m *ManagementClient) User() string { return m.user }
+func (m *ManagementClient) User() string { return m.api.User() }
 
 // CreateVHost creates a virtual host; an existing one is left as it is.
 func (m *ManagementClient) CreateVHost(name string) error {
@@ -135,47 +120,9 @@ func (m *ManagementClient) QueueDepth(vhost, queue string) (int, error) {
 }
 
 // do sends one request with a JSON body (when in is not nil) and decodes a
-// JSON response into out (when not nil).
+// JSON response into out (when not nil), within opTimeout.
 func (m *ManagementClient) do(method, path string, in, out any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
-	}
-	// path is already escaped; parsing the joined string keeps escaped
-	// slashes in vhost names ("%2F") as they are.
-	req, err := http.NewRequestWithContext(ctx, method, m.base.String()+path, body)
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	req.SetBasicAuth(m.user, m.password)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := m.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return ErrNotFound
-	}
-	if resp.StatusCode >= 300 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	if out == nil {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode %s response: %w", path, err)
-	}
-	return nil
+	return m.api.Do(ctx, method, path, in, out)
 }

@@ -1,0 +1,90 @@
+// Package rabbitmgmt is the one client of the RabbitMQ management HTTP API:
+// provisioning, the test environment and the system runners use it.
+package rabbitmgmt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is what Client returns for HTTP 404.
+var ErrNotFound = errors.New("not found")
+
+// Client acts on the management API as the user of its URL.
+type Client struct {
+	base     string // scheme://host:port
+	user     string
+	password string
+	http     *http.Client
+}
+
+// New parses the management API's URL, credentials included.
+func New(raw string) (*Client, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parse management URL: %w", err)
+	}
+	if u.User == nil {
+		return nil, fmt.Errorf("management URL %s has no credentials", u.Redacted())
+	}
+	pw, _ := u.User.Password()
+	return &Client{
+		base:     u.Scheme + "://" + u.Host + strings.TrimRight(u.Path, "/"),
+		user:     u.User.Username(),
+		password: pw,
+		http:     &http.Client{Timeout: 30 * time.Second},
+	}, nil
+}
+
+// User is the name the client acts as.
+func (m *Client) User() string { return m.user }
+
+// Do sends a request with in as JSON body (unless nil) and decodes the JSON
+// response into out (unless nil). path must be escaped already; a 404 is
+// ErrNotFound.
+func (m *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, m.base+path, body)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	req.SetBasicAuth(m.user, m.password)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		_, _ = io.Copy(io.Discard, resp.Body) // lets the connection be reused
+		return ErrNotFound
+	case resp.StatusCode >= 300:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(msg)))
+	case out == nil:
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode %s response: %w", path, err)
+	}
+	return nil
+}
