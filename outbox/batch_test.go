@@ -244,9 +244,9 @@ func TestBatchGivesWayToARowLock(t *testing.T) {
 	}
 }
 
-// A batch claims its messages in one statement: a message the inbox already
-// holds, or one that appears twice in the batch, is claimed once and the
-// rest are counted as duplicates.
+// A batch claims its messages in one statement (a lone message in a single
+// row): a message the inbox already holds, or one that appears twice in the
+// batch, is claimed once and the rest are counted as duplicates.
 func TestBatchClaimsEachMessageOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -271,11 +271,19 @@ func TestBatchClaimsEachMessageOnce(t *testing.T) {
 	if got := fmt.Sprint(claim(b, d)); got != "[false true]" {
 		t.Errorf("second batch claimed %s, want [false true]", got)
 	}
-	if n := f.count(`SELECT count(*) FROM inbox WHERE consumer = 'ledger'`); n != 3 {
-		t.Errorf("inbox holds %d keys, want 3", n)
+	// One message alone takes the single-row path.
+	if got := fmt.Sprint(claim(d)); got != "[false]" {
+		t.Errorf("a lone duplicate claimed %s, want [false]", got)
 	}
-	if n := f.duplicates("ledger"); n != 2 {
-		t.Errorf("%d duplicates counted, want 2", n)
+	e := outbox.Message{ID: outbox.NewID(), Type: tickType}
+	if got := fmt.Sprint(claim(e)); got != "[true]" {
+		t.Errorf("a lone new message claimed %s, want [true]", got)
+	}
+	if n := f.count(`SELECT count(*) FROM inbox WHERE consumer = 'ledger'`); n != 4 {
+		t.Errorf("inbox holds %d keys, want 4", n)
+	}
+	if n := f.duplicates("ledger"); n != 3 {
+		t.Errorf("%d duplicates counted, want 3", n)
 	}
 }
 

@@ -492,6 +492,17 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 // which were new and how many were not: those the inbox already held, and
 // second copies within msgs.
 func (c *Consumer) claim(ctx context.Context, tx pgx.Tx, msgs []Message) (claimed []bool, duplicates int, err error) {
+	if len(msgs) == 1 { // the common case when idle: no arrays to build or rows to read
+		tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			c.cfg.Name, msgs[0].ID, msgs[0].Type)
+		if err != nil {
+			return nil, 0, fmt.Errorf("inbox claim: %w", err)
+		}
+		if tag.RowsAffected() == 1 {
+			return []bool{true}, 0, nil
+		}
+		return []bool{false}, 1, nil
+	}
 	ids := make([]string, len(msgs))
 	types := make([]string, len(msgs))
 	for i, m := range msgs {
