@@ -13,7 +13,6 @@ import (
 
 	"github.com/shopmesh/shopmesh/internal/apiclient"
 	"github.com/shopmesh/shopmesh/internal/sysrun"
-	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // system is the whole of shopmesh started from the real binary for the
@@ -79,28 +78,17 @@ func (s *system) waitQuiet(ctx context.Context, timeout time.Duration) (bool, er
 		}
 		pools[svc] = p
 	}
-	busy := func(ctx context.Context) (bool, error) {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // one look
-		defer cancel()
-		var open int
-		if err := pools["order"].QueryRow(ctx, `SELECT count(*) FROM orders WHERE state NOT IN ('delivered', 'cancelled')`).Scan(&open); err != nil {
-			return false, fmt.Errorf("open orders: %w", err)
-		}
-		if open > 0 {
-			return true, nil
-		}
-		backlog, err := sysrun.Backlog(ctx, pools, s.AMQPURL)
-		return backlog != "", err
-	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	quiet := 0
-	err := wait.Poll(wctx, 250*time.Millisecond, "system quiet", func(ctx context.Context) (bool, error) {
-		b, err := busy(ctx)
-		if quiet++; b {
-			quiet = 0
+	err := sysrun.WaitQuiet(wctx, pools, s.AMQPURL, 250*time.Millisecond, func(ctx context.Context) (string, error) {
+		var open int
+		if err := pools["order"].QueryRow(ctx, `SELECT count(*) FROM orders WHERE state NOT IN ('delivered', 'cancelled')`).Scan(&open); err != nil {
+			return "", fmt.Errorf("open orders: %w", err)
 		}
-		return quiet == 2, err
+		if open > 0 {
+			return fmt.Sprintf("%d orders open", open), nil
+		}
+		return "", nil
 	})
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 		return false, nil // still busy after timeout: the caller measures anyway

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/apiclient"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // client calls the public API through the gateway the way a patient client
@@ -40,10 +41,8 @@ func (c *client) do(ctx context.Context, method, path string, body any, headers 
 		if attempt > 1 {
 			c.retries.Add(1)
 			d := backoff/2 + rand.N(backoff/2+1)
-			select {
-			case <-ctx.Done():
-				return apiclient.Response{}, fmt.Errorf("%s %s: %w (last: %s)", method, path, ctx.Err(), last)
-			case <-time.After(d):
+			if err := wait.Sleep(ctx, d); err != nil {
+				return apiclient.Response{}, fmt.Errorf("%s %s: %w (last: %s)", method, path, err, last)
 			}
 			backoff = min(backoff*2, 2*time.Second)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/shopmesh/shopmesh/internal/localserver"
 	"github.com/shopmesh/shopmesh/internal/sysrun"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // process is one `shopmesh serve TARGET` process (or a replica of one). It
@@ -253,10 +254,8 @@ func (ps *processes) waitReady(ctx context.Context, timeout time.Duration) error
 			}
 			return fmt.Errorf("not ready after %s: %s (last: %v)\n%s", timeout, strings.Join(notReady, ", "), lastErr, strings.Join(tails, "\n"))
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
 		}
 	}
 }

@@ -424,47 +424,25 @@ func (s *system) baselines(ctx context.Context) (int64, map[string]int64, error)
 	return dups, dead, nil
 }
 
-// drain polls until every order of the scenario is terminal, every outbox
-// is empty (and no scheduled event overdue) and every consumer's queue is
-// empty, twice in a row, or until timeout.
+// drain waits until every order of the scenario is terminal and the system
+// has no backlog (sysrun.WaitQuiet), or until timeout.
 func (s *system) drain(ctx context.Context, ids []string, timeout time.Duration) error {
-	quiet := 0
-	return waitCtx(ctx, timeout, 500*time.Millisecond, func() error {
-		err := s.drained(ctx, ids)
-		if err != nil {
-			quiet = 0
-			return err
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return sysrun.WaitQuiet(ctx, s.pools, s.infra.AMQPAdmin, 500*time.Millisecond, func(ctx context.Context) (string, error) {
+		var open, found int
+		if err := s.pools["order"].QueryRow(ctx, `SELECT count(*) FILTER (WHERE state NOT IN ('delivered', 'cancelled')), count(*)
+			FROM orders WHERE id::text = ANY($1)`, ids).Scan(&open, &found); err != nil {
+			return "", err
 		}
-		if quiet++; quiet < 2 {
-			return errors.New("quiet once")
+		switch {
+		case open > 0:
+			return fmt.Sprintf("%d orders not terminal", open), nil
+		case found < len(ids):
+			return fmt.Sprintf("%d of %d orders exist", found, len(ids)), nil
 		}
-		return nil
+		return "", nil
 	})
-}
-
-func (s *system) drained(ctx context.Context, ids []string) error {
-	var open int
-	if err := s.pools["order"].QueryRow(ctx, `SELECT count(*) FROM orders WHERE id::text = ANY($1) AND state NOT IN ('delivered', 'cancelled')`, ids).Scan(&open); err != nil {
-		return err
-	}
-	if open > 0 {
-		return fmt.Errorf("%d orders not terminal", open)
-	}
-	var found int
-	if err := s.pools["order"].QueryRow(ctx, `SELECT count(*) FROM orders WHERE id::text = ANY($1)`, ids).Scan(&found); err != nil {
-		return err
-	}
-	if found < len(ids) {
-		return fmt.Errorf("%d of %d orders exist", found, len(ids))
-	}
-	backlog, err := sysrun.Backlog(ctx, s.pools, s.infra.AMQPAdmin)
-	if err != nil {
-		return err
-	}
-	if backlog != "" {
-		return errors.New(backlog)
-	}
-	return nil
 }
 
 // orderIDs returns the ids of the orders the cart accepted as the clients

@@ -16,6 +16,7 @@ import (
 	"github.com/shopmesh/shopmesh/internal/apiclient"
 	"github.com/shopmesh/shopmesh/internal/localserver"
 	"github.com/shopmesh/shopmesh/internal/sysrun"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // system is the whole of shopmesh running for one group of scenarios: the
@@ -207,13 +208,22 @@ func (s *system) restart(ctx context.Context, p *process) error {
 	return s.waitProcess(ctx, p)
 }
 
+// waitProcess waits, at most 90 s, until p runs and answers ready.
 func (s *system) waitProcess(ctx context.Context, p *process) error {
-	return waitCtx(ctx, 90*time.Second, 100*time.Millisecond, func() error {
-		if !p.running() {
-			return fmt.Errorf("%s is not running", p.name)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	var last error
+	err := wait.Poll(ctx, 100*time.Millisecond, p.name+" ready", func(ctx context.Context) (bool, error) {
+		last = fmt.Errorf("%s is not running", p.name)
+		if p.running() {
+			last = p.ready(ctx, s.procs.client)
 		}
-		return p.ready(ctx, s.procs.client)
+		return last == nil, nil
 	})
+	if err != nil && last != nil {
+		return fmt.Errorf("%w (last: %v)", err, last)
+	}
+	return err
 }
 
 // startReplica starts another process of a service on its own HTTP port.
@@ -316,27 +326,5 @@ func (s *system) close(ctx context.Context, keepLogs bool) {
 	}
 	if !keepLogs && s.dir != "" {
 		_ = os.RemoveAll(s.dir)
-	}
-}
-
-// waitCtx polls cond until it returns nil, timeout passes or ctx ends.
-func waitCtx(ctx context.Context, timeout, interval time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still failing after %s: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
 	}
 }

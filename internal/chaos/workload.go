@@ -232,10 +232,8 @@ func (w *workload) run(ctx context.Context, base string, httpc *http.Client, sta
 	var wg sync.WaitGroup
 	for c := range w.customers {
 		wg.Go(func() {
-			select {
-			case <-ctx.Done():
+			if wait.Sleep(ctx, time.Duration(c)*stagger) != nil {
 				return
-			case <-time.After(time.Duration(c) * stagger):
 			}
 			cl := &client{api: apiclient.New(base, httpc), retries: &w.retries, errors5: &w.errors5}
 			w.customer(ctx, cl, c, byCustomer[c])

@@ -11,21 +11,48 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/outbox"
 )
+
+// WaitQuiet polls every interval until the system has nothing left to do,
+// seen twice in a row (a message being applied is neither ready nor yet in
+// an outbox): busy reports nothing (it names what is still going on, "" when
+// nothing) and neither does Backlog. amqpURL is an administrator URL of the
+// system's vhost. When ctx ends first the error says what was still busy.
+func WaitQuiet(ctx context.Context, pools map[string]*pgxpool.Pool, amqpURL string, interval time.Duration,
+	busy func(ctx context.Context) (string, error)) error {
+	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return fmt.Errorf("connect to the broker: %w", err)
+	}
+	defer conn.Close()
+	quiet, last := 0, ""
+	err = wait.Poll(ctx, interval, "system quiet", func(ctx context.Context) (bool, error) {
+		what, err := busy(ctx)
+		if err == nil && what == "" {
+			what, err = Backlog(ctx, pools, conn)
+		}
+		if err != nil {
+			return false, err
+		}
+		if quiet, last = quiet+1, what; what != "" {
+			quiet = 0
+		}
+		return quiet == 2, nil
+	})
+	if err != nil && last != "" {
+		return fmt.Errorf("%w (still busy: %s)", err, last)
+	}
+	return err
+}
 
 // Backlog says what the services whose databases are in pools still have to
 // do, "" when nothing: an outbox row not yet sent, a scheduled event more
 // than two seconds overdue, a message ready in a service's inbox queue or in
-// its dead-letter queue. amqpURL is an administrator URL of the system's
-// vhost. A caller waiting for a system to go quiet should see "" twice in a
-// row: a message being applied is neither ready nor yet in an outbox.
-func Backlog(ctx context.Context, pools map[string]*pgxpool.Pool, amqpURL string) (string, error) {
-	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
-	if err != nil {
-		return "", fmt.Errorf("connect to the broker: %w", err)
-	}
-	defer conn.Close()
+// its dead-letter queue. conn is an administrator connection to the
+// system's vhost.
+func Backlog(ctx context.Context, pools map[string]*pgxpool.Pool, conn *amqp.Connection) (string, error) {
 	for _, svc := range slices.Sorted(maps.Keys(pools)) {
 		pool := pools[svc]
 		st, err := outbox.ReadStats(ctx, pool)
