@@ -7,7 +7,6 @@ package transport
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/order/internal/domain"
 )
@@ -28,55 +28,52 @@ type Saga interface {
 
 // decoder turns a payload, upcast to its type's latest version (and
 // validated on the way), into the order it concerns and a placement or a
-// reply. name is the type whose contract struct it decodes into.
-type decoder struct {
-	name   string
-	decode func(payload []byte) (domain.OrderID, any, error)
-}
+// reply.
+type decoder func(payload []byte) (domain.OrderID, any, error)
 
 // decoders lists every consumed event type with its decoder.
 func decoders() map[string]decoder {
 	return map[string]decoder{
-		contracts.TypeCartCheckedOutV1: decodeWith(func(e contracts.CartCheckedOutV1) (string, any) {
+		contracts.TypeCartCheckedOutV1: decodeWith(contracts.TypeCartCheckedOutV1, func(e contracts.CartCheckedOutV1) (string, any) {
 			return e.OrderID, placement(e)
 		}),
-		contracts.TypeStockReservedV1: decodeWith(func(e contracts.StockReservedV1) (string, any) {
+		contracts.TypeStockReservedV1: decodeWith(contracts.TypeStockReservedV1, func(e contracts.StockReservedV1) (string, any) {
 			return e.OrderID, domain.StockReserved{}
 		}),
-		contracts.TypeStockReservationFailedV1: decodeWith(func(e contracts.StockReservationFailedV1) (string, any) {
+		contracts.TypeStockReservationFailedV1: decodeWith(contracts.TypeStockReservationFailedV1, func(e contracts.StockReservationFailedV1) (string, any) {
 			return e.OrderID, domain.StockReservationFailed{}
 		}),
-		contracts.TypeStockReleasedV1: decodeWith(func(e contracts.StockReleasedV1) (string, any) {
+		contracts.TypeStockReleasedV1: decodeWith(contracts.TypeStockReleasedV1, func(e contracts.StockReleasedV1) (string, any) {
 			return e.OrderID, domain.StockReleased{}
 		}),
-		contracts.TypeStockReturnedV1: decodeWith(func(e contracts.StockReturnedV1) (string, any) {
+		contracts.TypeStockReturnedV1: decodeWith(contracts.TypeStockReturnedV1, func(e contracts.StockReturnedV1) (string, any) {
 			return e.OrderID, domain.StockReturned{}
 		}),
-		contracts.TypePaymentAuthorizedV1: decodeWith(func(e contracts.PaymentAuthorizedV1) (string, any) {
+		contracts.TypePaymentAuthorizedV1: decodeWith(contracts.TypePaymentAuthorizedV1, func(e contracts.PaymentAuthorizedV1) (string, any) {
 			return e.OrderID, domain.PaymentAuthorized{PaymentID: e.PaymentID, Amount: domain.Money{AmountMinor: e.Amount.AmountMinor, Currency: e.Amount.Currency}}
 		}),
-		contracts.TypePaymentDeclinedV1: decodeWith(func(e contracts.PaymentDeclinedV1) (string, any) {
+		contracts.TypePaymentDeclinedV1: decodeWith(contracts.TypePaymentDeclinedV1, func(e contracts.PaymentDeclinedV1) (string, any) {
 			return e.OrderID, domain.PaymentDeclined{PaymentID: e.PaymentID}
 		}),
-		contracts.TypePaymentRefundedV1: decodeWith(func(e contracts.PaymentRefundedV1) (string, any) {
+		contracts.TypePaymentRefundedV1: decodeWith(contracts.TypePaymentRefundedV1, func(e contracts.PaymentRefundedV1) (string, any) {
 			return e.OrderID, domain.PaymentRefunded{PaymentID: e.PaymentID}
 		}),
-		contracts.TypeOrderPaymentTimedOutV1: decodeWith(func(e contracts.OrderPaymentTimedOutV1) (string, any) {
+		contracts.TypeOrderPaymentTimedOutV1: decodeWith(contracts.TypeOrderPaymentTimedOutV1, func(e contracts.OrderPaymentTimedOutV1) (string, any) {
 			return e.OrderID, domain.PaymentTimedOut{ExpiresAt: e.ExpiresAt}
 		}),
-		contracts.TypeShipmentCreatedV1: decodeWith(func(e contracts.ShipmentCreatedV1) (string, any) {
+		contracts.TypeShipmentCreatedV1: decodeWith(contracts.TypeShipmentCreatedV1, func(e contracts.ShipmentCreatedV1) (string, any) {
 			return e.OrderID, domain.ShipmentCreated{ShipmentID: e.ShipmentID}
 		}),
-		contracts.TypeShipmentDispatchedV1: decodeWith(func(e contracts.ShipmentDispatchedV1) (string, any) {
+		contracts.TypeShipmentDispatchedV1: decodeWith(contracts.TypeShipmentDispatchedV1, func(e contracts.ShipmentDispatchedV1) (string, any) {
 			return e.OrderID, domain.ShipmentDispatched{ShipmentID: e.ShipmentID, Carrier: e.Carrier, TrackingNumber: e.TrackingNumber}
 		}),
-		contracts.TypeShipmentDeliveredV1: decodeWith(func(e contracts.ShipmentDeliveredV1) (string, any) {
+		contracts.TypeShipmentDeliveredV1: decodeWith(contracts.TypeShipmentDeliveredV1, func(e contracts.ShipmentDeliveredV1) (string, any) {
 			return e.OrderID, domain.ShipmentDelivered{ShipmentID: e.ShipmentID}
 		}),
-		contracts.TypeShipmentFailedV1: decodeWith(func(e contracts.ShipmentFailedV1) (string, any) {
+		contracts.TypeShipmentFailedV1: decodeWith(contracts.TypeShipmentFailedV1, func(e contracts.ShipmentFailedV1) (string, any) {
 			return e.OrderID, domain.ShipmentFailed{ShipmentID: e.ShipmentID}
 		}),
-		contracts.TypeShipmentCancelledV1: decodeWith(func(e contracts.ShipmentCancelledV1) (string, any) {
+		contracts.TypeShipmentCancelledV1: decodeWith(contracts.TypeShipmentCancelledV1, func(e contracts.ShipmentCancelledV1) (string, any) {
 			return e.OrderID, domain.ShipmentCancelled{ShipmentID: e.ShipmentID}
 		}),
 	}
@@ -85,13 +82,15 @@ func decoders() map[string]decoder {
 // HandledTypes are the event types the order service consumes, sorted.
 func HandledTypes() []string { return slices.Sorted(maps.Keys(decoders())) }
 
-// decodeWith decodes a payload (already upcast to the latest version and
-// validated) into the contract's struct and maps it.
-func decodeWith[E any](mapping func(e E) (string, any)) decoder {
-	return decoder{name: contractName[E](), decode: func(payload []byte) (domain.OrderID, any, error) {
-		var e E
-		if err := json.Unmarshal(payload, &e); err != nil {
-			return "", nil, fmt.Errorf("decode payload: %w", err)
+// decodeWith decodes eventType's payloads (already upcast to the latest
+// version and validated) into its contract struct E and maps them. It
+// panics, at start, when E is not eventType's contract (servicekit.DecodeAs).
+func decodeWith[E any](eventType string, mapping func(e E) (string, any)) decoder {
+	decode := servicekit.DecodeAs[E](eventType)
+	return func(payload []byte) (domain.OrderID, any, error) {
+		e, err := decode(payload)
+		if err != nil {
+			return "", nil, err
 		}
 		rawID, v := mapping(e)
 		id, err := domain.ParseOrderID(rawID)
@@ -99,18 +98,7 @@ func decodeWith[E any](mapping func(e E) (string, any)) decoder {
 			return "", nil, err
 		}
 		return id, v, nil
-	}}
-}
-
-// contractName finds the registry name of a contract struct, so a decoder
-// cannot be paired with another type's schema.
-func contractName[E any]() string {
-	for _, t := range contracts.Registry() {
-		if _, ok := t.New().(*E); ok {
-			return t.Name
-		}
 	}
-	return fmt.Sprintf("unregistered %T", *new(E))
 }
 
 func placement(e contracts.CartCheckedOutV1) domain.Placement {
@@ -151,14 +139,9 @@ func canonical(id string) string {
 //
 // Payloads are validated once, by contracts.Upcast, not again when decoded;
 // instead every decoder's contract struct is checked against the type it is
-// listed under here, and a mismatch (a wiring mistake) panics at start.
+// listed under, and a mismatch (a wiring mistake) panics at start.
 func NewMessageHandler(sagaIn func(tx pgx.Tx) Saga) outbox.Handler {
 	decoders := decoders()
-	for t, d := range decoders {
-		if d.name != t {
-			panic(fmt.Sprintf("order: the decoder listed for %s decodes %s", t, d.name))
-		}
-	}
 	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
 		eventType, payload, err := contracts.Upcast(msg.Type, msg.Payload)
 		if err != nil {
@@ -168,7 +151,7 @@ func NewMessageHandler(sagaIn func(tx pgx.Tx) Saga) outbox.Handler {
 		if !ok {
 			return outbox.Permanent(fmt.Errorf("message %s: the order service does not handle %s", msg.ID, eventType))
 		}
-		id, v, err := decode.decode(payload)
+		id, v, err := decode(payload)
 		if err != nil {
 			return outbox.Permanent(fmt.Errorf("message %s (%s): %w", msg.ID, eventType, err))
 		}
