@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/sysrun"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 	"github.com/shopmesh/shopmesh/tests/testenv"
 )
 
@@ -177,18 +178,9 @@ func tail(s string, n int) string {
 	return s[len(s)-n:]
 }
 
-// Eventually polls cond every 50ms until it returns true or timeout passes.
+// Eventually polls cond until it returns true, failing t after timeout
+// (servicetest.Until).
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, detail)
-		}
-		time.Sleep(50 * time.Millisecond) // the poll's interval: bounded by the deadline above
-	}
+	servicetest.Until(t, timeout, what, cond)
 }
