@@ -28,13 +28,14 @@ func provisionRabbitMQ(ctx context.Context, a Admin, services []Service) error {
 	if err != nil {
 		return err
 	}
-	vhost := url.PathEscape(uri.Vhost)
-	if err := m.Do(ctx, http.MethodGet, "/api/vhosts/"+vhost, nil, nil); errors.Is(err, rabbitmgmt.ErrNotFound) {
-		if err := m.Do(ctx, http.MethodPut, "/api/vhosts/"+vhost, struct{}{}, nil); err != nil {
-			return fmt.Errorf("create vhost %s: %w", uri.Vhost, err)
+	exists, err := m.VHostExists(ctx, uri.Vhost)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		if err := m.CreateVHost(ctx, uri.Vhost); err != nil {
+			return err
 		}
-	} else if err != nil {
-		return fmt.Errorf("look up vhost %s: %w", uri.Vhost, err)
 	}
 	for _, s := range services {
 		if err := ensureUser(ctx, m, RoleName(s.Name), a.password("amqp", s.Name)); err != nil {
@@ -70,28 +71,17 @@ func ensureUser(ctx context.Context, m *rabbitmgmt.Client, name, password string
 	return nil
 }
 
-type permissions struct {
-	Configure string `json:"configure"`
-	Write     string `json:"write"`
-	Read      string `json:"read"`
-}
-
 func ensurePermissions(ctx context.Context, m *rabbitmgmt.Client, vhost, user string, s Service) error {
-	var want permissions
+	var want rabbitmgmt.Permissions
 	want.Configure, want.Write, want.Read = Permissions(s)
-	path := "/api/permissions/" + url.PathEscape(vhost) + "/" + url.PathEscape(user)
-	var got permissions
-	err := m.Do(ctx, http.MethodGet, path, nil, &got)
+	got, err := m.GetPermissions(ctx, vhost, user)
 	if err != nil && !errors.Is(err, rabbitmgmt.ErrNotFound) {
 		return fmt.Errorf("look up permissions of %s: %w", user, err)
 	}
 	if err == nil && got == want {
 		return nil
 	}
-	if err := m.Do(ctx, http.MethodPut, path, want, nil); err != nil {
-		return fmt.Errorf("set permissions of %s: %w", user, err)
-	}
-	return nil
+	return m.SetPermissions(ctx, vhost, user, want)
 }
 
 // hasTags reports whether a user's tags, a list (RabbitMQ ≥ 3.9) or a

@@ -88,3 +88,59 @@ func (m *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	return nil
 }
+
+// CreateVHost creates a virtual host; an existing one is left as it is.
+func (m *Client) CreateVHost(ctx context.Context, name string) error {
+	if err := m.Do(ctx, http.MethodPut, vhostPath(name), struct{}{}, nil); err != nil {
+		return fmt.Errorf("create vhost %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteVHost deletes a virtual host and everything in it.
+func (m *Client) DeleteVHost(ctx context.Context, name string) error {
+	if err := m.Do(ctx, http.MethodDelete, vhostPath(name), nil, nil); err != nil {
+		return fmt.Errorf("delete vhost %s: %w", name, err)
+	}
+	return nil
+}
+
+// VHostExists reports whether a virtual host exists.
+func (m *Client) VHostExists(ctx context.Context, name string) (bool, error) {
+	err := m.Do(ctx, http.MethodGet, vhostPath(name), nil, nil)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up vhost %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// Permissions are a user's configure, write and read patterns in a vhost.
+type Permissions struct {
+	Configure string `json:"configure"`
+	Write     string `json:"write"`
+	Read      string `json:"read"`
+}
+
+// GetPermissions returns user's permissions in vhost (ErrNotFound: none).
+func (m *Client) GetPermissions(ctx context.Context, vhost, user string) (Permissions, error) {
+	var p Permissions
+	err := m.Do(ctx, http.MethodGet, permissionsPath(vhost, user), nil, &p)
+	return p, err
+}
+
+// SetPermissions sets user's permissions in vhost.
+func (m *Client) SetPermissions(ctx context.Context, vhost, user string, p Permissions) error {
+	if err := m.Do(ctx, http.MethodPut, permissionsPath(vhost, user), p, nil); err != nil {
+		return fmt.Errorf("set permissions of %s in vhost %s: %w", user, vhost, err)
+	}
+	return nil
+}
+
+func vhostPath(name string) string { return "/api/vhosts/" + url.PathEscape(name) }
+
+func permissionsPath(vhost, user string) string {
+	return "/api/permissions/" + url.PathEscape(vhost) + "/" + url.PathEscape(user)
+}

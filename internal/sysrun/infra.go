@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -85,8 +84,8 @@ func NewShared(ctx context.Context, p Platform, vhost string) (*Infra, error) {
 		return nil, err
 	}
 	in := &Infra{PGAdmin: p.PostgresURL, mgmt: m}
-	if err := m.Do(ctx, http.MethodPut, "/api/vhosts/"+url.PathEscape(vhost), struct{}{}, nil); err != nil {
-		return nil, fmt.Errorf("create vhost %s on the shared RabbitMQ (is the platform up? `make up`): %w", vhost, err)
+	if err := m.CreateVHost(ctx, vhost); err != nil {
+		return nil, fmt.Errorf("on the shared RabbitMQ (is the platform up? `make up`): %w", err)
 	}
 	in.vhost = vhost
 	base, err := url.Parse(p.AMQPURL)
@@ -99,10 +98,9 @@ func NewShared(ctx context.Context, p Platform, vhost string) (*Infra, error) {
 		users = append(users, u)
 	}
 	for _, u := range users {
-		perms := map[string]string{"configure": ".*", "write": ".*", "read": ".*"}
-		if err := m.Do(ctx, http.MethodPut, "/api/permissions/"+url.PathEscape(vhost)+"/"+url.PathEscape(u), perms, nil); err != nil {
+		if err := m.SetPermissions(ctx, vhost, u, rabbitmgmt.Permissions{Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
 			in.Close(context.WithoutCancel(ctx))
-			return nil, fmt.Errorf("permissions on vhost %s: %w", vhost, err)
+			return nil, err
 		}
 	}
 	v := *base
@@ -229,7 +227,7 @@ func (in *Infra) Close(ctx context.Context) error {
 		}
 	}
 	if in.vhost != "" && in.mgmt != nil {
-		if err := in.mgmt.Do(ctx, http.MethodDelete, "/api/vhosts/"+url.PathEscape(in.vhost), nil, nil); err != nil && !errors.Is(err, rabbitmgmt.ErrNotFound) {
+		if err := in.mgmt.DeleteVHost(ctx, in.vhost); err != nil && !errors.Is(err, rabbitmgmt.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("delete vhost %s: %w", in.vhost, err))
 		}
 	}

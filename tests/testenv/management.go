@@ -54,18 +54,16 @@ func (m *ManagementClient) User() string { return m.api.User() }
 
 // CreateVHost creates a virtual host; an existing one is left as it is.
 func (m *ManagementClient) CreateVHost(name string) error {
-	if err := m.do(http.MethodPut, "/api/vhosts/"+url.PathEscape(name), struct{}{}, nil); err != nil {
-		return fmt.Errorf("create vhost %s: %w", name, err)
-	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	return m.api.CreateVHost(ctx, name)
 }
 
 // DeleteVHost deletes a virtual host and everything in it.
 func (m *ManagementClient) DeleteVHost(name string) error {
-	if err := m.do(http.MethodDelete, "/api/vhosts/"+url.PathEscape(name), nil, nil); err != nil {
-		return fmt.Errorf("delete vhost %s: %w", name, err)
-	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	return m.api.DeleteVHost(ctx, name)
 }
 
 // CreateUser creates a user, or updates the password and tags of an existing
@@ -89,12 +87,9 @@ func (m *ManagementClient) DeleteUser(name string) error {
 // SetPermissions sets user's configure, write and read regular expressions
 // in vhost.
 func (m *ManagementClient) SetPermissions(vhost, user, configure, write, read string) error {
-	body := map[string]string{"configure": configure, "write": write, "read": read}
-	path := "/api/permissions/" + url.PathEscape(vhost) + "/" + url.PathEscape(user)
-	if err := m.do(http.MethodPut, path, body, nil); err != nil {
-		return fmt.Errorf("set permissions of %s in vhost %s: %w", user, vhost, err)
-	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	return m.api.SetPermissions(ctx, vhost, user, rabbitmgmt.Permissions{Configure: configure, Write: write, Read: read})
 }
 
 // QueueDepth returns the number of messages in a queue, ready plus
