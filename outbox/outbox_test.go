@@ -156,6 +156,17 @@ func (f *fixture) newConsumer(name string, mod func(*outbox.ConsumerConfig)) *ou
 	return f.newConsumerWith(name, ledgerHandler(name), mod)
 }
 
+// newMetrics is a fresh registry with the library's metrics in it.
+func (f *fixture) newMetrics() (*prometheus.Registry, *outbox.Metrics) {
+	f.t.Helper()
+	reg := prometheus.NewRegistry()
+	metrics, err := outbox.NewMetrics(reg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return reg, metrics
+}
+
 // newConsumerWith is newConsumer with handler h.
 func (f *fixture) newConsumerWith(name string, h outbox.Handler, mod func(*outbox.ConsumerConfig)) *outbox.Consumer {
 	f.t.Helper()
@@ -491,11 +502,7 @@ func TestTwoRelaysOnOneOutbox(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.startConsumer(f.newConsumer("ledger", nil))
-	reg := prometheus.NewRegistry()
-	metrics, err := outbox.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, metrics := f.newMetrics()
 	f.runRelayWith(metrics, nil)
 	f.runRelayWith(metrics, nil)
 	const writers, each = 4, 150
@@ -609,14 +616,10 @@ func TestUnroutableEventStaysInOutbox(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.startConsumer(f.newConsumer("ledger", nil))
-	reg := prometheus.NewRegistry()
-	metrics, err := outbox.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, metrics := f.newMetrics()
 	f.runRelayWith(metrics, nil)
 	const orphanType = "source.orphan.v1"
-	err = f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
 		return f.ob.Publish(f.ctx, tx,
 			outbox.Event{Type: tickType, AggregateID: "before", Payload: tick{1}},
 			outbox.Event{Type: orphanType, AggregateID: "orphan", Payload: tick{1}},
@@ -872,11 +875,7 @@ func TestStandbyRelayTakesOverWhenTheLeaderStops(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.startConsumer(f.newConsumer("ledger", nil))
-	reg := prometheus.NewRegistry()
-	metrics, err := outbox.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, metrics := f.newMetrics()
 	stopLeader := f.runRelayWith(metrics, nil)
 	for i := 1; i <= 50; i++ {
 		if err := f.publish(i, "a"); err != nil {
