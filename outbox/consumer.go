@@ -378,8 +378,9 @@ func (c *Consumer) process(ctx context.Context, d amqp.Delivery) {
 // When the batch fails (a handler error, a lock it waited too long for, a
 // lost connection, anything) nothing of it is committed: the messages before
 // the one that failed are applied again as a batch, the failed one alone with
-// the usual retries and dead-lettering, then the rest. Each message thus ends
-// exactly as it would have alone, in the same order per aggregate. It stops
+// the usual retries and dead-lettering, then the rest; when the batch's
+// Deferreds fail to flush, every message is applied alone. Each message thus
+// ends exactly as it would have alone, in the same order per aggregate. It stops
 // without acknowledging the rest when the session ends.
 func (c *Consumer) processBatch(ctx context.Context, ds []amqp.Delivery) {
 	if len(ds) == 0 || ctx.Err() != nil {
@@ -394,6 +395,15 @@ func (c *Consumer) processBatch(ctx context.Context, ds []amqp.Delivery) {
 		return
 	}
 	c.cfg.Metrics.batchSplit(c.cfg.Name)
+	if failed == eachAlone {
+		for _, d := range ds {
+			if ctx.Err() != nil {
+				return
+			}
+			c.process(ctx, d)
+		}
+		return
+	}
 	c.processBatch(ctx, ds[:failed])
 	if ctx.Err() == nil {
 		c.process(ctx, ds[failed])
@@ -401,10 +411,16 @@ func (c *Consumer) processBatch(ctx context.Context, ds []amqp.Delivery) {
 	c.processBatch(ctx, ds[failed+1:])
 }
 
+// eachAlone is what applyBatch returns when the batch failed as a whole
+// (its Deferreds did not flush): no message can be blamed, so each is
+// applied alone.
+const eachAlone = -1
+
 // applyBatch claims and applies ds in one transaction, commits and
 // acknowledges them, and returns len(ds). When message i fails, or i is not
 // a well-formed message with a handler, it rolls back and returns i; when
-// the transaction cannot begin, claim or commit, 0.
+// the transaction cannot begin, claim or commit, 0; when its Deferreds
+// cannot flush, eachAlone.
 func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -431,10 +447,14 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	if err != nil {
 		return 0
 	}
+	hctx, deferred := withDeferred(tctx)
 	for i, msg := range msgs {
-		if err := c.handle(tctx, tx, msg, handlers[i], claimed[i]); err != nil {
+		if err := c.handle(hctx, tx, msg, handlers[i], claimed[i]); err != nil {
 			return i
 		}
+	}
+	if err := deferred.flush(tctx, tx); err != nil {
+		return eachAlone
 	}
 	if err := c.countDuplicates(tctx, tx, duplicates); err != nil {
 		return 0
@@ -473,8 +493,12 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 	if err != nil {
 		return err
 	}
-	if err := c.handle(tctx, tx, msg, h, claimed[0]); err != nil {
+	hctx, deferred := withDeferred(tctx)
+	if err := c.handle(hctx, tx, msg, h, claimed[0]); err != nil {
 		return err
+	}
+	if err := deferred.flush(tctx, tx); err != nil {
+		return fmt.Errorf("deferred writes: %w", err)
 	}
 	if err := c.countDuplicates(tctx, tx, duplicates); err != nil {
 		return err

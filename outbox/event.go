@@ -106,6 +106,7 @@ type ctxKey int
 const (
 	correlationKey ctxKey = iota
 	causationKey
+	deferredKey
 )
 
 // WithCorrelation returns a context whose published events carry the given

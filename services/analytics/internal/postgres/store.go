@@ -1,6 +1,7 @@
 // Package postgres is the analytics service's PostgreSQL adapter: it adds
 // each event's contribution to the aggregates inside the event's inbox
-// transaction, reads them back for reports, and resets them for a rebuild.
+// transaction (summed over the transaction's events, written before its
+// commit), reads them back for reports, and resets them for a rebuild.
 // The service publishes no events, so no outbox is written here. It must
 // not decide what an event contributes.
 package postgres
@@ -9,10 +10,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/analytics/internal/app"
 	"github.com/shopmesh/shopmesh/services/analytics/internal/domain"
 )
@@ -32,69 +35,198 @@ func (s *Store) InTx(tx pgx.Tx) app.Tx { return txStore{tx} }
 
 type txStore struct{ tx pgx.Tx }
 
-// Apply adds a contribution to the aggregates in one round trip. Tables are
-// written in one fixed order and rows within a table in key order (the
-// contribution is sorted), so concurrent events never deadlock.
+// Apply adds a contribution to the aggregates. Inside a consumer's
+// transaction it adds to the transaction's totals, which are written once,
+// before the commit (one write per row a batch of events touches instead of
+// one per event and row); elsewhere it writes at once.
 func (t txStore) Apply(ctx context.Context, c *domain.Contribution) error {
+	w, deferred := outbox.Defer(ctx, totalsKey{}, newTotalsWriter)
+	if !deferred {
+		w = newTotalsWriter()
+	}
+	w.totals.Add(c)
+	if deferred {
+		return nil
+	}
+	return w.Flush(ctx, t.tx)
+}
+
+type totalsKey struct{}
+
+// totalsWriter writes a transaction's totals.
+type totalsWriter struct{ totals *domain.Totals }
+
+func newTotalsWriter() *totalsWriter { return &totalsWriter{totals: domain.NewTotals()} }
+
+// Flush writes the totals in one round trip, one statement per table. Tables
+// are written in one fixed order and rows in key order (the totals' order),
+// so concurrent writers never deadlock.
+func (w *totalsWriter) Flush(ctx context.Context, tx pgx.Tx) error {
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO event_counts (day, event_type, events) VALUES ($1, $2, 1)
-		ON CONFLICT (day, event_type) DO UPDATE SET events = event_counts.events + 1`, c.Day, c.EventType)
-	if c.CartTouchedBy != "" {
-		b.Queue(`INSERT INTO cart_touches (day, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, c.Day, c.CartTouchedBy)
+	queueEventCounts(b, w.totals.EventCounts())
+	queueCartTouches(b, w.totals.CartTouches())
+	queueDailySales(b, w.totals.DailySales())
+	queueOutcomes(b, w.totals.OutcomeCounts())
+	queueNamings(b, w.totals.Namings())
+	queueProductSales(b, w.totals.ProductSales())
+	queueStockMoves(b, w.totals.StockMoves())
+	if b.Len() == 0 {
+		return nil
 	}
-	if c.Sale != nil {
-		b.Queue(`INSERT INTO daily_sales (day, currency, orders_confirmed, revenue_minor) VALUES ($1, $2, 1, $3)
-			ON CONFLICT (day, currency) DO UPDATE SET orders_confirmed = daily_sales.orders_confirmed + 1,
-				revenue_minor = daily_sales.revenue_minor + EXCLUDED.revenue_minor`, c.Day, c.Sale.Currency, c.Sale.AmountMinor)
-	}
-	if c.Refund != nil {
-		b.Queue(`INSERT INTO daily_sales (day, currency, refunds, refunded_minor) VALUES ($1, $2, 1, $3)
-			ON CONFLICT (day, currency) DO UPDATE SET refunds = daily_sales.refunds + 1,
-				refunded_minor = daily_sales.refunded_minor + EXCLUDED.refunded_minor`, c.Day, c.Refund.Currency, c.Refund.AmountMinor)
-	}
-	if c.Outcome != "" {
-		b.Queue(`INSERT INTO order_outcomes (day, outcome, reason, orders) VALUES ($1, $2, $3, 1)
-			ON CONFLICT (day, outcome, reason) DO UPDATE SET orders = order_outcomes.orders + 1`, c.Day, string(c.Outcome), c.Reason)
-	}
-	for _, d := range c.Descriptions {
-		if d.SKU != "" {
-			b.Queue(`INSERT INTO products AS p (product_id, sku, sku_version) VALUES ($1, $2, $3)
-				ON CONFLICT (product_id) DO UPDATE SET sku = EXCLUDED.sku, sku_version = EXCLUDED.sku_version
-				WHERE p.sku_version IS NULL OR p.sku_version < EXCLUDED.sku_version`, d.ProductID, d.SKU, d.Version)
-		}
-		if d.Name != "" {
-			b.Queue(`INSERT INTO products AS p (product_id, name, name_version) VALUES ($1, $2, $3)
-				ON CONFLICT (product_id) DO UPDATE SET name = EXCLUDED.name, name_version = EXCLUDED.name_version
-				WHERE p.name_version IS NULL OR p.name_version < EXCLUDED.name_version`, d.ProductID, d.Name, d.Version)
-		}
-	}
-	for _, s := range c.Products {
-		b.Queue(`INSERT INTO product_sales (day, product_id, currency, units, revenue_minor) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (day, product_id, currency) DO UPDATE SET units = product_sales.units + EXCLUDED.units,
-				revenue_minor = product_sales.revenue_minor + EXCLUDED.revenue_minor`,
-			c.Day, s.ProductID, s.Currency, s.Units, s.RevenueMinor)
-	}
-	for _, m := range c.Stock {
-		n := m.Counts
-		b.Queue(`INSERT INTO stock_movements (day, product_id, reserved, released, committed, returned, adjusted,
-				reservation_failures, low_stock_alerts)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (day, product_id) DO UPDATE SET
-				reserved = stock_movements.reserved + EXCLUDED.reserved,
-				released = stock_movements.released + EXCLUDED.released,
-				committed = stock_movements.committed + EXCLUDED.committed,
-				returned = stock_movements.returned + EXCLUDED.returned,
-				adjusted = stock_movements.adjusted + EXCLUDED.adjusted,
-				reservation_failures = stock_movements.reservation_failures + EXCLUDED.reservation_failures,
-				low_stock_alerts = stock_movements.low_stock_alerts + EXCLUDED.low_stock_alerts`,
-			c.Day, m.ProductID, n[domain.StockReserved], n[domain.StockReleased], n[domain.StockCommitted],
-			n[domain.StockReturned], n[domain.StockAdjusted], n[domain.StockReservationFailed], n[domain.StockLowAlert])
-	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("apply %s: %w", c.EventType, err)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write analytics totals: %w", err)
 	}
 	return nil
 }
+
+func queueEventCounts(b *pgx.Batch, rows []domain.EventCount) {
+	if len(rows) == 0 {
+		return
+	}
+	days, types, n := make([]time.Time, len(rows)), make([]string, len(rows)), make([]int64, len(rows))
+	for i, r := range rows {
+		days[i], types[i], n[i] = r.Day, r.EventType, r.Events
+	}
+	b.Queue(`INSERT INTO event_counts (day, event_type, events)
+		SELECT r.day, r.event_type, r.events FROM unnest($1::date[], $2::text[], $3::bigint[]) WITH ORDINALITY AS r(day, event_type, events, i)
+		ORDER BY r.i
+		ON CONFLICT (day, event_type) DO UPDATE SET events = event_counts.events + EXCLUDED.events`, days, types, n)
+}
+
+func queueCartTouches(b *pgx.Batch, rows []domain.CartTouch) {
+	if len(rows) == 0 {
+		return
+	}
+	days, users := make([]time.Time, len(rows)), make([]string, len(rows))
+	for i, r := range rows {
+		days[i], users[i] = r.Day, r.UserID
+	}
+	b.Queue(`INSERT INTO cart_touches (day, user_id)
+		SELECT r.day, r.user_id FROM unnest($1::date[], $2::uuid[]) WITH ORDINALITY AS r(day, user_id, i)
+		ORDER BY r.i
+		ON CONFLICT DO NOTHING`, days, users)
+}
+
+func queueDailySales(b *pgx.Batch, rows []domain.Sales) {
+	if len(rows) == 0 {
+		return
+	}
+	days, currencies := make([]time.Time, len(rows)), make([]string, len(rows))
+	orders, revenue, refunds, refunded := make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
+	for i, r := range rows {
+		days[i], currencies[i] = r.Day, r.Currency
+		orders[i], revenue[i], refunds[i], refunded[i] = r.OrdersConfirmed, r.RevenueMinor, r.Refunds, r.RefundedMinor
+	}
+	b.Queue(`INSERT INTO daily_sales (day, currency, orders_confirmed, revenue_minor, refunds, refunded_minor)
+		SELECT r.day, r.currency, r.orders, r.revenue, r.refunds, r.refunded
+		FROM unnest($1::date[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+			WITH ORDINALITY AS r(day, currency, orders, revenue, refunds, refunded, i)
+		ORDER BY r.i
+		ON CONFLICT (day, currency) DO UPDATE SET
+			orders_confirmed = daily_sales.orders_confirmed + EXCLUDED.orders_confirmed,
+			revenue_minor = daily_sales.revenue_minor + EXCLUDED.revenue_minor,
+			refunds = daily_sales.refunds + EXCLUDED.refunds,
+			refunded_minor = daily_sales.refunded_minor + EXCLUDED.refunded_minor`,
+		days, currencies, orders, revenue, refunds, refunded)
+}
+
+func queueOutcomes(b *pgx.Batch, rows []domain.OutcomeCount) {
+	if len(rows) == 0 {
+		return
+	}
+	days, outcomes, reasons, n := make([]time.Time, len(rows)), make([]string, len(rows)), make([]string, len(rows)), make([]int64, len(rows))
+	for i, r := range rows {
+		days[i], outcomes[i], reasons[i], n[i] = r.Day, string(r.Outcome), r.Reason, r.Orders
+	}
+	b.Queue(`INSERT INTO order_outcomes (day, outcome, reason, orders)
+		SELECT r.day, r.outcome, r.reason, r.orders FROM unnest($1::date[], $2::text[], $3::text[], $4::bigint[])
+			WITH ORDINALITY AS r(day, outcome, reason, orders, i)
+		ORDER BY r.i
+		ON CONFLICT (day, outcome, reason) DO UPDATE SET orders = order_outcomes.orders + EXCLUDED.orders`,
+		days, outcomes, reasons, n)
+}
+
+// queueNamings writes the SKUs, then the names: each only over an older
+// version, so the latest description wins in whatever order events arrive.
+func queueNamings(b *pgx.Batch, rows []domain.Naming) {
+	var skuIDs, skus, skuVersions, nameIDs, names, nameVersions []string
+	for _, r := range rows {
+		if r.SKUVersion != "" {
+			skuIDs, skus, skuVersions = append(skuIDs, r.ProductID), append(skus, r.SKU), append(skuVersions, r.SKUVersion)
+		}
+		if r.NameVersion != "" {
+			nameIDs, names, nameVersions = append(nameIDs, r.ProductID), append(names, r.Name), append(nameVersions, r.NameVersion)
+		}
+	}
+	if len(skuIDs) > 0 {
+		b.Queue(`INSERT INTO products AS p (product_id, sku, sku_version)
+			SELECT r.id, r.sku, r.version FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS r(id, sku, version, i)
+			ORDER BY r.i
+			ON CONFLICT (product_id) DO UPDATE SET sku = EXCLUDED.sku, sku_version = EXCLUDED.sku_version
+			WHERE p.sku_version IS NULL OR p.sku_version < EXCLUDED.sku_version`, skuIDs, skus, skuVersions)
+	}
+	if len(nameIDs) > 0 {
+		b.Queue(`INSERT INTO products AS p (product_id, name, name_version)
+			SELECT r.id, r.name, r.version FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS r(id, name, version, i)
+			ORDER BY r.i
+			ON CONFLICT (product_id) DO UPDATE SET name = EXCLUDED.name, name_version = EXCLUDED.name_version
+			WHERE p.name_version IS NULL OR p.name_version < EXCLUDED.name_version`, nameIDs, names, nameVersions)
+	}
+}
+
+func queueProductSales(b *pgx.Batch, rows []domain.DailyProductSale) {
+	if len(rows) == 0 {
+		return
+	}
+	days, ids, currencies := make([]time.Time, len(rows)), make([]string, len(rows)), make([]string, len(rows))
+	units, revenue := make([]int64, len(rows)), make([]int64, len(rows))
+	for i, r := range rows {
+		days[i], ids[i], currencies[i], units[i], revenue[i] = r.Day, r.ProductID, r.Currency, r.Units, r.RevenueMinor
+	}
+	b.Queue(`INSERT INTO product_sales (day, product_id, currency, units, revenue_minor)
+		SELECT r.day, r.id, r.currency, r.units, r.revenue
+		FROM unnest($1::date[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS r(day, id, currency, units, revenue, i)
+		ORDER BY r.i
+		ON CONFLICT (day, product_id, currency) DO UPDATE SET units = product_sales.units + EXCLUDED.units,
+			revenue_minor = product_sales.revenue_minor + EXCLUDED.revenue_minor`,
+		days, ids, currencies, units, revenue)
+}
+
+func queueStockMoves(b *pgx.Batch, rows []domain.DailyStockMove) {
+	if len(rows) == 0 {
+		return
+	}
+	days, ids := make([]time.Time, len(rows)), make([]string, len(rows))
+	var counts [7][]int64
+	for k := range counts {
+		counts[k] = make([]int64, len(rows))
+	}
+	for i, r := range rows {
+		days[i], ids[i] = r.Day, r.ProductID
+		for k, kind := range stockColumns {
+			counts[k][i] = r.Counts[kind]
+		}
+	}
+	b.Queue(`INSERT INTO stock_movements (day, product_id, reserved, released, committed, returned, adjusted,
+			reservation_failures, low_stock_alerts)
+		SELECT r.day, r.id, r.reserved, r.released, r.committed, r.returned, r.adjusted, r.failures, r.alerts
+		FROM unnest($1::date[], $2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+			WITH ORDINALITY AS r(day, id, reserved, released, committed, returned, adjusted, failures, alerts, i)
+		ORDER BY r.i
+		ON CONFLICT (day, product_id) DO UPDATE SET
+			reserved = stock_movements.reserved + EXCLUDED.reserved,
+			released = stock_movements.released + EXCLUDED.released,
+			committed = stock_movements.committed + EXCLUDED.committed,
+			returned = stock_movements.returned + EXCLUDED.returned,
+			adjusted = stock_movements.adjusted + EXCLUDED.adjusted,
+			reservation_failures = stock_movements.reservation_failures + EXCLUDED.reservation_failures,
+			low_stock_alerts = stock_movements.low_stock_alerts + EXCLUDED.low_stock_alerts`,
+		days, ids, counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6])
+}
+
+// stockColumns are the stock_movements counters in column order.
+var stockColumns = [7]domain.StockKind{domain.StockReserved, domain.StockReleased, domain.StockCommitted,
+	domain.StockReturned, domain.StockAdjusted, domain.StockReservationFailed, domain.StockLowAlert}
 
 // Reset empties every aggregate inside tx, so that replaying history
 // rebuilds them; the caller forgets the consumer's inbox keys in the same

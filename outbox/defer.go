@@ -1,0 +1,70 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Deferred is work that the handlers of one consumer transaction share and
+// that is written once, at the end of that transaction: counters a batch of
+// events adds up, the latest of several snapshots of one row. Under load a
+// consumer applies up to MaxBatch messages per transaction, so a Deferred
+// turns one write per message into one write per batch.
+type Deferred interface {
+	// Flush writes what the handlers added. It runs inside the transaction,
+	// after its last handler and before the commit; an error fails the
+	// transaction as a handler's error would.
+	Flush(ctx context.Context, tx pgx.Tx) error
+}
+
+// Defer returns the Deferred that key names in the consumer transaction ctx
+// belongs to (ctx being a Handler's), calling create the first time in that
+// transaction. The consumer flushes every Deferred of the transaction, in
+// the order they were created, before it commits; a transaction that rolls
+// back discards them with everything else. A batch whose flush fails is
+// applied again one message per transaction, each with its own Deferred, so
+// a message's outcome never depends on the messages batched with it.
+//
+// ok is false when ctx does not come from a consumer's Handler: there is no
+// transaction end to defer to, and the caller should write at once.
+func Defer[D Deferred](ctx context.Context, key any, create func() D) (d D, ok bool) {
+	st, _ := ctx.Value(deferredKey).(*deferredState)
+	if st == nil {
+		return d, false
+	}
+	if got, found := st.byKey[key]; found {
+		d, ok := got.(D)
+		if !ok {
+			panic(fmt.Sprintf("outbox.Defer: key %v holds a %T, not a %T", key, got, d))
+		}
+		return d, true
+	}
+	d = create()
+	st.byKey[key] = d
+	st.order = append(st.order, d)
+	return d, true
+}
+
+// deferredState is one consumer transaction's Deferreds.
+type deferredState struct {
+	byKey map[any]Deferred
+	order []Deferred
+}
+
+// withDeferred gives ctx a fresh transaction scope for Defer.
+func withDeferred(ctx context.Context) (context.Context, *deferredState) {
+	st := &deferredState{byKey: map[any]Deferred{}}
+	return context.WithValue(ctx, deferredKey, st), st
+}
+
+// flush writes the transaction's Deferreds in creation order.
+func (st *deferredState) flush(ctx context.Context, tx pgx.Tx) error {
+	for _, d := range st.order {
+		if err := d.Flush(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopmesh/shopmesh/outbox"
+)
+
+// tally adds up the messages of one consumer transaction per aggregate and
+// writes one row per aggregate and one flush record when it is flushed.
+// Like ledgerHandler it refuses poisoned messages, but only when flushing,
+// so that no single handler call can be blamed.
+type tally struct {
+	counts   map[string]int
+	messages []string
+}
+
+type tallyKey struct{}
+
+func (t *tally) Flush(ctx context.Context, tx pgx.Tx) error {
+	var poisoned bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM poison WHERE message_id = ANY($1))`, t.messages).Scan(&poisoned); err != nil {
+		return err
+	}
+	if poisoned {
+		return errors.New("poisoned batch")
+	}
+	b := &pgx.Batch{}
+	for agg, n := range t.counts {
+		b.Queue(`INSERT INTO tallies (aggregate, n) VALUES ($1, $2) ON CONFLICT (aggregate) DO UPDATE SET n = tallies.n + $2`, agg, n)
+	}
+	b.Queue(`INSERT INTO flushes (txid, messages) VALUES (txid_current(), $1)`, len(t.messages))
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// tallyHandler records each message in the ledger and in the transaction's
+// tally.
+func tallyHandler(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+	t, ok := outbox.Defer(ctx, tallyKey{}, func() *tally { return &tally{counts: map[string]int{}} })
+	if !ok {
+		return errors.New("handler context has no consumer transaction")
+	}
+	t.counts[msg.AggregateID]++
+	t.messages = append(t.messages, msg.ID)
+	_, err := tx.Exec(ctx, `INSERT INTO ledger (consumer, message_id, aggregate, seq) VALUES ('tally', $1, $2, 0)`, msg.ID, msg.AggregateID)
+	return err
+}
+
+// A Deferred is flushed once per consumer transaction, after its handlers:
+// a backlog applied in batches is written once per batch, and what it adds
+// up counts every message exactly once. A batch whose flush fails is applied
+// one message per transaction, so only the message at fault is
+// dead-lettered and none of its batch is lost or counted twice.
+func TestDeferredFlushesOncePerTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if _, err := f.pool.Exec(f.ctx, `
+		CREATE TABLE tallies (aggregate TEXT PRIMARY KEY, n INT NOT NULL);
+		CREATE TABLE flushes (txid BIGINT PRIMARY KEY, messages INT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	reg, metrics := f.newMetrics()
+	c := f.newConsumerWith("tally", tallyHandler, func(c *outbox.ConsumerConfig) {
+		c.Workers, c.MaxBatch, c.MaxAttempts, c.Metrics = 1, 16, 2, metrics
+	})
+	f.declare(c)
+	const n = 300
+	aggregates := []string{"a", "b", "c"}
+	for seq := 1; seq <= n; seq++ {
+		id := outbox.NewID()
+		if seq == n/2 {
+			if _, err := f.pool.Exec(f.ctx, `INSERT INTO poison VALUES ($1)`, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+			return f.ob.Publish(f.ctx, tx, outbox.Event{ID: id, Type: tickType, AggregateID: aggregates[seq%3], Payload: tick{seq}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.relayAll()
+	f.run(c.Run)
+	f.waitFor(60*time.Second, "every message applied or dead-lettered", func() (bool, string) {
+		applied, dead := f.count(`SELECT count(*) FROM ledger`), f.count(`SELECT count(*) FROM dead_letters`)
+		return applied+dead == n, fmt.Sprintf("%d applied, %d dead-lettered", applied, dead)
+	})
+	if k := f.count(`SELECT count(*) FROM dead_letters d JOIN poison p USING (message_id)`); k != 1 {
+		t.Errorf("%d dead letters are the poisoned message, want 1 (and no other)", k)
+	}
+	if k := f.count(`SELECT coalesce(sum(n), 0) FROM tallies`); k != n-1 {
+		t.Errorf("tallies add up to %d, want %d: a message counted twice or lost", k, n-1)
+	}
+	if k := f.count(`SELECT coalesce(sum(messages), 0) FROM flushes`); k != n-1 {
+		t.Errorf("flushes cover %d messages, want %d", k, n-1)
+	}
+	txs := f.count(`SELECT count(*) FROM flushes`)
+	if txs >= n/2 {
+		t.Errorf("%d flushes for %d messages: the backlog was not written once per batch", txs, n)
+	}
+	if splits := counterSum(t, reg, "shopmesh_consumer_batch_splits_total"); splits < 1 {
+		t.Errorf("no batch split: the poisoned message was never in a batch, so this proves nothing")
+	}
+	t.Logf("%d messages, %d flushes", n, txs)
+}
+
+// Outside a consumer's handler there is no transaction end to defer to.
+func TestDeferOutsideAConsumerTransaction(t *testing.T) {
+	created := false
+	_, ok := outbox.Defer(context.Background(), tallyKey{}, func() *tally { created = true; return &tally{} })
+	if ok || created {
+		t.Errorf("Defer outside a handler: ok %v, created %v; want neither", ok, created)
+	}
+}
