@@ -210,6 +210,7 @@ func TestValidateRejectsDuplicateAndCaseVariantKeys(t *testing.T) {
 		{"case variant at top", TypeOrderPlacedV1, `{"Order_ID":"0190d6a5-8a41-7c52-b3d4-2e5f6a7b8c90",` + placed[1:], "/order_id"},
 		{"case variant in a line", TypeOrderPlacedV1, strings.Replace(placed, `"quantity":2`, `"quantity":2,"QUANTITY":200`, 1), "/lines/0/QUANTITY"},
 		{"unicode case variant", TypeProductUpdatedV1, `{"ſku":"X",` + example(t, TypeProductUpdatedV1)[1:], "/sku"},
+		{"kelvin sign", TypeProductUpdatedV1, "{\"s\u212Au\":\"X\"," + example(t, TypeProductUpdatedV1)[1:], "/sku"},
 		{"optional field in another case", TypeProductUpdatedV1, `{"Description":"smuggled",` + example(t, TypeProductUpdatedV1)[1:], "/Description"},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -134,7 +135,7 @@ func schemaProblems(err *jsonschema.ValidationError, p *message.Printer) []Probl
 func parse(payload []byte) (any, []Problem) {
 	p := &parser{dec: json.NewDecoder(bytes.NewReader(payload))}
 	p.dec.UseNumber()
-	v, err := p.value("", 0)
+	v, err := p.value(0)
 	if err == nil {
 		if _, err = p.dec.Token(); err == io.EOF {
 			err = nil
@@ -151,9 +152,16 @@ func parse(payload []byte) (any, []Problem) {
 type parser struct {
 	dec      *json.Decoder
 	problems []Problem
+	// path holds the reference tokens of the value being read; its JSON
+	// Pointer is rendered only for a problem.
+	path []string
 }
 
-func (p *parser) value(path string, depth int) (any, error) {
+func (p *parser) problem(message string) {
+	p.problems = append(p.problems, Problem{Field: pointer(p.path...), Message: message})
+}
+
+func (p *parser) value(depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
 	}
@@ -166,35 +174,43 @@ func (p *parser) value(path string, depth int) (any, error) {
 	}
 	switch tok {
 	case json.Delim('{'):
-		return p.object(path, depth)
+		return p.object(depth)
 	case json.Delim('['):
-		return p.array(path, depth)
+		return p.array(depth)
 	}
 	return tok, nil
 }
 
-func (p *parser) object(path string, depth int) (any, error) {
+func (p *parser) object(depth int) (any, error) {
 	obj := map[string]any{}
-	seen := map[string]string{} // folded key -> key as first spelled
+	// Keys folded and as first spelled, in order: objects are small, so a
+	// scan beats a map.
+	var folded, spelled []string
 	for p.dec.More() {
 		tok, err := p.dec.Token()
 		if err != nil {
 			return nil, err
 		}
 		key := tok.(string) // the decoder only yields strings as object keys
-		field := path + pointer(key)
-		switch first, ok := seen[fold(key)]; {
-		case ok && first == key:
-			p.problems = append(p.problems, Problem{Field: field, Message: "duplicate key"})
-		case ok:
-			p.problems = append(p.problems, Problem{Field: field, Message: fmt.Sprintf("key %q differs from key %q only in case", key, first)})
+		snake := isSnakeCase(key)
+		f := key // a snake_case key is its own folding
+		if !snake {
+			f = fold(key)
+		}
+		p.path = append(p.path, key)
+		switch i := slices.Index(folded, f); {
+		case i >= 0 && spelled[i] == key:
+			p.problem("duplicate key")
+		case i >= 0:
+			p.problem(fmt.Sprintf("key %q differs from key %q only in case", key, spelled[i]))
 		default:
-			seen[fold(key)] = key
-			if !isSnakeCase(key) {
-				p.problems = append(p.problems, Problem{Field: field, Message: fmt.Sprintf("key %q is not snake_case", key)})
+			folded, spelled = append(folded, f), append(spelled, key)
+			if !snake {
+				p.problem(fmt.Sprintf("key %q is not snake_case", key))
 			}
 		}
-		v, err := p.value(field, depth+1)
+		v, err := p.value(depth + 1)
+		p.path = p.path[:len(p.path)-1]
 		if err != nil {
 			return nil, err
 		}
@@ -204,10 +220,12 @@ func (p *parser) object(path string, depth int) (any, error) {
 	return obj, err
 }
 
-func (p *parser) array(path string, depth int) (any, error) {
+func (p *parser) array(depth int) (any, error) {
 	arr := []any{}
 	for i := 0; p.dec.More(); i++ {
-		v, err := p.value(fmt.Sprintf("%s/%d", path, i), depth+1)
+		p.path = append(p.path, strconv.Itoa(i))
+		v, err := p.value(depth + 1)
+		p.path = p.path[:len(p.path)-1]
 		if err != nil {
 			return nil, err
 		}
@@ -217,15 +235,27 @@ func (p *parser) array(path string, depth int) (any, error) {
 	return arr, err
 }
 
-// fold maps every rune to the smallest rune of its Unicode case-folding
+// fold maps every rune to one representative of its Unicode case-folding
 // orbit, so two keys fold alike exactly when strings.EqualFold says so, the
 // rule Go's decoder matches field names by ("K", "k" and the Kelvin sign).
+// The representative is the orbit's ASCII lower-case letter when it has one
+// (so a snake_case key folds to itself), else its smallest rune.
 func fold(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		least := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		least, lower := r, rune(-1)
+		f := r
+		for {
 			least = min(least, f)
+			if 'a' <= f && f <= 'z' {
+				lower = f
+			}
+			if f = unicode.SimpleFold(f); f == r {
+				break
+			}
+		}
+		if lower >= 0 {
+			least = lower
 		}
 		b.WriteRune(least)
 	}
