@@ -64,7 +64,7 @@ func (s *Store) Cart(ctx context.Context, userID string) (domain.Cart, error) {
 // UpdateCart implements app.Repository.
 func (s *Store) UpdateCart(ctx context.Context, userID, productID string, fn app.CartUpdate) (domain.Cart, error) {
 	var out domain.Cart
-	err := s.ob.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	err := s.ob.Within(ctx, s.db, func(tx pgx.Tx) error {
 		c, before, err := lockCart(ctx, tx, userID)
 		if err != nil {
 			return err
@@ -93,7 +93,7 @@ func (s *Store) UpdateCart(ctx context.Context, userID, productID string, fn app
 // Checkout implements app.Repository.
 func (s *Store) Checkout(ctx context.Context, userID, key string, fn app.CheckoutUpdate) (domain.Checkout, error) {
 	var out domain.Checkout
-	err := s.ob.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	err := s.ob.Within(ctx, s.db, func(tx pgx.Tx) error {
 		c, before, err := lockCart(ctx, tx, userID)
 		if err != nil {
 			return err
@@ -154,7 +154,7 @@ func (s *Store) AddProduct(ctx context.Context, p domain.Product) error {
 // before touching any cart line, the order UpdateCart reads them in, so the
 // two never wait for each other in a circle.
 func (s *Store) UpdateProduct(ctx context.Context, id string, fn app.ProductUpdate) error {
-	return s.ob.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	return s.ob.Within(ctx, s.db, func(tx pgx.Tx) error {
 		p, err := scanProduct(tx.QueryRow(ctx, `SELECT `+productColumns+` FROM products WHERE id = $1 FOR NO KEY UPDATE`, id))
 		if err != nil {
 			return err

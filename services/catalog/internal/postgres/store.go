@@ -51,7 +51,7 @@ const productColumns = `id, sku, name, description, price_minor, currency, stock
 
 // Create implements app.Repository.
 func (s *Store) Create(ctx context.Context, p domain.Product, events []outbox.Event) error {
-	return s.ob.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	return s.ob.Within(ctx, s.db, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO products (`+productColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, toRow(p)...)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "products_sku_key" {
@@ -67,7 +67,7 @@ func (s *Store) Create(ctx context.Context, p domain.Product, events []outbox.Ev
 // Update implements app.Repository.
 func (s *Store) Update(ctx context.Context, id string, fn app.ProductUpdate) (domain.Product, error) {
 	var out domain.Product
-	err := s.ob.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	err := s.ob.Within(ctx, s.db, func(tx pgx.Tx) error {
 		p, err := scanProduct(tx.QueryRow(ctx, `SELECT `+productColumns+` FROM products WHERE id = $1 FOR UPDATE`, id))
 		if err != nil {
 			return err

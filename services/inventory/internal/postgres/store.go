@@ -61,7 +61,7 @@ func (s *Store) UpdateStock(ctx context.Context, productID string, fn app.StockU
 	if _, err := domain.ParseID(productID); err != nil {
 		return err
 	}
-	return s.ob.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	return s.ob.Within(ctx, s.db, func(tx pgx.Tx) error {
 		st, err := scanStock(tx.QueryRow(ctx,
 			`SELECT product_id, sku, on_hand, reserved FROM stock WHERE product_id = $1 FOR UPDATE`, productID))
 		var current *domain.Stock
@@ -101,7 +101,7 @@ func (s *Store) UpdateReservation(ctx context.Context, orderID string, productID
 	if _, err := domain.ParseID(orderID); err != nil {
 		return err
 	}
-	return s.ob.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+	return s.ob.Within(ctx, s.db, func(tx pgx.Tx) error {
 		current, err := lockReservation(ctx, tx, orderID)
 		if err != nil {
 			return err
