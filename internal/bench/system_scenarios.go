@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +25,7 @@ const (
 	sampleInterval = 200 * time.Millisecond // RSS sampling under load
 	confirmTimeout = 30 * time.Second       // a checkout not confirmed by then is a failure
 	quietTimeout   = 2 * time.Minute        // for the previous phase's backlog to drain
+	idleCPUWindow  = 2 * time.Second        // idle CPU is measured over this window
 	shopProducts   = 20
 )
 
@@ -120,13 +123,84 @@ func roundOrders(ctx context.Context, r *runner, round int) error {
 	if err := r.settle(ctx, ScenarioOrders, r.split, "before full speed"); err != nil {
 		return err
 	}
+	meter, notes := newCPUMeter(ctx, r.split.sys.pids(), r.cfg.PostgresURL, r.cfg.ManagementURL)
+	for _, n := range notes {
+		r.results.note(ScenarioOrders, n)
+	}
+	idle, err := meter.idleRate(ctx)
+	if err != nil {
+		return err
+	}
+	before, err := meter.sample()
+	if err != nil {
+		return err
+	}
 	full := r.split.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
 	_, errs = full.confirmedLatencies()
 	r.record(ScenarioOrders, "shopmesh", "throughput", "checkouts/s", round, full.throughput())
 	r.record(ScenarioOrders, "shopmesh", "failed at full speed", "checkouts", round, float64(len(errs)))
 	r.record(ScenarioOrders, "shopmesh", "order reads per checkout at full speed", "reads", round, full.pollsPerCheckout())
 	r.orderNotes("at full speed", full, errs)
+
+	// Every checkout's work is done once the system is quiet again
+	// (shipping delivers on timers, seconds later).
+	if err := r.settle(ctx, ScenarioOrders, r.split, "after full speed"); err != nil {
+		return err
+	}
+	after, err := meter.sample()
+	if err != nil {
+		return err
+	}
+	r.recordCPU(round, after.since(before, idle), len(full.outcomes))
 	return nil
+}
+
+// idleRate is each part's CPU per second while the system is quiet.
+func (m *cpuMeter) idleRate(ctx context.Context) (map[string]float64, error) {
+	a, err := m.sample()
+	if err != nil {
+		return nil, err
+	}
+	if err := wait.Sleep(ctx, idleCPUWindow); err != nil {
+		return nil, err
+	}
+	b, err := m.sample()
+	if err != nil {
+		return nil, err
+	}
+	return b.perSecond(a), nil
+}
+
+// recordCPU reports CPU per checkout: the shopmesh processes together, each
+// server, their total, and what that total would allow on this machine's
+// cores; each process's share goes into a note.
+func (r *runner) recordCPU(round int, used map[string]time.Duration, checkouts int) {
+	if checkouts == 0 {
+		return
+	}
+	per := func(d time.Duration) float64 { return ms(d) / float64(checkouts) }
+	var shopmesh, total time.Duration
+	var split []string
+	for _, name := range slices.Sorted(maps.Keys(used)) {
+		switch name {
+		case cpuPostgres, cpuRabbitMQ, cpuGenerator:
+		default:
+			shopmesh += used[name]
+			split = append(split, fmt.Sprintf("%s %.1f", name, per(used[name])))
+		}
+	}
+	total = shopmesh + used[cpuPostgres] + used[cpuRabbitMQ]
+	r.record(ScenarioOrders, "shopmesh", "CPU per checkout: services", "ms", round, per(shopmesh))
+	if _, ok := used[cpuPostgres]; ok {
+		r.record(ScenarioOrders, "shopmesh", "CPU per checkout: PostgreSQL", "ms", round, per(used[cpuPostgres]))
+	}
+	if _, ok := used[cpuRabbitMQ]; ok {
+		r.record(ScenarioOrders, "shopmesh", "CPU per checkout: RabbitMQ", "ms", round, per(used[cpuRabbitMQ]))
+	}
+	r.record(ScenarioOrders, "shopmesh", "CPU per checkout: total", "ms", round, per(total))
+	r.record(ScenarioOrders, "shopmesh", "CPU per checkout: load generator", "ms", round, per(used[cpuGenerator]))
+	r.record(ScenarioOrders, "shopmesh", "CPU-bound capacity", "checkouts/s", round, float64(runtime.NumCPU())*1000/per(total))
+	r.results.note(ScenarioOrders, fmt.Sprintf("round %d CPU ms per checkout by process: %s", round+1, strings.Join(split, ", ")))
 }
 
 // settle waits for the system to finish the previous phase's work; a
