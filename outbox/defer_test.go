@@ -119,3 +119,87 @@ func TestDeferOutsideAConsumerTransaction(t *testing.T) {
 		t.Errorf("Defer outside a handler: ok %v, created %v; want neither", ok, created)
 	}
 }
+
+const levelType = "source.level.v1"
+
+// levelHandler applies a tick and publishes its aggregate's new level, a
+// snapshot, latest-only.
+func (f *fixture) levelHandler(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+	var p tick
+	if err := msg.Decode(&p); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO ledger (consumer, message_id, aggregate, seq) VALUES ('levels', $1, $2, $3)`,
+		msg.ID, msg.AggregateID, p.Seq); err != nil {
+		return err
+	}
+	return f.ob.PublishLatest(ctx, tx, outbox.Event{Type: levelType, AggregateID: msg.AggregateID, Payload: tick{p.Seq}})
+}
+
+// Inside a consumer's batch PublishLatest keeps one event per aggregate,
+// the last, caused by the message that set it; per aggregate the published
+// levels still rise in order and the last one published is the final level.
+// Outside a consumer it publishes every call.
+func TestPublishLatestKeepsTheLastSnapshotPerTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.newConsumerWith("levels", f.levelHandler, func(c *outbox.ConsumerConfig) { c.Workers, c.MaxBatch = 1, 16 })
+	f.declare(c)
+	const n = 240
+	f.backlog(n, "a", "b", "c")
+	f.run(c.Run)
+	f.waitApplied("levels", n, 60*time.Second)
+
+	rows, err := f.pool.Query(f.ctx, `
+		SELECT o.metadata->>'aggregate_id', (o.payload->>'seq')::int, l.seq
+		FROM watermill_outbox o LEFT JOIN ledger l ON l.message_id = o.metadata->>'causation_id'
+		WHERE o.metadata->>'type' = $1 ORDER BY o."offset"`, levelType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, published := map[string]int{}, 0
+	for rows.Next() {
+		var agg string
+		var seq int
+		var cause *int
+		if err := rows.Scan(&agg, &seq, &cause); err != nil {
+			t.Fatal(err)
+		}
+		published++
+		if cause == nil || *cause != seq {
+			t.Errorf("level %s/%d is not caused by the message that set it (cause seq %v)", agg, seq, cause)
+		}
+		if seq <= last[agg] {
+			t.Errorf("aggregate %s: level %d published after %d", agg, seq, last[agg])
+		}
+		last[agg] = seq
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, agg := range []string{"a", "b", "c"} {
+		if want := f.count(`SELECT max(seq) FROM ledger WHERE consumer = 'levels' AND aggregate = $1`, agg); last[agg] != want {
+			t.Errorf("aggregate %s: last published level %d, final level %d", agg, last[agg], want)
+		}
+	}
+	if published >= n/2 {
+		t.Errorf("%d levels published for %d messages: no batch kept the latest only", published, n)
+	}
+	t.Logf("%d messages, %d levels published", n, published)
+
+	before := f.count(`SELECT count(*) FROM watermill_outbox WHERE metadata->>'type' = $1`, levelType)
+	err = f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		for seq := range 2 {
+			if err := f.ob.PublishLatest(f.ctx, tx, outbox.Event{Type: levelType, AggregateID: "a", Payload: tick{n + seq}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.count(`SELECT count(*) FROM watermill_outbox WHERE metadata->>'type' = $1`, levelType) - before; got != 2 {
+		t.Errorf("outside a consumer two PublishLatest calls wrote %d events, want 2", got)
+	}
+}

@@ -41,8 +41,59 @@ func (o *Outbox) Source() string { return o.source }
 // so the relay forwards the events at once instead of at its next poll.
 func (o *Outbox) Publish(ctx context.Context, tx pgx.Tx, events ...Event) error {
 	msgs, err := o.messages(ctx, events)
-	if err != nil || len(msgs) == 0 {
+	if err != nil {
 		return err
+	}
+	return write(tx, msgs)
+}
+
+// PublishLatest publishes snapshot events: each carries the whole current
+// state of its aggregate (a stock level), so readers need only the latest
+// per aggregate. Inside a consumer's transaction (ctx being a Handler's) it
+// keeps the last event per type and aggregate and writes those when the
+// transaction ends, after the events published with Publish: a batch of
+// messages that moves one stock level twenty times publishes it once, and
+// the levels in between were never visible outside the transaction anyway.
+// Each kept event keeps its own correlation, cause and time. Elsewhere it
+// publishes at once, as Publish does.
+func (o *Outbox) PublishLatest(ctx context.Context, tx pgx.Tx, events ...Event) error {
+	msgs, err := o.messages(ctx, events)
+	if err != nil {
+		return err
+	}
+	l, deferred := Defer(ctx, latestKey{o}, func() *latest { return &latest{at: map[latestOf]int{}} })
+	if !deferred {
+		return write(tx, msgs)
+	}
+	for i, m := range msgs {
+		key := latestOf{events[i].Type, events[i].AggregateID}
+		if j, seen := l.at[key]; seen {
+			l.msgs[j] = m
+			continue
+		}
+		l.at[key] = len(l.msgs)
+		l.msgs = append(l.msgs, m)
+	}
+	return nil
+}
+
+// latest is a consumer transaction's snapshot events of one outbox, the
+// last per type and aggregate, in the order each was first published.
+type latest struct {
+	msgs []*message.Message
+	at   map[latestOf]int
+}
+
+type latestKey struct{ o *Outbox }
+
+type latestOf struct{ eventType, aggregateID string }
+
+func (l *latest) Flush(_ context.Context, tx pgx.Tx) error { return write(tx, l.msgs) }
+
+// write inserts msgs into the outbox table in tx, in one statement.
+func write(tx pgx.Tx, msgs []*message.Message) error {
+	if len(msgs) == 0 {
+		return nil
 	}
 	pub, err := wsql.NewPublisher(wsql.TxFromPgx(tx), wsql.PublisherConfig{SchemaAdapter: schemaAdapter{}}, watermill.NopLogger{})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shopmesh/shopmesh/contracts"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/inventory/internal/app"
 	"github.com/shopmesh/shopmesh/services/inventory/internal/domain"
@@ -56,6 +57,25 @@ func (s *Store) Stock(ctx context.Context, productID string) (domain.Stock, erro
 	return st, err
 }
 
+// publish writes events in tx. Stock levels are snapshots (a reader keeps
+// the latest per product), so they are published latest-only: inside a
+// consumer's batch a product whose level moves several times publishes its
+// final level once.
+func (s *Store) publish(ctx context.Context, tx pgx.Tx, events []outbox.Event) error {
+	var now, levels []outbox.Event
+	for _, e := range events {
+		if e.Type == contracts.TypeStockLevelChangedV1 {
+			levels = append(levels, e)
+		} else {
+			now = append(now, e)
+		}
+	}
+	if err := s.ob.Publish(ctx, tx, now...); err != nil {
+		return err
+	}
+	return s.ob.PublishLatest(ctx, tx, levels...)
+}
+
 // UpdateStock implements app.Repository.
 func (s *Store) UpdateStock(ctx context.Context, productID string, fn app.StockUpdate) error {
 	if _, err := domain.ParseID(productID); err != nil {
@@ -90,7 +110,7 @@ func (s *Store) UpdateStock(ctx context.Context, productID string, fn app.StockU
 				}
 			}
 		}
-		return s.ob.Publish(ctx, tx, events...)
+		return s.publish(ctx, tx, events)
 	})
 }
 
@@ -140,7 +160,7 @@ func (s *Store) UpdateReservation(ctx context.Context, orderID string, productID
 		if err := updateStocks(ctx, tx, changed); err != nil {
 			return err
 		}
-		return s.ob.Publish(ctx, tx, events...)
+		return s.publish(ctx, tx, events)
 	})
 }
 
