@@ -42,8 +42,8 @@ type Tx interface {
 	// Deactivated marks a customer's account deactivated.
 	Deactivated(ctx context.Context, userID string, at time.Time) error
 	// Record stores n unless a notification with its event, recipient and
-	// channel exists, and reports whether it stored it.
-	Record(ctx context.Context, n *domain.Notification) (bool, error)
+	// channel exists (the first one stays), by the end of the transaction.
+	Record(ctx context.Context, n *domain.Notification) error
 }
 
 // DispatchFunc delivers one due notification (changing its state) and

@@ -45,14 +45,14 @@ func (f *fakeTx) Deactivated(_ context.Context, id string, _ time.Time) error {
 	return nil
 }
 
-func (f *fakeTx) Record(_ context.Context, n *domain.Notification) (bool, error) {
+func (f *fakeTx) Record(_ context.Context, n *domain.Notification) error {
 	for _, o := range f.notes {
 		if o.EventID() == n.EventID() && o.Recipient() == n.Recipient() && o.Channel() == n.Channel() {
-			return false, nil
+			return nil
 		}
 	}
 	f.notes = append(f.notes, n)
-	return true, nil
+	return nil
 }
 
 func (f *fakeTx) Dispatch(ctx context.Context, now time.Time, limit int, fn app.DispatchFunc) (int, error) {

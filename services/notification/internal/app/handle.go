@@ -133,7 +133,7 @@ func (s *Service) record(ctx context.Context, tx Tx, ev Event, in intent) error 
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnhandled, err)
 	}
-	if _, err := tx.Record(ctx, n); err != nil {
+	if err := tx.Record(ctx, n); err != nil {
 		return fmt.Errorf("record %s for %s: %w", t.Name, ev.ID, err)
 	}
 	return nil

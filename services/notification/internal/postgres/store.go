@@ -86,19 +86,74 @@ func (t txStore) Deactivated(ctx context.Context, userID string, at time.Time) e
 	return nil
 }
 
-func (t txStore) Record(ctx context.Context, n *domain.Notification) (bool, error) {
-	tag, err := t.tx.Exec(ctx, `
+// Record adds n to the transaction's notifications, which are inserted in
+// one statement before it commits (outside a consumer's transaction, at
+// once). A notification whose event, recipient and channel are already
+// stored, or come twice in one transaction, is left out: the first stays.
+func (t txStore) Record(ctx context.Context, n *domain.Notification) error {
+	w, deferred := outbox.Defer(ctx, recordsKey{}, func() *records { return &records{} })
+	if !deferred {
+		w = &records{}
+	}
+	w.add(n)
+	if deferred {
+		return nil
+	}
+	return w.Flush(ctx, t.tx)
+}
+
+type recordsKey struct{}
+
+// records are notifications waiting for one insert, as columns.
+type records struct {
+	ids, eventIDs, eventTypes, audiences, recipients, channels, templates []string
+	subjects, bodies, statuses, correlations                              []string
+	userIDs, orderIDs                                                     []*string
+	createdAt, nextAttemptAt                                              []time.Time
+	attempts                                                              []int32
+}
+
+func (r *records) add(n *domain.Notification) {
+	r.ids = append(r.ids, n.ID())
+	r.eventIDs = append(r.eventIDs, n.EventID())
+	r.eventTypes = append(r.eventTypes, n.EventType())
+	r.audiences = append(r.audiences, string(n.Audience()))
+	r.userIDs = append(r.userIDs, nullable(n.UserID()))
+	r.recipients = append(r.recipients, n.Recipient())
+	r.channels = append(r.channels, string(n.Channel()))
+	r.templates = append(r.templates, n.Template())
+	r.subjects = append(r.subjects, n.Subject())
+	r.bodies = append(r.bodies, n.Body())
+	r.orderIDs = append(r.orderIDs, nullable(n.OrderID()))
+	r.createdAt = append(r.createdAt, n.CreatedAt())
+	r.statuses = append(r.statuses, string(n.Status()))
+	r.attempts = append(r.attempts, int32(n.Attempts()))
+	r.nextAttemptAt = append(r.nextAttemptAt, n.NextAttemptAt())
+	r.correlations = append(r.correlations, n.CorrelationID())
+}
+
+// Flush inserts the notifications in the order they were recorded.
+func (r *records) Flush(ctx context.Context, tx pgx.Tx) error {
+	if len(r.ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `
 		INSERT INTO notifications (id, event_id, event_type, audience, user_id, recipient, channel, template,
 		                           subject, body, order_id, created_at, status, attempts, next_attempt_at, correlation_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+		SELECT n.id, n.event_id, n.event_type, n.audience, n.user_id, n.recipient, n.channel, n.template,
+		       n.subject, n.body, n.order_id, n.created_at, n.status, n.attempts, n.next_attempt_at, n.correlation_id
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::text[],
+		            $9::text[], $10::text[], $11::uuid[], $12::timestamptz[], $13::text[], $14::int[], $15::timestamptz[], $16::text[])
+		     WITH ORDINALITY AS n(id, event_id, event_type, audience, user_id, recipient, channel, template,
+		                          subject, body, order_id, created_at, status, attempts, next_attempt_at, correlation_id, i)
+		ORDER BY n.i
 		ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING`,
-		n.ID(), n.EventID(), n.EventType(), string(n.Audience()), nullable(n.UserID()), n.Recipient(),
-		string(n.Channel()), n.Template(), n.Subject(), n.Body(), nullable(n.OrderID()), n.CreatedAt(),
-		string(n.Status()), n.Attempts(), n.NextAttemptAt(), n.CorrelationID())
+		r.ids, r.eventIDs, r.eventTypes, r.audiences, r.userIDs, r.recipients, r.channels, r.templates,
+		r.subjects, r.bodies, r.orderIDs, r.createdAt, r.statuses, r.attempts, r.nextAttemptAt, r.correlations)
 	if err != nil {
-		return false, fmt.Errorf("insert notification: %w", err)
+		return fmt.Errorf("insert %d notifications: %w", len(r.ids), err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return nil
 }
 
 func nullable(s string) *string {
