@@ -156,77 +156,61 @@ func (t *Totals) Add(c *Contribution) {
 // The accessors below return each aggregate's rows sorted by key, so that
 // stores lock rows in one global order.
 
+// rows turns one aggregate's map into its rows, sorted by compare.
+func rows[K comparable, V, R any](m map[K]V, row func(K, V) R, compare func(a, b R) int) []R {
+	out := make([]R, 0, len(m))
+	for k, v := range m {
+		out = append(out, row(k, v))
+	}
+	slices.SortFunc(out, compare)
+	return out
+}
+
 // EventCounts returns the per-day, per-type event counts.
 func (t *Totals) EventCounts() []EventCount {
-	out := make([]EventCount, 0, len(t.events))
-	for k, n := range t.events {
-		out = append(out, EventCount{Day: k.day, EventType: k.eventType, Events: n})
-	}
-	slices.SortFunc(out, func(a, b EventCount) int {
-		return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.EventType, b.EventType))
-	})
-	return out
+	return rows(t.events, func(k eventKey, n int64) EventCount { return EventCount{Day: k.day, EventType: k.eventType, Events: n} },
+		func(a, b EventCount) int { return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.EventType, b.EventType)) })
 }
 
 // CartTouches returns the users whose cart changed, per day.
 func (t *Totals) CartTouches() []CartTouch {
-	out := make([]CartTouch, 0, len(t.carts))
-	for k := range t.carts {
-		out = append(out, CartTouch{Day: k.day, UserID: k.userID})
-	}
-	slices.SortFunc(out, func(a, b CartTouch) int {
-		return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.UserID, b.UserID))
-	})
-	return out
+	return rows(t.carts, func(k cartKey, _ struct{}) CartTouch { return CartTouch{Day: k.day, UserID: k.userID} },
+		func(a, b CartTouch) int { return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.UserID, b.UserID)) })
 }
 
 // DailySales returns confirmed orders and refunds per day and currency.
 func (t *Totals) DailySales() []Sales {
-	out := make([]Sales, 0, len(t.sales))
-	for k, s := range t.sales {
-		s.Day, s.Currency = k.day, k.currency
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(a, b Sales) int {
-		return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.Currency, b.Currency))
-	})
-	return out
+	return rows(t.sales, func(k salesKey, s Sales) Sales { s.Day, s.Currency = k.day, k.currency; return s },
+		func(a, b Sales) int { return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.Currency, b.Currency)) })
 }
 
 // OutcomeCounts returns how orders ended per day.
 func (t *Totals) OutcomeCounts() []OutcomeCount {
-	out := make([]OutcomeCount, 0, len(t.outcomes))
-	for k, n := range t.outcomes {
-		out = append(out, OutcomeCount{Day: k.day, Outcome: k.outcome, Reason: k.reason, Orders: n})
-	}
-	slices.SortFunc(out, func(a, b OutcomeCount) int {
-		return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.Outcome, b.Outcome), cmp.Compare(a.Reason, b.Reason))
-	})
-	return out
+	return rows(t.outcomes,
+		func(k outcomeKey, n int64) OutcomeCount {
+			return OutcomeCount{Day: k.day, Outcome: k.outcome, Reason: k.reason, Orders: n}
+		},
+		func(a, b OutcomeCount) int {
+			return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.Outcome, b.Outcome), cmp.Compare(a.Reason, b.Reason))
+		})
 }
 
 // ProductSales returns confirmed sales per day, product and currency.
 func (t *Totals) ProductSales() []DailyProductSale {
-	out := make([]DailyProductSale, 0, len(t.products))
-	for k, s := range t.products {
-		out = append(out, DailyProductSale{Day: k.day, ProductSale: s})
-	}
-	slices.SortFunc(out, func(a, b DailyProductSale) int {
-		return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.ProductID, b.ProductID), cmp.Compare(a.Currency, b.Currency))
-	})
-	return out
+	return rows(t.products, func(k productKey, s ProductSale) DailyProductSale {
+		return DailyProductSale{Day: k.day, ProductSale: s}
+	},
+		func(a, b DailyProductSale) int {
+			return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.ProductID, b.ProductID), cmp.Compare(a.Currency, b.Currency))
+		})
 }
 
 // StockMoves returns stock movements per day and product.
 func (t *Totals) StockMoves() []DailyStockMove {
-	out := make([]DailyStockMove, 0, len(t.stock))
-	for k, m := range t.stock {
-		out = append(out, DailyStockMove{Day: k.day, StockMove: m})
-	}
-	slices.SortFunc(out, func(a, b DailyStockMove) int {
-		return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.ProductID, b.ProductID))
-	})
-	return out
+	return rows(t.stock, func(k stockKey, m StockMove) DailyStockMove { return DailyStockMove{Day: k.day, StockMove: m} },
+		func(a, b DailyStockMove) int {
+			return cmp.Or(a.Day.Compare(b.Day), cmp.Compare(a.ProductID, b.ProductID))
+		})
 }
 
 // Namings returns the latest SKU and name per product.

@@ -146,33 +146,42 @@ func queueOutcomes(b *pgx.Batch, rows []domain.OutcomeCount) {
 		days, outcomes, reasons, n)
 }
 
-// queueNamings writes the SKUs, then the names: each only over an older
-// version, so the latest description wins in whatever order events arrive.
+// queueNamings writes each product's SKU and name, each only over an older
+// version (an empty version says nothing), so the latest description wins in
+// whatever order events arrive.
 func queueNamings(b *pgx.Batch, rows []domain.Naming) {
-	var skuIDs, skus, skuVersions, nameIDs, names, nameVersions []string
-	for _, r := range rows {
+	if len(rows) == 0 {
+		return
+	}
+	ids := make([]string, len(rows))
+	skus, skuVersions, names, nameVersions := make([]*string, len(rows)), make([]*string, len(rows)), make([]*string, len(rows)), make([]*string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ProductID
 		if r.SKUVersion != "" {
-			skuIDs, skus, skuVersions = append(skuIDs, r.ProductID), append(skus, r.SKU), append(skuVersions, r.SKUVersion)
+			skus[i], skuVersions[i] = &r.SKU, &r.SKUVersion
 		}
 		if r.NameVersion != "" {
-			nameIDs, names, nameVersions = append(nameIDs, r.ProductID), append(names, r.Name), append(nameVersions, r.NameVersion)
+			names[i], nameVersions[i] = &r.Name, &r.NameVersion
 		}
 	}
-	if len(skuIDs) > 0 {
-		b.Queue(`INSERT INTO products AS p (product_id, sku, sku_version)
-			SELECT r.id, r.sku, r.version FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS r(id, sku, version, i)
-			ORDER BY r.i
-			ON CONFLICT (product_id) DO UPDATE SET sku = EXCLUDED.sku, sku_version = EXCLUDED.sku_version
-			WHERE p.sku_version IS NULL OR p.sku_version < EXCLUDED.sku_version`, skuIDs, skus, skuVersions)
-	}
-	if len(nameIDs) > 0 {
-		b.Queue(`INSERT INTO products AS p (product_id, name, name_version)
-			SELECT r.id, r.name, r.version FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS r(id, name, version, i)
-			ORDER BY r.i
-			ON CONFLICT (product_id) DO UPDATE SET name = EXCLUDED.name, name_version = EXCLUDED.name_version
-			WHERE p.name_version IS NULL OR p.name_version < EXCLUDED.name_version`, nameIDs, names, nameVersions)
-	}
+	b.Queue(`INSERT INTO products AS p (product_id, sku, sku_version, name, name_version)
+		SELECT r.id, r.sku, r.sku_version, r.name, r.name_version
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS r(id, sku, sku_version, name, name_version, i)
+		ORDER BY r.i
+		ON CONFLICT (product_id) DO UPDATE SET
+			sku = CASE WHEN `+newerSKU+` THEN EXCLUDED.sku ELSE p.sku END,
+			sku_version = CASE WHEN `+newerSKU+` THEN EXCLUDED.sku_version ELSE p.sku_version END,
+			name = CASE WHEN `+newerName+` THEN EXCLUDED.name ELSE p.name END,
+			name_version = CASE WHEN `+newerName+` THEN EXCLUDED.name_version ELSE p.name_version END`,
+		ids, skus, skuVersions, names, nameVersions)
 }
+
+// newerSKU and newerName say that the row being inserted names a product's
+// SKU (name) at a later version than the stored one.
+const (
+	newerSKU  = `EXCLUDED.sku_version IS NOT NULL AND (p.sku_version IS NULL OR p.sku_version < EXCLUDED.sku_version)`
+	newerName = `EXCLUDED.name_version IS NOT NULL AND (p.name_version IS NULL OR p.name_version < EXCLUDED.name_version)`
+)
 
 func queueProductSales(b *pgx.Batch, rows []domain.DailyProductSale) {
 	if len(rows) == 0 {
