@@ -37,7 +37,8 @@ and report absolute figures, as there is no external baseline for them:
             checkout (tok_ok, Idempotency-Key) through the gateway, one process
             per service: checkout -> confirmed latency p50/p99 at a fixed rate
             (--order-rate, --order-duration), then confirmed checkouts/s with
-            every worker at full speed
+            every worker at full speed, and the CPU one checkout cost in each
+            process, PostgreSQL and RabbitMQ until the system is quiet again
   memory    RSS of every process at idle and under the fixed-rate load, then
             of "serve all" as one process, idle and under the same load
 
