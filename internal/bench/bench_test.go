@@ -230,6 +230,7 @@ func TestSystemScenarios(t *testing.T) {
 	for _, k := range []string{
 		"orders/shopmesh/confirmed at 5/s", "orders/shopmesh/p50 at 5/s", "orders/shopmesh/p99 at 5/s", "orders/shopmesh/throughput",
 		"orders/shopmesh/order reads per checkout at 5/s", "orders/shopmesh/order reads per checkout at full speed",
+		"orders/shopmesh/CPU per checkout: services", "orders/shopmesh/CPU per checkout: total", "orders/shopmesh/CPU-bound capacity",
 		"memory/gateway/RSS idle", "memory/order/RSS under load", "memory/largest service/RSS idle",
 		"memory/serve all/RSS idle", "memory/serve all/RSS under load",
 	} {
