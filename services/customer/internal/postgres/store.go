@@ -185,18 +185,13 @@ func ordersCount(ctx context.Context, q querier, userID string) (int, error) {
 	return n, nil
 }
 
+// updateOrder reads the order with its timeline and writes what fn changed,
+// one round trip each: the timeline is read after the row lock is granted,
+// and the row and its new steps are written together.
 func updateOrder(ctx context.Context, tx pgx.Tx, orderID string, fn app.OrderFunc) error {
-	rows, err := tx.Query(ctx, orderColumns+` FROM history_orders o WHERE o.order_id = $1 FOR UPDATE`, orderID)
-	if err != nil {
-		return fmt.Errorf("load order %s: %w", orderID, err)
-	}
-	found, err := scanOrders(ctx, tx, rows)
+	cur, err := lockOrder(ctx, tx, orderID)
 	if err != nil {
 		return err
-	}
-	var cur *domain.Order
-	if len(found) == 1 {
-		cur = found[0]
 	}
 	next, err := fn(cur)
 	if err != nil || next == nil {
@@ -207,38 +202,81 @@ func updateOrder(ctx context.Context, tx pgx.Tx, orderID string, fn app.OrderFun
 	if t, ok := next.Total(); ok {
 		totalMinor, currency = &t.AmountMinor, &t.Currency
 	}
+	b := &pgx.Batch{}
 	if cur == nil {
 		// Events of one order normally apply one at a time (same aggregate,
 		// same consumer worker); should two still race to create the entry,
 		// the loser fails and is retried against the winner's row.
-		tag, err := tx.Exec(ctx, `
+		b.Queue(`
 			INSERT INTO history_orders (order_id, user_id, status, total_minor, currency, cancellation_reason, placed_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_id) DO NOTHING`,
 			next.ID(), next.UserID(), string(next.Status()), totalMinor, currency, next.CancellationReason(),
 			next.PlacedAt(), next.UpdatedAt())
-		if err != nil {
-			return fmt.Errorf("insert order %s: %w", orderID, err)
-		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("insert order %s: created concurrently; retry", orderID)
-		}
 	} else {
-		_, err := tx.Exec(ctx, `
+		b.Queue(`
 			UPDATE history_orders SET status = $2, total_minor = $3, currency = $4, cancellation_reason = $5,
 				placed_at = $6, updated_at = $7
 			WHERE order_id = $1`,
 			next.ID(), string(next.Status()), totalMinor, currency, next.CancellationReason(), next.PlacedAt(), next.UpdatedAt())
-		if err != nil {
-			return fmt.Errorf("save order %s: %w", orderID, err)
+	}
+	if added := next.Added(); len(added) > 0 {
+		steps, ats := make([]string, len(added)), make([]time.Time, len(added))
+		for i, e := range added {
+			steps[i], ats[i] = string(e.Step), e.At
+		}
+		b.Queue(`INSERT INTO history_timeline (order_id, step, at)
+			SELECT $1, s.step, s.at FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS s(step, at, i) ORDER BY s.i`,
+			next.ID(), steps, ats)
+	}
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	tag, err := br.Exec()
+	if err != nil {
+		return fmt.Errorf("save order %s: %w", orderID, err)
+	}
+	if cur == nil && tag.RowsAffected() == 0 {
+		return fmt.Errorf("insert order %s: created concurrently; retry", orderID)
+	}
+	if len(next.Added()) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("save the steps of order %s: %w", orderID, err)
 		}
 	}
-	for _, e := range next.Added() {
-		if _, err := tx.Exec(ctx, `INSERT INTO history_timeline (order_id, step, at) VALUES ($1, $2, $3)`,
-			next.ID(), string(e.Step), e.At); err != nil {
-			return fmt.Errorf("save step %s of order %s: %w", e.Step, orderID, err)
-		}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("save order %s: %w", orderID, err)
 	}
 	return nil
+}
+
+// lockOrder locks and reads an order with its timeline in one round trip;
+// nil when the order is not stored yet.
+func lockOrder(ctx context.Context, tx pgx.Tx, orderID string) (_ *domain.Order, err error) {
+	b := &pgx.Batch{}
+	b.Queue(orderColumns+` FROM history_orders o WHERE o.order_id = $1 FOR UPDATE`, orderID)
+	b.Queue(selectTimelines, []string{orderID})
+	br := tx.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("load order %s: %w", orderID, cerr)
+		}
+	}()
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("load order %s: %w", orderID, err)
+	}
+	stored, err := collectOrders(rows)
+	if err != nil {
+		return nil, err
+	}
+	trows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("read the timeline of order %s: %w", orderID, err)
+	}
+	found, err := withTimelines(stored, trows)
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	return found[0], nil
 }
 
 const orderColumns = `SELECT o.order_id::text, o.user_id::text, o.status, o.total_minor, o.currency,
@@ -261,9 +299,28 @@ func history(ctx context.Context, q querier, userID string, after *app.Cursor, l
 	return scanOrders(ctx, q, rows)
 }
 
+// selectTimelines reads the timelines of the orders $1.
+const selectTimelines = `SELECT order_id::text, step, at FROM history_timeline WHERE order_id = ANY($1::uuid[])`
+
 // scanOrders reads order rows, then the timelines of all of them in one
 // query.
 func scanOrders(ctx context.Context, q querier, rows pgx.Rows) ([]*domain.Order, error) {
+	stored, err := collectOrders(rows)
+	if err != nil || len(stored) == 0 {
+		return nil, err
+	}
+	ids := make([]string, len(stored))
+	for i, s := range stored {
+		ids[i] = s.ID
+	}
+	trows, err := q.Query(ctx, selectTimelines, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read timelines: %w", err)
+	}
+	return withTimelines(stored, trows)
+}
+
+func collectOrders(rows pgx.Rows) ([]domain.StoredOrder, error) {
 	stored, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.StoredOrder, error) {
 		var (
 			s          domain.StoredOrder
@@ -281,23 +338,22 @@ func scanOrders(ctx context.Context, q querier, rows pgx.Rows) ([]*domain.Order,
 	if err != nil {
 		return nil, fmt.Errorf("read orders: %w", err)
 	}
-	if len(stored) == 0 {
-		return nil, nil
-	}
-	ids := make([]string, len(stored))
+	return stored, nil
+}
+
+// withTimelines adds the timeline rows to the stored orders they belong to
+// and returns the orders.
+func withTimelines(stored []domain.StoredOrder, trows pgx.Rows) ([]*domain.Order, error) {
 	index := make(map[string]int, len(stored))
 	for i, s := range stored {
-		ids[i], index[s.ID] = s.ID, i
-	}
-	trows, err := q.Query(ctx, `SELECT order_id::text, step, at FROM history_timeline WHERE order_id = ANY($1::uuid[])`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read timelines: %w", err)
+		index[s.ID] = i
 	}
 	var id, step string
 	var at time.Time
-	_, err = pgx.ForEachRow(trows, []any{&id, &step, &at}, func() error {
-		i := index[id]
-		stored[i].Timeline = append(stored[i].Timeline, domain.TimelineEntry{Step: domain.Step(step), At: at})
+	_, err := pgx.ForEachRow(trows, []any{&id, &step, &at}, func() error {
+		if i, ok := index[id]; ok {
+			stored[i].Timeline = append(stored[i].Timeline, domain.TimelineEntry{Step: domain.Step(step), At: at})
+		}
 		return nil
 	})
 	if err != nil {

@@ -55,13 +55,10 @@ func (s *Store) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFunc
 	})
 }
 
-// Get returns an order.
+// Get returns an order, read with its timeline in one round trip (and one
+// implicit transaction, so the two agree).
 func (s *Store) Get(ctx context.Context, id domain.OrderID) (*domain.Order, error) {
-	row, err := scanOrder(s.pool.QueryRow(ctx, selectOrder+` WHERE id = $1`, string(id)))
-	if err != nil {
-		return nil, err
-	}
-	return load(ctx, s.pool, row)
+	return readOrder(ctx, s.pool, id, "")
 }
 
 // ListByUser returns up to limit of the user's orders, newest first, after
@@ -175,14 +172,22 @@ func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFu
 	return s.publish(ctx, o, events)
 }
 
-// appendTimeline writes entries as seq from, from+1, ... in one statement.
-// lock locks the order's row and reads the order with its timeline in one
-// round trip: the timeline query runs after the lock is granted.
-func (s *TxStore) lock(ctx context.Context, id domain.OrderID) (_ *domain.Order, err error) {
+// lock locks the order's row for the rest of the transaction and reads the
+// order with its timeline.
+func (s *TxStore) lock(ctx context.Context, id domain.OrderID) (*domain.Order, error) {
+	return readOrder(ctx, s.tx, id, " FOR UPDATE")
+}
+
+// readOrder reads an order and its timeline in one round trip; the timeline
+// query runs after the row (and its lock, with locking " FOR UPDATE") is
+// granted.
+func readOrder(ctx context.Context, db interface {
+	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+}, id domain.OrderID, locking string) (_ *domain.Order, err error) {
 	b := &pgx.Batch{}
-	b.Queue(selectOrder+` WHERE id = $1 FOR UPDATE`, string(id))
+	b.Queue(selectOrder+` WHERE id = $1`+locking, string(id))
 	b.Queue(selectTimelines, []string{string(id)})
-	results := s.tx.SendBatch(ctx, b)
+	results := db.SendBatch(ctx, b)
 	defer func() {
 		if cerr := results.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("read order %s: %w", id, cerr)
@@ -203,6 +208,7 @@ func (s *TxStore) lock(ctx context.Context, id domain.OrderID) (_ *domain.Order,
 	return toDomain(r, timelines[r.ID])
 }
 
+// appendTimeline writes entries as seq from, from+1, ... in one statement.
 func (s *TxStore) appendTimeline(ctx context.Context, id domain.OrderID, entries []domain.TimelineEntry, from int) error {
 	if len(entries) == 0 {
 		return nil
@@ -266,15 +272,6 @@ func scanOrder(row pgx.Row) (orderRow, error) {
 		return r, fmt.Errorf("read order: %w", err)
 	}
 	return r, nil
-}
-
-// load reads the order's timeline and rebuilds the order.
-func load(ctx context.Context, q querier, r orderRow) (*domain.Order, error) {
-	orders, err := loadAll(ctx, q, []orderRow{r})
-	if err != nil {
-		return nil, err
-	}
-	return orders[0], nil
 }
 
 // loadAll reads the timelines of the orders in one query and rebuilds them.
