@@ -29,6 +29,10 @@ type Deferred interface {
 //
 // ok is false when ctx does not come from a consumer's Handler: there is no
 // transaction end to defer to, and the caller should write at once.
+//
+// The state rides in ctx, as the correlation id does, rather than in the
+// Handler's signature: the transaction itself is still passed explicitly, and
+// handlers that do not defer anything are unchanged.
 func Defer[D Deferred](ctx context.Context, key any, create func() D) (d D, ok bool) {
 	st, _ := ctx.Value(deferredKey).(*deferredState)
 	if st == nil {
