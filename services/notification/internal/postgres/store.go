@@ -224,23 +224,21 @@ func (s *Store) Dispatch(ctx context.Context, now time.Time, limit int, fn app.D
 		}
 		// Any failure rolls back the whole batch, so the updates and the
 		// events can be written after fn has seen every notification: two
-		// round trips for the batch instead of two per notification. Each
+		// statements for the batch instead of two per notification. Each
 		// event carries its own correlation, so publishing them together
 		// changes nothing downstream.
-		updates := &pgx.Batch{}
+		var updates outcomes
 		var events []outbox.Event
 		for _, d := range batch {
 			evs, err := fn(ctx, d.n, d.c, d.known)
 			if err != nil {
 				return err
 			}
-			queueUpdate(updates, d.n)
+			updates.add(d.n)
 			events = append(events, evs...)
 		}
-		if updates.Len() > 0 {
-			if err := tx.SendBatch(ctx, updates).Close(); err != nil {
-				return fmt.Errorf("update due notifications: %w", err)
-			}
+		if err := updates.write(ctx, tx); err != nil {
+			return err
 		}
 		if err := s.outbox.Publish(ctx, tx, events...); err != nil {
 			return err
@@ -254,17 +252,45 @@ func (s *Store) Dispatch(ctx context.Context, now time.Time, limit int, fn app.D
 	return handled, nil
 }
 
-func queueUpdate(b *pgx.Batch, n *domain.Notification) {
+// outcomes are what delivery attempts did to notifications, as columns.
+type outcomes struct {
+	ids, statuses, lastErrors, toAddresses []string
+	attempts                               []int32
+	nextAttemptAt                          []time.Time
+	sentAt                                 []*time.Time
+}
+
+func (o *outcomes) add(n *domain.Notification) {
 	var sentAt *time.Time
 	if !n.SentAt().IsZero() {
 		t := n.SentAt()
 		sentAt = &t
 	}
-	b.Queue(`
-		UPDATE notifications SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5,
-		       to_address = $6, sent_at = $7
-		WHERE id = $1`,
-		n.ID(), string(n.Status()), n.Attempts(), n.NextAttemptAt(), n.LastError(), n.ToAddress(), sentAt)
+	o.ids = append(o.ids, n.ID())
+	o.statuses = append(o.statuses, string(n.Status()))
+	o.attempts = append(o.attempts, int32(n.Attempts()))
+	o.nextAttemptAt = append(o.nextAttemptAt, n.NextAttemptAt())
+	o.lastErrors = append(o.lastErrors, n.LastError())
+	o.toAddresses = append(o.toAddresses, n.ToAddress())
+	o.sentAt = append(o.sentAt, sentAt)
+}
+
+// write stores the outcomes in one statement.
+func (o *outcomes) write(ctx context.Context, tx pgx.Tx) error {
+	if len(o.ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE notifications AS n SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
+		       last_error = u.last_error, to_address = u.to_address, sent_at = u.sent_at
+		FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::timestamptz[])
+		     AS u(id, status, attempts, next_attempt_at, last_error, to_address, sent_at)
+		WHERE n.id = u.id`,
+		o.ids, o.statuses, o.attempts, o.nextAttemptAt, o.lastErrors, o.toAddresses, o.sentAt)
+	if err != nil {
+		return fmt.Errorf("update %d due notifications: %w", len(o.ids), err)
+	}
+	return nil
 }
 
 // List returns a customer's notifications, newest first, after before.
