@@ -38,6 +38,9 @@ func Defer[D Deferred](ctx context.Context, key any, create func() D) (d D, ok b
 	if st == nil {
 		return d, false
 	}
+	if st.byKey == nil { // most transactions defer nothing: allocate on first use
+		st.byKey = map[any]Deferred{}
+	}
 	if got, found := st.byKey[key]; found {
 		d, ok := got.(D)
 		if !ok {
@@ -51,6 +54,22 @@ func Defer[D Deferred](ctx context.Context, key any, create func() D) (d D, ok b
 	return d, true
 }
 
+// Accumulate is Defer for callers that work both inside and outside a
+// consumer's transaction: add puts what it has into the Deferred that key
+// names, which the consumer flushes before its commit; outside a consumer
+// transaction add fills a new one that is flushed in tx at once.
+func Accumulate[D Deferred](ctx context.Context, tx pgx.Tx, key any, create func() D, add func(D)) error {
+	d, deferred := Defer(ctx, key, create)
+	if !deferred {
+		d = create()
+	}
+	add(d)
+	if deferred {
+		return nil
+	}
+	return d.Flush(ctx, tx)
+}
+
 // deferredState is one consumer transaction's Deferreds.
 type deferredState struct {
 	byKey map[any]Deferred
@@ -59,7 +78,7 @@ type deferredState struct {
 
 // withDeferred gives ctx a fresh transaction scope for Defer.
 func withDeferred(ctx context.Context) (context.Context, *deferredState) {
-	st := &deferredState{byKey: map[any]Deferred{}}
+	st := &deferredState{}
 	return context.WithValue(ctx, deferredKey, st), st
 }
 

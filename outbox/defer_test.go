@@ -111,6 +111,30 @@ func TestDeferredFlushesOncePerTransaction(t *testing.T) {
 	t.Logf("%d messages, %d flushes", n, txs)
 }
 
+// Outside a consumer's handler Accumulate flushes at once, in the caller's
+// transaction.
+func TestAccumulateOutsideAConsumerFlushesAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if _, err := f.pool.Exec(f.ctx, `
+		CREATE TABLE tallies (aggregate TEXT PRIMARY KEY, n INT NOT NULL);
+		CREATE TABLE flushes (txid BIGINT PRIMARY KEY, messages INT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		return outbox.Accumulate(f.ctx, tx, tallyKey{}, func() *tally { return &tally{counts: map[string]int{}} }, func(t *tally) {
+			t.counts["a"] += 2
+			t.messages = append(t.messages, outbox.NewID())
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, k := f.count(`SELECT coalesce(sum(n), 0) FROM tallies`), f.count(`SELECT count(*) FROM flushes`); n != 2 || k != 1 {
+		t.Errorf("after one Accumulate outside a consumer: tally %d, flushes %d; want 2 and 1", n, k)
+	}
+}
+
 // Outside a consumer's handler there is no transaction end to defer to.
 func TestDeferOutsideAConsumerTransaction(t *testing.T) {
 	created := false

@@ -58,7 +58,7 @@ func (o *Outbox) Publish(ctx context.Context, tx pgx.Tx, events ...Event) error 
 // publishes at once, as Publish does.
 func (o *Outbox) PublishLatest(ctx context.Context, tx pgx.Tx, events ...Event) error {
 	msgs, err := o.messages(ctx, events)
-	if err != nil {
+	if err != nil || len(msgs) == 0 {
 		return err
 	}
 	l, deferred := Defer(ctx, latestKey{o}, func() *latest { return &latest{at: map[latestOf]int{}} })

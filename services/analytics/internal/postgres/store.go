@@ -40,15 +40,7 @@ type txStore struct{ tx pgx.Tx }
 // before the commit (one write per row a batch of events touches instead of
 // one per event and row); elsewhere it writes at once.
 func (t txStore) Apply(ctx context.Context, c *domain.Contribution) error {
-	w, deferred := outbox.Defer(ctx, totalsKey{}, newTotalsWriter)
-	if !deferred {
-		w = newTotalsWriter()
-	}
-	w.totals.Add(c)
-	if deferred {
-		return nil
-	}
-	return w.Flush(ctx, t.tx)
+	return outbox.Accumulate(ctx, t.tx, totalsKey{}, newTotalsWriter, func(w *totalsWriter) { w.totals.Add(c) })
 }
 
 type totalsKey struct{}

@@ -91,15 +91,7 @@ func (t txStore) Deactivated(ctx context.Context, userID string, at time.Time) e
 // once). A notification whose event, recipient and channel are already
 // stored, or come twice in one transaction, is left out: the first stays.
 func (t txStore) Record(ctx context.Context, n *domain.Notification) error {
-	w, deferred := outbox.Defer(ctx, recordsKey{}, func() *records { return &records{} })
-	if !deferred {
-		w = &records{}
-	}
-	w.add(n)
-	if deferred {
-		return nil
-	}
-	return w.Flush(ctx, t.tx)
+	return outbox.Accumulate(ctx, t.tx, recordsKey{}, func() *records { return &records{} }, func(r *records) { r.add(n) })
 }
 
 type recordsKey struct{}
