@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -12,12 +10,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shopmesh/shopmesh/internal/procfs"
 	"github.com/shopmesh/shopmesh/internal/rabbitmgmt"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // CPU accounting of the orders scenario: how much processor time one
-// checkout costs, split by who spends it. Unlike throughput it hardly
-// depends on what else the machine runs, so it is the figure to compare
+// checkout costs, split by who spends it. It moves much less than
+// throughput with what else the machine runs, so it is the figure to compare
 // across runs, and it says how many checkouts per second the machine could
 // carry if nothing else ran (cores / CPU per checkout).
 
@@ -27,10 +27,6 @@ const (
 	cpuRabbitMQ  = "RabbitMQ"
 	cpuGenerator = "load generator"
 )
-
-// clockTick is the kernel's USER_HZ, the unit of /proc CPU times: 100 on
-// every Linux architecture Go supports.
-const clockTick = 100
 
 // cpuMeter reads cumulative CPU time of the system's processes and of the
 // PostgreSQL and RabbitMQ servers, when they run on this machine.
@@ -70,14 +66,14 @@ func postmasterPID(ctx context.Context, url string) (int, error) {
 	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
 		return 0, err
 	}
-	st, err := readStat(backend)
+	st, err := procfs.ReadStat(backend)
 	if err != nil {
 		return 0, fmt.Errorf("the server is not a process of this machine (%w)", err)
 	}
-	if !strings.HasPrefix(processName(st.ppid), "postgres") {
-		return 0, fmt.Errorf("backend %d's parent %d is not a postmaster", backend, st.ppid)
+	if !strings.HasPrefix(procfs.Comm(st.PPID), "postgres") {
+		return 0, fmt.Errorf("backend %d's parent %d is not a postmaster", backend, st.PPID)
 	}
-	return st.ppid, nil
+	return st.PPID, nil
 }
 
 func rabbitPID(ctx context.Context, managementURL string) (int, error) {
@@ -85,10 +81,8 @@ func rabbitPID(ctx context.Context, managementURL string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var nodes []struct {
-		OSPid string `json:"os_pid"`
-	}
-	if err := mgmt.Do(ctx, "GET", "/api/nodes", nil, &nodes); err != nil {
+	nodes, err := mgmt.Nodes(ctx)
+	if err != nil {
 		return 0, err
 	}
 	if len(nodes) != 1 {
@@ -98,10 +92,26 @@ func rabbitPID(ctx context.Context, managementURL string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("os pid %q: %w", nodes[0].OSPid, err)
 	}
-	if name := processName(pid); !strings.HasPrefix(name, "beam") {
+	if !strings.HasPrefix(procfs.Comm(pid), "beam") {
 		return 0, fmt.Errorf("the node's pid %d is not a process of this machine", pid)
 	}
 	return pid, nil
+}
+
+// idleRate is each part's CPU per second while the system is quiet.
+func (m *cpuMeter) idleRate(ctx context.Context) (map[string]float64, error) {
+	a, err := m.sample()
+	if err != nil {
+		return nil, err
+	}
+	if err := wait.Sleep(ctx, idleCPUWindow); err != nil {
+		return nil, err
+	}
+	b, err := m.sample()
+	if err != nil {
+		return nil, err
+	}
+	return b.perSecond(a), nil
 }
 
 // cpuSample is cumulative CPU time per part at one moment.
@@ -115,11 +125,11 @@ type cpuSample struct {
 func (m *cpuMeter) sample() (cpuSample, error) {
 	s := cpuSample{at: time.Now(), used: map[string]time.Duration{}}
 	for name, pid := range m.pids {
-		st, err := readStat(pid)
+		st, err := procfs.ReadStat(pid)
 		if err != nil {
 			return s, fmt.Errorf("CPU time of %s: %w", name, err)
 		}
-		s.used[name] = st.own()
+		s.used[name] = st.CPU()
 	}
 	if m.postmaster != 0 {
 		d, err := treeCPU(m.postmaster)
@@ -129,11 +139,11 @@ func (m *cpuMeter) sample() (cpuSample, error) {
 		s.used[cpuPostgres] = d
 	}
 	if m.beam != 0 {
-		st, err := readStat(m.beam)
+		st, err := procfs.ReadStat(m.beam)
 		if err != nil {
 			return s, fmt.Errorf("CPU time of RabbitMQ: %w", err)
 		}
-		s.used[cpuRabbitMQ] = st.own()
+		s.used[cpuRabbitMQ] = st.CPU()
 	}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -166,82 +176,20 @@ func (s cpuSample) perSecond(earlier cpuSample) map[string]float64 {
 	return out
 }
 
-// procStat is what CPU accounting reads from /proc/<pid>/stat.
-type procStat struct {
-	ppid                         int
-	utime, stime, cutime, cstime int64 // clock ticks
-}
-
-// own is the process's CPU time; children's is the time of children it has
-// waited for (the postmaster reaps every backend).
-func (p procStat) own() time.Duration {
-	return ticks(p.utime + p.stime)
-}
-
-func (p procStat) children() time.Duration { return ticks(p.cutime + p.cstime) }
-
-func ticks(n int64) time.Duration { return time.Duration(n) * time.Second / clockTick }
-
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return procStat{}, err
-	}
-	// The command name (field 2) may hold spaces and parentheses; the
-	// fields after its closing parenthesis start with the state (field 3).
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 15 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	var p procStat
-	var nums [5]int64
-	for k, field := range []int{1, 11, 12, 13, 14} { // ppid, utime, stime, cutime, cstime
-		if nums[k], err = strconv.ParseInt(f[field], 10, 64); err != nil {
-			return procStat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-	}
-	p.ppid = int(nums[0])
-	p.utime, p.stime, p.cutime, p.cstime = nums[1], nums[2], nums[3], nums[4]
-	return p, nil
-}
-
-func processName(pid int) string {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
 // treeCPU is the CPU time of a server and its children: its own, what its
 // exited children used (reaped), and what its live children used so far.
 // A child that exits between two samples moves from the last to the second
 // term, so the sum stays continuous.
 func treeCPU(parent int) (time.Duration, error) {
-	st, err := readStat(parent)
+	st, err := procfs.ReadStat(parent)
 	if err != nil {
 		return 0, err
 	}
-	total := st.own() + st.children()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == parent {
-			continue
+	total := st.CPU() + st.ChildrenCPU()
+	for _, c := range procfs.All() {
+		if c.PPID == parent {
+			total += c.CPU()
 		}
-		c, err := readStat(pid)
-		if err != nil || c.ppid != parent {
-			continue // gone, or not a child
-		}
-		total += c.own()
 	}
 	return total, nil
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shopmesh/shopmesh/internal/procfs"
 	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
@@ -155,22 +156,6 @@ func roundOrders(ctx context.Context, r *runner, round int) error {
 	return nil
 }
 
-// idleRate is each part's CPU per second while the system is quiet.
-func (m *cpuMeter) idleRate(ctx context.Context) (map[string]float64, error) {
-	a, err := m.sample()
-	if err != nil {
-		return nil, err
-	}
-	if err := wait.Sleep(ctx, idleCPUWindow); err != nil {
-		return nil, err
-	}
-	b, err := m.sample()
-	if err != nil {
-		return nil, err
-	}
-	return b.perSecond(a), nil
-}
-
 // recordCPU reports CPU per checkout: the shopmesh processes together, each
 // server, their total, and what that total would allow on this machine's
 // cores; each process's share goes into a note.
@@ -299,7 +284,7 @@ func newRSSSampler(sys *system) *rssSampler {
 	s := &rssSampler{done: make(chan struct{}), peak: map[string]int64{}}
 	sample := func() {
 		for name, pid := range sys.pids() {
-			b, err := rssBytes(pid)
+			b, err := procfs.RSS(pid)
 			if err != nil {
 				s.err = fmt.Errorf("%s: %w", name, err)
 				continue

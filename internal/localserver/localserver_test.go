@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,20 +13,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopmesh/shopmesh/internal/procfs"
 )
 
 // children returns the live processes whose parent is pid.
 func children(pid int) []int {
 	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var info procInfo
-		var ok bool
-		if n, err := strconv.Atoi(e.Name()); err == nil {
-			info, ok = readProc(n)
-		}
-		if ok && info.ppid == pid && alive(info.pid) {
-			out = append(out, info.pid)
+	for _, st := range procfs.All() {
+		if st.PPID == pid && st.Alive() {
+			out = append(out, st.PID)
 		}
 	}
 	return out

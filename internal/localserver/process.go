@@ -18,11 +18,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shopmesh/shopmesh/internal/procfs"
 )
 
 // Defaults for the options of StartPostgres and StartRabbitMQ.
@@ -192,32 +193,10 @@ func (p *Process) Kill() {
 	}
 }
 
-// procInfo is what /proc/<pid>/stat says of a process.
-type procInfo struct {
-	pid, ppid int
-	state     byte
-}
-
-// readProc parses /proc/<pid>/stat; ok is false when the process is gone.
-func readProc(pid int) (info procInfo, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return info, false
-	}
-	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 2 {
-		return info, false
-	}
-	ppid, _ := strconv.Atoi(fields[1])
-	return procInfo{pid: pid, ppid: ppid, state: fields[0][0]}, true
-}
-
 // alive reports whether pid runs: zombies and dying processes do not.
 func alive(pid int) bool {
-	info, ok := readProc(pid)
-	return ok && info.state != 'Z' && info.state != 'X'
+	st, err := procfs.ReadStat(pid)
+	return err == nil && st.Alive()
 }
 
 func anyAlive(pids []int) bool {
@@ -237,16 +216,11 @@ func stopDescendants(root int) []int {
 	var found []int
 	for grew := true; grew; {
 		grew = false
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil || stopped[pid] {
-				continue
-			}
-			if info, ok := readProc(pid); ok && stopped[info.ppid] && alive(pid) {
-				_ = syscall.Kill(pid, syscall.SIGSTOP)
-				stopped[pid] = true
-				found = append(found, pid)
+		for _, st := range procfs.All() {
+			if !stopped[st.PID] && stopped[st.PPID] && st.Alive() {
+				_ = syscall.Kill(st.PID, syscall.SIGSTOP)
+				stopped[st.PID] = true
+				found = append(found, st.PID)
 				grew = true
 			}
 		}

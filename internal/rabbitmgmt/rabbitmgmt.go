@@ -139,6 +139,22 @@ func (m *Client) SetPermissions(ctx context.Context, vhost, user string, p Permi
 	return nil
 }
 
+// Node is one node of the cluster.
+type Node struct {
+	Name string `json:"name"`
+	// OSPid is the node's operating-system process id (a string in the API).
+	OSPid string `json:"os_pid"`
+}
+
+// Nodes lists the cluster's nodes.
+func (m *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var nodes []Node
+	if err := m.Do(ctx, http.MethodGet, "/api/nodes", nil, &nodes); err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	return nodes, nil
+}
+
 func vhostPath(name string) string { return "/api/vhosts/" + url.PathEscape(name) }
 
 func permissionsPath(vhost, user string) string {
