@@ -443,20 +443,14 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 		return 0
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	claimed, duplicates, err := c.claim(tctx, tx, msgs)
-	if err != nil {
-		return 0
-	}
-	hctx, deferred := withDeferred(tctx)
-	for i, msg := range msgs {
-		if err := c.handle(hctx, tx, msg, handlers[i], claimed[i]); err != nil {
-			return i
-		}
-	}
-	if err := deferred.flush(tctx, tx); err != nil {
+	claimed, err := c.applyIn(tctx, tx, msgs, handlers)
+	var failed *handlerError
+	switch {
+	case errors.As(err, &failed):
+		return failed.index
+	case errors.Is(err, errFlush):
 		return eachAlone
-	}
-	if err := c.countDuplicates(tctx, tx, duplicates); err != nil {
+	case err != nil:
 		return 0
 	}
 	if err := tx.Commit(tctx); err != nil {
@@ -489,18 +483,8 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	claimed, duplicates, err := c.claim(tctx, tx, []Message{msg})
+	claimed, err := c.applyIn(tctx, tx, []Message{msg}, []Handler{h})
 	if err != nil {
-		return err
-	}
-	hctx, deferred := withDeferred(tctx)
-	if err := c.handle(hctx, tx, msg, h, claimed[0]); err != nil {
-		return err
-	}
-	if err := deferred.flush(tctx, tx); err != nil {
-		return fmt.Errorf("deferred writes: %w", err)
-	}
-	if err := c.countDuplicates(tctx, tx, duplicates); err != nil {
 		return err
 	}
 	if err := tx.Commit(tctx); err != nil {
@@ -511,6 +495,43 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 	}
 	return nil
 }
+
+// applyIn is a consumer transaction's work before its commit, alone or
+// batched: claim msgs in the inbox, run the handler of each message claimed,
+// flush the transaction's Deferreds, count the duplicates. A handler's
+// failure is a *handlerError naming the message; a flush's wraps errFlush.
+func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msgs []Message, handlers []Handler) ([]bool, error) {
+	claimed, duplicates, err := c.claim(ctx, tx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	hctx, deferred := withDeferred(ctx)
+	for i, msg := range msgs {
+		if err := c.handle(hctx, tx, msg, handlers[i], claimed[i]); err != nil {
+			return nil, &handlerError{index: i, err: err}
+		}
+	}
+	if err := deferred.flush(ctx, tx); err != nil {
+		return nil, fmt.Errorf("%w: %w", errFlush, err)
+	}
+	if err := c.countDuplicates(ctx, tx, duplicates); err != nil {
+		return nil, err
+	}
+	return claimed, nil
+}
+
+// handlerError is the failure of the handler of msgs[index]; it unwraps to
+// the handler's error, so retries and dead letters see that error.
+type handlerError struct {
+	index int
+	err   error
+}
+
+func (e *handlerError) Error() string { return e.err.Error() }
+func (e *handlerError) Unwrap() error { return e.err }
+
+// errFlush marks the failure of a transaction's Deferreds.
+var errFlush = errors.New("deferred writes")
 
 // claim claims msgs in the inbox inside tx, in one statement, and reports
 // which were new and how many were not: those the inbox already held, and
