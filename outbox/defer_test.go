@@ -39,10 +39,22 @@ func (t *tally) Flush(ctx context.Context, tx pgx.Tx) error {
 	return tx.SendBatch(ctx, b).Close()
 }
 
+// tallyTables creates the tables tally writes.
+func (f *fixture) tallyTables() {
+	f.t.Helper()
+	if _, err := f.pool.Exec(f.ctx, `
+		CREATE TABLE tallies (aggregate TEXT PRIMARY KEY, n INT NOT NULL);
+		CREATE TABLE flushes (txid BIGINT PRIMARY KEY, messages INT NOT NULL)`); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func newTally() *tally { return &tally{counts: map[string]int{}} }
+
 // tallyHandler records each message in the ledger and in the transaction's
 // tally.
 func tallyHandler(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
-	t, ok := outbox.Defer(ctx, tallyKey{}, func() *tally { return &tally{counts: map[string]int{}} })
+	t, ok := outbox.Defer(ctx, tallyKey{}, newTally)
 	if !ok {
 		return errors.New("handler context has no consumer transaction")
 	}
@@ -60,11 +72,7 @@ func tallyHandler(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
 func TestDeferredFlushesOncePerTransaction(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	if _, err := f.pool.Exec(f.ctx, `
-		CREATE TABLE tallies (aggregate TEXT PRIMARY KEY, n INT NOT NULL);
-		CREATE TABLE flushes (txid BIGINT PRIMARY KEY, messages INT NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	f.tallyTables()
 	reg, metrics := f.newMetrics()
 	c := f.newConsumerWith("tally", tallyHandler, func(c *outbox.ConsumerConfig) {
 		c.Workers, c.MaxBatch, c.MaxAttempts, c.Metrics = 1, 16, 2, metrics
@@ -116,13 +124,9 @@ func TestDeferredFlushesOncePerTransaction(t *testing.T) {
 func TestAccumulateOutsideAConsumerFlushesAtOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	if _, err := f.pool.Exec(f.ctx, `
-		CREATE TABLE tallies (aggregate TEXT PRIMARY KEY, n INT NOT NULL);
-		CREATE TABLE flushes (txid BIGINT PRIMARY KEY, messages INT NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	f.tallyTables()
 	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
-		return outbox.Accumulate(f.ctx, tx, tallyKey{}, func() *tally { return &tally{counts: map[string]int{}} }, func(t *tally) {
+		return outbox.Accumulate(f.ctx, tx, tallyKey{}, newTally, func(t *tally) {
 			t.counts["a"] += 2
 			t.messages = append(t.messages, outbox.NewID())
 		})
