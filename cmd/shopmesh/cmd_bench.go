@@ -28,19 +28,21 @@ numbers vary run to run):
   pipeline  writers + relay + inbox consumers at full speed, and latency at fixed rates
   wakeup    writer throughput with the in-process wake-up, with pg_notify, and with none
 
-Two more scenarios run only when named with --only (together they take two
-minutes or more); they start the whole system from this binary on fresh
+Two more scenarios run only when named with --only (together they take
+several minutes); they start the whole system from this binary on fresh
 databases and a fresh vhost (SHOPMESH_AMQP_MANAGEMENT_URL is also required)
 and report absolute figures, as there is no external baseline for them:
 
   orders    a load generator registers customers and drives add-to-cart and
-            checkout (tok_ok, Idempotency-Key) through the gateway, one process
-            per service: checkout -> confirmed latency p50/p99 at a fixed rate
-            (--order-rate, --order-duration), then confirmed checkouts/s with
-            every worker at full speed, and the CPU one checkout cost in each
-            process, PostgreSQL and RabbitMQ until the system is quiet again
-  memory    RSS of every process at idle and under the fixed-rate load, then
-            of "serve all" as one process, idle and under the same load
+            checkout (tok_ok, Idempotency-Key) through the gateway of two
+            systems side by side, one process per service (split) and every
+            service in one process (serve all): checkout -> confirmed latency
+            p50/p99 at a fixed rate (--order-rate, --order-duration), then
+            confirmed checkouts/s with every worker at full speed, and the CPU
+            one checkout cost in each process, PostgreSQL and RabbitMQ until
+            the system is quiet again
+  memory    RSS of every process of both systems at idle and under the
+            fixed-rate load
 
   shopmesh bench --only orders,memory`,
 		RunE: func(cmd *cobra.Command, _ []string) error {

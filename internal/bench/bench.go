@@ -196,8 +196,8 @@ func scenarioList() []scenarioInfo {
 		{name: ScenarioWakeup, baseline: "none",
 			title: "Wake-up cost: writer throughput with the relay running, by how writers wake it",
 			setup: setupWakeup, round: roundWakeup},
-		{name: ScenarioOrders, baseline: "none",
-			title: "Orders through the gateway, one process per service: checkouts reaching confirmed (no external baseline: absolute figures)",
+		{name: ScenarioOrders, baseline: variantSplit,
+			title: "Orders through the gateway, one process per service (split) and every service in one process (serve all): checkouts reaching confirmed (absolute figures; the ratio is serve all / split)",
 			setup: setupOrders, round: roundOrders},
 		{name: ScenarioMemory, baseline: "none",
 			title: "Memory: RSS of every process at idle and under the orders load, and of serve all (absolute figures)",
@@ -217,10 +217,9 @@ type runner struct {
 	pipeline pipelineSetup
 	wakeup   wakeupSetup
 
-	systems     []*systemRun // started and not yet closed
-	split       *systemRun   // one process per service, while it runs
-	memorySplit systemRun    // what memory sampled of each system
-	memoryAll   systemRun
+	systems []*systemRun // started and not yet closed
+	split   *systemRun   // one process per service, while it runs
+	all     *systemRun   // serve all, while it runs
 }
 
 // Run measures the selected scenarios and returns the report. Progress goes

@@ -194,8 +194,8 @@ func benchmarkWrite(b *testing.B, writer func(*env, producer, writerPools) write
 }
 
 // TestSystemScenarios runs orders and memory at a tiny size against the
-// real binary: two systems (one process per service, then serve all) with
-// a few checkouts each.
+// real binary: two systems (one process per service, and serve all) side
+// by side, with a few checkouts each.
 func TestSystemScenarios(t *testing.T) {
 	pg, mq := infra(t)
 	mgmt := managementURL(t)
@@ -228,9 +228,11 @@ func TestSystemScenarios(t *testing.T) {
 		}
 	}
 	for _, k := range []string{
-		"orders/shopmesh/confirmed at 5/s", "orders/shopmesh/p50 at 5/s", "orders/shopmesh/p99 at 5/s", "orders/shopmesh/throughput",
-		"orders/shopmesh/order reads per checkout at 5/s", "orders/shopmesh/order reads per checkout at full speed",
-		"orders/shopmesh/CPU per checkout: services", "orders/shopmesh/CPU per checkout: total", "orders/shopmesh/CPU-bound capacity",
+		"orders/split/confirmed at 5/s", "orders/split/p50 at 5/s", "orders/split/p99 at 5/s", "orders/split/throughput",
+		"orders/split/order reads per checkout at 5/s", "orders/split/order reads per checkout at full speed",
+		"orders/split/CPU per checkout: services", "orders/split/CPU per checkout: total", "orders/split/CPU-bound capacity",
+		"orders/serve all/confirmed at 5/s", "orders/serve all/p99 at 5/s", "orders/serve all/throughput",
+		"orders/serve all/CPU per checkout: services", "orders/serve all/CPU per checkout: total",
 		"memory/gateway/RSS idle", "memory/order/RSS under load", "memory/largest service/RSS idle",
 		"memory/serve all/RSS idle", "memory/serve all/RSS under load",
 	} {
@@ -238,9 +240,17 @@ func TestSystemScenarios(t *testing.T) {
 			t.Errorf("figure %s = %v (present %v), want positive", k, v, ok)
 		}
 	}
-	// At 5/s the p99 target does not apply; the other three do.
-	if got := len(rep.Targets); got != 3 {
-		t.Errorf("got %d targets, want 3: %+v", got, rep.Targets)
+	// Serve all's figures come with their ratio to split's.
+	for _, sc := range rep.Scenarios {
+		for _, f := range sc.Figures {
+			if sc.Name == ScenarioOrders && f.Variant == variantAll && f.Metric == "CPU per checkout: total" && !(f.Ratio.Median > 0) {
+				t.Errorf("serve all CPU per checkout: ratio %+v, want positive", f.Ratio)
+			}
+		}
+	}
+	// At 5/s the p99 targets do not apply; throughput (per system) and memory do.
+	if got := len(rep.Targets); got != 4 {
+		t.Errorf("got %d targets, want 4: %+v", got, rep.Targets)
 	}
 	var table bytes.Buffer
 	if err := rep.WriteTable(&table); err != nil {

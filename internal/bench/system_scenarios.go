@@ -96,17 +96,43 @@ func (r *runner) closeSystems() error {
 	return errors.Join(errs...)
 }
 
-func setupOrders(ctx context.Context, r *runner) error {
-	sr, err := r.startSystemRun(ctx, "split", false)
-	r.split = sr
+// The orders scenario's variants: the same system packaged two ways.
+const (
+	variantSplit = "split"     // one process per service and the gateway
+	variantAll   = "serve all" // every service and the gateway in one process
+)
+
+// setupOrders starts both systems; they run side by side for the whole
+// scenario, each idle while the other is measured.
+func setupOrders(ctx context.Context, r *runner) (err error) {
+	if r.split == nil {
+		if r.split, err = r.startSystemRun(ctx, "split", false); err != nil {
+			return err
+		}
+	}
+	if r.all == nil {
+		r.all, err = r.startSystemRun(ctx, "all", true)
+	}
 	return err
 }
 
-// roundOrders measures checkout → confirmed latency at the fixed rate,
-// then confirmed checkouts/s with every worker at full speed.
+// roundOrders measures both systems, in turn, in the order of the round.
 func roundOrders(ctx context.Context, r *runner, round int) error {
+	systems := map[string]*systemRun{variantSplit: r.split, variantAll: r.all}
+	for _, variant := range rotate([]string{variantSplit, variantAll}, round) {
+		if err := r.measureOrders(ctx, variant, systems[variant], round); err != nil {
+			return fmt.Errorf("%s: %w", variant, err)
+		}
+	}
+	return nil
+}
+
+// measureOrders measures checkout → confirmed latency at the fixed rate,
+// then confirmed checkouts/s with every worker at full speed and the CPU
+// one checkout cost.
+func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRun, round int) error {
 	rate := fmt.Sprintf("at %d/s", r.cfg.OrderRate)
-	lr, err := r.fixedRate(ctx, ScenarioOrders, r.split)
+	lr, err := r.fixedRate(ctx, ScenarioOrders, sr)
 	if err != nil {
 		return err
 	}
@@ -114,17 +140,17 @@ func roundOrders(ctx context.Context, r *runner, round int) error {
 	if len(ds) == 0 {
 		return fmt.Errorf("no checkout reached confirmed at %d/s: %w", r.cfg.OrderRate, errors.Join(firstErrors(errs, 3)...))
 	}
-	r.record(ScenarioOrders, "shopmesh", "confirmed "+rate, "checkouts/s", round, lr.throughput())
-	r.record(ScenarioOrders, "shopmesh", "p50 "+rate, "ms", round, ms(percentile(ds, 50)))
-	r.record(ScenarioOrders, "shopmesh", "p99 "+rate, "ms", round, ms(percentile(ds, 99)))
-	r.record(ScenarioOrders, "shopmesh", "failed "+rate, "checkouts", round, float64(len(errs)))
-	r.record(ScenarioOrders, "shopmesh", "order reads per checkout "+rate, "reads", round, lr.pollsPerCheckout())
-	r.orderNotes(rate, lr, errs)
+	r.record(ScenarioOrders, variant, "confirmed "+rate, "checkouts/s", round, lr.throughput())
+	r.record(ScenarioOrders, variant, "p50 "+rate, "ms", round, ms(percentile(ds, 50)))
+	r.record(ScenarioOrders, variant, "p99 "+rate, "ms", round, ms(percentile(ds, 99)))
+	r.record(ScenarioOrders, variant, "failed "+rate, "checkouts", round, float64(len(errs)))
+	r.record(ScenarioOrders, variant, "order reads per checkout "+rate, "reads", round, lr.pollsPerCheckout())
+	r.orderNotes(variant+" "+rate, lr, errs)
 
-	if err := r.settle(ctx, ScenarioOrders, r.split, "before full speed"); err != nil {
+	if err := r.settle(ctx, ScenarioOrders, sr, "before full speed"); err != nil {
 		return err
 	}
-	meter, notes := newCPUMeter(ctx, r.split.sys.pids(), r.cfg.PostgresURL, r.cfg.ManagementURL)
+	meter, notes := newCPUMeter(ctx, sr.sys.pids(), r.cfg.PostgresURL, r.cfg.ManagementURL)
 	for _, n := range notes {
 		r.results.note(ScenarioOrders, n)
 	}
@@ -136,30 +162,30 @@ func roundOrders(ctx context.Context, r *runner, round int) error {
 	if err != nil {
 		return err
 	}
-	full := r.split.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
+	full := sr.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
 	_, errs = full.confirmedLatencies()
-	r.record(ScenarioOrders, "shopmesh", "throughput", "checkouts/s", round, full.throughput())
-	r.record(ScenarioOrders, "shopmesh", "failed at full speed", "checkouts", round, float64(len(errs)))
-	r.record(ScenarioOrders, "shopmesh", "order reads per checkout at full speed", "reads", round, full.pollsPerCheckout())
-	r.orderNotes("at full speed", full, errs)
+	r.record(ScenarioOrders, variant, "throughput", "checkouts/s", round, full.throughput())
+	r.record(ScenarioOrders, variant, "failed at full speed", "checkouts", round, float64(len(errs)))
+	r.record(ScenarioOrders, variant, "order reads per checkout at full speed", "reads", round, full.pollsPerCheckout())
+	r.orderNotes(variant+" at full speed", full, errs)
 
 	// Every checkout's work is done once the system is quiet again
 	// (shipping delivers on timers, seconds later).
-	if err := r.settle(ctx, ScenarioOrders, r.split, "after full speed"); err != nil {
+	if err := r.settle(ctx, ScenarioOrders, sr, "after full speed"); err != nil {
 		return err
 	}
 	after, err := meter.sample()
 	if err != nil {
 		return err
 	}
-	r.recordCPU(round, after.since(before, idle), len(full.outcomes))
+	r.recordCPU(variant, round, after.since(before, idle), len(full.outcomes))
 	return nil
 }
 
 // recordCPU reports CPU per checkout: the shopmesh processes together, each
 // server, their total, and what that total would allow on this machine's
 // cores; each process's share goes into a note.
-func (r *runner) recordCPU(round int, used map[string]time.Duration, checkouts int) {
+func (r *runner) recordCPU(variant string, round int, used map[string]time.Duration, checkouts int) {
 	if checkouts == 0 {
 		return
 	}
@@ -175,17 +201,17 @@ func (r *runner) recordCPU(round int, used map[string]time.Duration, checkouts i
 		}
 	}
 	total = shopmesh + used[cpuPostgres] + used[cpuRabbitMQ]
-	r.record(ScenarioOrders, "shopmesh", "CPU per checkout: services", "ms", round, per(shopmesh))
+	r.record(ScenarioOrders, variant, "CPU per checkout: services", "ms", round, per(shopmesh))
 	if _, ok := used[cpuPostgres]; ok {
-		r.record(ScenarioOrders, "shopmesh", "CPU per checkout: PostgreSQL", "ms", round, per(used[cpuPostgres]))
+		r.record(ScenarioOrders, variant, "CPU per checkout: PostgreSQL", "ms", round, per(used[cpuPostgres]))
 	}
 	if _, ok := used[cpuRabbitMQ]; ok {
-		r.record(ScenarioOrders, "shopmesh", "CPU per checkout: RabbitMQ", "ms", round, per(used[cpuRabbitMQ]))
+		r.record(ScenarioOrders, variant, "CPU per checkout: RabbitMQ", "ms", round, per(used[cpuRabbitMQ]))
 	}
-	r.record(ScenarioOrders, "shopmesh", "CPU per checkout: total", "ms", round, per(total))
-	r.record(ScenarioOrders, "shopmesh", "CPU per checkout: load generator", "ms", round, per(used[cpuGenerator]))
-	r.record(ScenarioOrders, "shopmesh", "CPU-bound capacity", "checkouts/s", round, float64(runtime.NumCPU())*1000/per(total))
-	r.results.note(ScenarioOrders, fmt.Sprintf("round %d CPU ms per checkout by process: %s", round+1, strings.Join(split, ", ")))
+	r.record(ScenarioOrders, variant, "CPU per checkout: total", "ms", round, per(total))
+	r.record(ScenarioOrders, variant, "CPU per checkout: load generator", "ms", round, per(used[cpuGenerator]))
+	r.record(ScenarioOrders, variant, "CPU-bound capacity", "checkouts/s", round, float64(runtime.NumCPU())*1000/per(total))
+	r.results.note(ScenarioOrders, fmt.Sprintf("%s round %d CPU ms per checkout by process: %s", variant, round+1, strings.Join(split, ", ")))
 }
 
 // settle waits for the system to finish the previous phase's work; a
@@ -212,36 +238,26 @@ func (r *runner) orderNotes(phase string, lr loadResult, errs []error) {
 
 func firstErrors(errs []error, n int) []error { return errs[:min(n, len(errs))] }
 
+// setupMemory makes sure both systems run and have carried the fixed-rate
+// load: the orders scenario's rounds, or one phase each here. RSS is read
+// per process, so neither system's figures include the other's.
 func setupMemory(ctx context.Context, r *runner) error {
-	if r.split == nil {
-		sr, err := r.startSystemRun(ctx, "split", false)
-		r.split = sr
+	if r.split != nil && r.all != nil {
+		return nil
+	}
+	if err := setupOrders(ctx, r); err != nil {
+		return err
+	}
+	for _, sr := range []*systemRun{r.split, r.all} {
+		lr, err := r.fixedRate(ctx, ScenarioMemory, sr)
 		if err != nil {
 			return err
 		}
-		if _, err := r.fixedRate(ctx, ScenarioMemory, sr); err != nil {
-			return err
+		if _, errs := lr.confirmedLatencies(); len(errs) > 0 {
+			r.results.note(ScenarioMemory, fmt.Sprintf("%s system at %d/s: %d checkouts not confirmed, first: %v", sr.sys.label, r.cfg.OrderRate, len(errs), errs[0]))
 		}
 	}
-	// One system at a time: the figures of one must not include the other's load.
-	r.memorySplit = *r.split
-	if err := r.closeSystems(); err != nil {
-		return err
-	}
-	r.split = nil
-	sr, err := r.startSystemRun(ctx, "all", true)
-	if err != nil {
-		return err
-	}
-	lr, err := r.fixedRate(ctx, ScenarioMemory, sr)
-	if err != nil {
-		return err
-	}
-	if _, errs := lr.confirmedLatencies(); len(errs) > 0 {
-		r.results.note(ScenarioMemory, fmt.Sprintf("serve all at %d/s: %d checkouts not confirmed, first: %v", r.cfg.OrderRate, len(errs), errs[0]))
-	}
-	r.memoryAll = *sr
-	return r.closeSystems()
+	return nil
 }
 
 // roundMemory records what setupMemory sampled: memory is measured once
@@ -250,7 +266,7 @@ func roundMemory(_ context.Context, r *runner, round int) error {
 	if round > 0 {
 		return nil
 	}
-	split, all := r.memorySplit, r.memoryAll
+	split, all := r.split, r.all
 	var largest int64
 	for _, name := range slices.Sorted(maps.Keys(split.idle)) {
 		if name != "gateway" {
