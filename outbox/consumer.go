@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -133,11 +134,10 @@ func (c ConsumerConfig) Validate() error {
 type Consumer struct {
 	cfg   ConsumerConfig
 	queue string
-	// batchBegin opens every batch transaction and sets its lock timeout,
-	// in one round trip.
-	batchBegin pgx.TxOptions
-	handlers   map[string]Handler
-	tracer     trace.Tracer
+	// lockTimeout is a batch transaction's lock_timeout, in milliseconds.
+	lockTimeout string
+	handlers    map[string]Handler
+	tracer      trace.Tracer
 }
 
 // NewConsumer returns a consumer; register handlers with Handle, then Run.
@@ -147,11 +147,11 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, err
 	}
 	return &Consumer{
-		cfg:        cfg,
-		queue:      QueueName(cfg.Service, cfg.Name),
-		batchBegin: pgx.TxOptions{BeginQuery: fmt.Sprintf("BEGIN; SET LOCAL lock_timeout = %d", max(1, cfg.BatchLockTimeout.Milliseconds()))},
-		handlers:   map[string]Handler{},
-		tracer:     otel.Tracer("github.com/shopmesh/shopmesh/outbox"),
+		cfg:         cfg,
+		queue:       QueueName(cfg.Service, cfg.Name),
+		lockTimeout: strconv.FormatInt(max(1, cfg.BatchLockTimeout.Milliseconds()), 10),
+		handlers:    map[string]Handler{},
+		tracer:      otel.Tracer("github.com/shopmesh/shopmesh/outbox"),
 	}, nil
 }
 
@@ -438,12 +438,12 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 		}
 		msgs[i], handlers[i] = msg, h
 	}
-	tx, err := c.cfg.Pool.BeginTx(tctx, c.batchBegin)
+	tx, claimed, duplicates, err := c.begin(tctx, msgs, true)
 	if err != nil {
 		return 0
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	claimed, err := c.applyIn(tctx, tx, msgs, handlers)
+	err = c.applyIn(tctx, tx, msgs, handlers, claimed, duplicates)
 	var failed *handlerError
 	switch {
 	case errors.As(err, &failed):
@@ -478,13 +478,13 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 	// ends: its commit and the broker's redelivery race harmlessly.
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	tx, err := c.cfg.Pool.Begin(tctx)
+	msgs := []Message{msg}
+	tx, claimed, duplicates, err := c.begin(tctx, msgs, false)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	claimed, err := c.applyIn(tctx, tx, []Message{msg}, []Handler{h})
-	if err != nil {
+	if err := c.applyIn(tctx, tx, msgs, []Handler{h}, claimed, duplicates); err != nil {
 		return err
 	}
 	if err := tx.Commit(tctx); err != nil {
@@ -496,28 +496,21 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 	return nil
 }
 
-// applyIn is a consumer transaction's work before its commit, alone or
-// batched: claim msgs in the inbox, run the handler of each message claimed,
-// flush the transaction's Deferreds, count the duplicates. A handler's
-// failure is a *handlerError naming the message; a flush's wraps errFlush.
-func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msgs []Message, handlers []Handler) ([]bool, error) {
-	claimed, duplicates, err := c.claim(ctx, tx, msgs)
-	if err != nil {
-		return nil, err
-	}
+// applyIn is a consumer transaction's work between its claim and its
+// commit, alone or batched: run the handler of each message claimed, flush
+// the transaction's Deferreds, count the duplicates. A handler's failure is
+// a *handlerError naming the message; a flush's wraps errFlush.
+func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msgs []Message, handlers []Handler, claimed []bool, duplicates int) error {
 	hctx, deferred := withDeferred(ctx)
 	for i, msg := range msgs {
 		if err := c.handle(hctx, tx, msg, handlers[i], claimed[i]); err != nil {
-			return nil, &handlerError{index: i, err: err}
+			return &handlerError{index: i, err: err}
 		}
 	}
 	if err := deferred.flush(ctx, tx); err != nil {
-		return nil, fmt.Errorf("%w: %w", errFlush, err)
+		return fmt.Errorf("%w: %w", errFlush, err)
 	}
-	if err := c.countDuplicates(ctx, tx, duplicates); err != nil {
-		return nil, err
-	}
-	return claimed, nil
+	return c.countDuplicates(ctx, tx, duplicates)
 }
 
 // handlerError is the failure of the handler of msgs[index]; it unwraps to
@@ -533,46 +526,65 @@ func (e *handlerError) Unwrap() error { return e.err }
 // errFlush marks the failure of a transaction's Deferreds.
 var errFlush = errors.New("deferred writes")
 
-// claim claims msgs in the inbox inside tx, in one statement, and reports
-// which were new and how many were not: those the inbox already held, and
-// second copies within msgs.
-func (c *Consumer) claim(ctx context.Context, tx pgx.Tx, msgs []Message) (claimed []bool, duplicates int, err error) {
+// begin opens a consumer transaction and claims msgs in the inbox in one
+// round trip: the BEGIN travels in the claim's batch (pgx's Batch.BeginTx),
+// and so does a batch transaction's lock timeout. claimed reports which
+// messages were new; duplicates counts the rest, those the inbox already
+// held and second copies within msgs.
+func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout bool) (tx pgx.Tx, claimed []bool, duplicates int, err error) {
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	if lockTimeout {
+		b.Queue(`SELECT set_config('lock_timeout', $1, true)`, c.lockTimeout)
+	}
+	claimed = make([]bool, len(msgs))
+	c.queueClaim(b, msgs, claimed)
+	br := c.cfg.Pool.SendBatch(ctx, b)
+	tx = br.Tx()
+	if err := br.Close(); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx)) // returns the connection to the pool
+		return nil, nil, 0, fmt.Errorf("begin and claim: %w", err)
+	}
+	for _, ok := range claimed {
+		if !ok {
+			duplicates++
+		}
+	}
+	return tx, claimed, duplicates, nil
+}
+
+// queueClaim queues the one statement that claims msgs in the inbox; its
+// result marks claimed[i] for each message the inbox did not hold yet (the
+// first copy only, when msgs holds one twice).
+func (c *Consumer) queueClaim(b *pgx.Batch, msgs []Message, claimed []bool) {
 	if len(msgs) == 1 { // the common case when idle: no arrays to build or rows to read
-		tag, err := tx.Exec(ctx, `INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-			c.cfg.Name, msgs[0].ID, msgs[0].Type)
-		if err != nil {
-			return nil, 0, fmt.Errorf("inbox claim: %w", err)
-		}
-		if tag.RowsAffected() == 1 {
-			return []bool{true}, 0, nil
-		}
-		return []bool{false}, 1, nil
+		b.Queue(`INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+			c.cfg.Name, msgs[0].ID, msgs[0].Type).Exec(func(tag pgconn.CommandTag) error {
+			claimed[0] = tag.RowsAffected() == 1
+			return nil
+		})
+		return
 	}
 	ids := make([]string, len(msgs))
 	types := make([]string, len(msgs))
 	for i, m := range msgs {
 		ids[i], types[i] = m.ID, m.Type
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO inbox (consumer, message_id, type)
+	b.Queue(`INSERT INTO inbox (consumer, message_id, type)
 		SELECT $1, m.id, m.type FROM unnest($2::text[], $3::text[]) AS m(id, type)
-		ON CONFLICT DO NOTHING RETURNING message_id`, c.cfg.Name, ids, types)
-	if err != nil {
-		return nil, 0, fmt.Errorf("inbox claim: %w", err)
-	}
-	fresh := make(map[string]bool, len(msgs))
-	var id string
-	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { fresh[id] = true; return nil }); err != nil {
-		return nil, 0, fmt.Errorf("inbox claim: %w", err)
-	}
-	claimed = make([]bool, len(msgs))
-	for i, m := range msgs {
-		if claimed[i] = fresh[m.ID]; claimed[i] {
-			delete(fresh, m.ID) // a second copy in msgs is a duplicate
-		} else {
-			duplicates++
+		ON CONFLICT DO NOTHING RETURNING message_id`, c.cfg.Name, ids, types).Query(func(rows pgx.Rows) error {
+		fresh := make(map[string]bool, len(msgs))
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { fresh[id] = true; return nil }); err != nil {
+			return fmt.Errorf("inbox claim: %w", err)
 		}
-	}
-	return claimed, duplicates, nil
+		for i, m := range msgs {
+			if claimed[i] = fresh[m.ID]; claimed[i] {
+				delete(fresh, m.ID) // a second copy in msgs is a duplicate
+			}
+		}
+		return nil
+	})
 }
 
 // countDuplicates adds n to the consumer's absorbed redeliveries in tx. It

@@ -2,8 +2,6 @@ package outbox
 
 import (
 	"context"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // SetAfterConfirm installs a hook that runs between the broker's confirm of a
@@ -17,12 +15,16 @@ const (
 	RelayGroup      = relayGroup
 )
 
-// Claim claims msgs in the inbox inside tx and counts the duplicates, as a
-// batch does.
-func Claim(c *Consumer, ctx context.Context, tx pgx.Tx, msgs []Message) ([]bool, error) {
-	claimed, duplicates, err := c.claim(ctx, tx, msgs)
+// Claim claims msgs in the inbox and counts the duplicates in a transaction
+// of their own, as a batch does, and commits.
+func Claim(c *Consumer, ctx context.Context, msgs []Message) ([]bool, error) {
+	tx, claimed, duplicates, err := c.begin(ctx, msgs, len(msgs) > 1)
 	if err != nil {
 		return nil, err
 	}
-	return claimed, c.countDuplicates(ctx, tx, duplicates)
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	if err := c.countDuplicates(ctx, tx, duplicates); err != nil {
+		return nil, err
+	}
+	return claimed, tx.Commit(ctx)
 }
