@@ -47,6 +47,24 @@ func (o *Outbox) Publish(ctx context.Context, tx pgx.Tx, events ...Event) error 
 	return write(tx, msgs)
 }
 
+// Queue adds the insert of events into the outbox to b, a batch the caller
+// sends in its transaction: the events travel in the same round trip as the
+// caller's own writes queued there. As with Publish, nothing reaches the
+// broker unless the transaction commits, and Notify wakes the relay after.
+func (o *Outbox) Queue(ctx context.Context, b *pgx.Batch, events ...Event) error {
+	msgs, err := o.messages(ctx, events)
+	if err != nil || len(msgs) == 0 {
+		return err
+	}
+	// The query watermill-sql's publisher runs for Publish, so the rows are alike.
+	q, err := schemaAdapter{}.InsertQuery(wsql.InsertQueryParams{Topic: Topic, Msgs: msgs})
+	if err != nil {
+		return fmt.Errorf("outbox insert of %d events: %w", len(msgs), err)
+	}
+	b.Queue(q.Query, q.Args...)
+	return nil
+}
+
 // PublishLatest publishes snapshot events: each carries the whole current
 // state of its aggregate (a stock level), so readers need only the latest
 // per aggregate. Inside a consumer's transaction (ctx being a Handler's) it

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/outbox"
@@ -121,10 +122,15 @@ func (s *TxStore) Create(ctx context.Context, o *domain.Order, events []domain.E
 	if tag.RowsAffected() == 0 {
 		return false, nil
 	}
-	if err := s.appendTimeline(ctx, o.ID(), o.Timeline(), 0); err != nil {
+	b := &pgx.Batch{}
+	queueTimeline(b, o.Timeline(), o.ID(), 0)
+	if err := s.queueEvents(ctx, b, o, events); err != nil {
 		return false, err
 	}
-	return true, s.publish(ctx, o, events)
+	if err := s.tx.SendBatch(ctx, b).Close(); err != nil {
+		return false, fmt.Errorf("write timeline and events of order %s: %w", o.ID(), err)
+	}
+	return true, nil
 }
 
 // Update locks the order's row for the rest of the transaction, so that a
@@ -150,7 +156,9 @@ func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFu
 	if err != nil {
 		return err
 	}
-	tag, err := s.tx.Exec(ctx, `
+	// The row, the new timeline entries and the events in one round trip.
+	b := &pgx.Batch{}
+	b.Queue(`
 		UPDATE orders SET state = $2, cancellation_reason = $3, payment_token = $4, payment_deadline = $5,
 			payment_id = $6, payment_amount_minor = $7, payment_currency = $8, shipment_id = $9,
 			refund_requested = $10, refunded = $11, stock_released = $12, stock_returned = $13,
@@ -159,17 +167,20 @@ func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFu
 		w.ID, w.State, w.Reason, w.PaymentToken, w.PaymentDeadline,
 		w.PaymentID, w.PaymentAmountMinor, w.PaymentCurrency, w.ShipmentID,
 		w.RefundRequested, w.Refunded, w.StockReleased, w.StockReturned,
-		w.UpdatedAt, w.Revision, before)
-	if err != nil {
-		return fmt.Errorf("update order %s: %w", id, err)
-	}
-	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("update order %s: revision %d changed underneath", id, before)
-	}
-	if err := s.appendTimeline(ctx, id, o.Timeline()[seen:], seen); err != nil {
+		w.UpdatedAt, w.Revision, before).Exec(func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("revision %d changed underneath", before)
+		}
+		return nil
+	})
+	queueTimeline(b, o.Timeline()[seen:], id, seen)
+	if err := s.queueEvents(ctx, b, o, events); err != nil {
 		return err
 	}
-	return s.publish(ctx, o, events)
+	if err := s.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("update order %s: %w", id, err)
+	}
+	return nil
 }
 
 // lock locks the order's row for the rest of the transaction and reads the
@@ -208,27 +219,25 @@ func readOrder(ctx context.Context, db interface {
 	return toDomain(r, timelines[r.ID])
 }
 
-// appendTimeline writes entries as seq from, from+1, ... in one statement.
-func (s *TxStore) appendTimeline(ctx context.Context, id domain.OrderID, entries []domain.TimelineEntry, from int) error {
+// queueTimeline queues the insert of entries as seq from, from+1, ... in
+// one statement.
+func queueTimeline(b *pgx.Batch, entries []domain.TimelineEntry, id domain.OrderID, from int) {
 	if len(entries) == 0 {
-		return nil
+		return
 	}
 	types, ats := make([]string, len(entries)), make([]time.Time, len(entries))
 	for i, e := range entries {
 		types[i], ats[i] = string(e.Type), e.At
 	}
-	if _, err := s.tx.Exec(ctx, `
+	b.Queue(`
 		INSERT INTO order_timeline (order_id, seq, type, at)
 		SELECT $1, $2 + e.n - 1, e.type, e.at FROM unnest($3::text[], $4::timestamptz[]) WITH ORDINALITY AS e(type, at, n)`,
-		string(id), from, types, ats); err != nil {
-		return fmt.Errorf("append timeline of order %s: %w", id, err)
-	}
-	return nil
+		string(id), from, types, ats)
 }
 
-// publish writes the events to the outbox, and the payment timeout to the
-// outbox's schedule.
-func (s *TxStore) publish(ctx context.Context, o *domain.Order, events []domain.Event) error {
+// queueEvents queues the events' insert into the outbox; a payment timeout
+// goes to the outbox's schedule at once.
+func (s *TxStore) queueEvents(ctx context.Context, b *pgx.Batch, o *domain.Order, events []domain.Event) error {
 	var now []outbox.Event
 	for _, e := range events {
 		msg, err := toMessage(o, e)
@@ -243,7 +252,7 @@ func (s *TxStore) publish(ctx context.Context, o *domain.Order, events []domain.
 		}
 		now = append(now, msg)
 	}
-	if err := s.ob.Publish(ctx, s.tx, now...); err != nil {
+	if err := s.ob.Queue(ctx, b, now...); err != nil {
 		return fmt.Errorf("publish events of order %s: %w", o.ID(), err)
 	}
 	return nil
