@@ -216,9 +216,9 @@ func (s *Store) Dispatch(ctx context.Context, now time.Time, limit int, fn app.D
 		}
 		// Any failure rolls back the whole batch, so the updates and the
 		// events can be written after fn has seen every notification: two
-		// statements for the batch instead of two per notification. Each
-		// event carries its own correlation, so publishing them together
-		// changes nothing downstream.
+		// statements in one round trip for the batch instead of two per
+		// notification. Each event carries its own correlation, so
+		// publishing them together changes nothing downstream.
 		var updates outcomes
 		var events []outbox.Event
 		for _, d := range batch {
@@ -229,11 +229,13 @@ func (s *Store) Dispatch(ctx context.Context, now time.Time, limit int, fn app.D
 			updates.add(d.n)
 			events = append(events, evs...)
 		}
-		if err := updates.write(ctx, tx); err != nil {
+		b := &pgx.Batch{}
+		updates.queue(b)
+		if err := s.outbox.Queue(ctx, b, events...); err != nil {
 			return err
 		}
-		if err := s.outbox.Publish(ctx, tx, events...); err != nil {
-			return err
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("store the outcomes of %d due notifications: %w", len(batch), err)
 		}
 		handled = len(batch)
 		return nil
@@ -267,22 +269,18 @@ func (o *outcomes) add(n *domain.Notification) {
 	o.sentAt = append(o.sentAt, sentAt)
 }
 
-// write stores the outcomes in one statement.
-func (o *outcomes) write(ctx context.Context, tx pgx.Tx) error {
+// queue queues the statement that stores the outcomes.
+func (o *outcomes) queue(b *pgx.Batch) {
 	if len(o.ids) == 0 {
-		return nil
+		return
 	}
-	_, err := tx.Exec(ctx, `
+	b.Queue(`
 		UPDATE notifications AS n SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
 		       last_error = u.last_error, to_address = u.to_address, sent_at = u.sent_at
 		FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[], $6::text[], $7::timestamptz[])
 		     AS u(id, status, attempts, next_attempt_at, last_error, to_address, sent_at)
 		WHERE n.id = u.id`,
 		o.ids, o.statuses, o.attempts, o.nextAttemptAt, o.lastErrors, o.toAddresses, o.sentAt)
-	if err != nil {
-		return fmt.Errorf("update %d due notifications: %w", len(o.ids), err)
-	}
-	return nil
 }
 
 // List returns a customer's notifications, newest first, after before.
