@@ -92,13 +92,16 @@ func update(ctx context.Context, tx pgx.Tx, ob *outbox.Outbox, orderID string, f
 	if err != nil {
 		return err
 	}
+	// The payment's rows and its events in one round trip.
+	b := &pgx.Batch{}
 	if next != nil {
-		if err := save(ctx, tx, next); err != nil {
-			return err
-		}
+		queueSave(b, next)
 	}
-	if err := ob.Publish(ctx, tx, events...); err != nil {
+	if err := ob.Queue(ctx, b, events...); err != nil {
 		return fmt.Errorf("publish events of order %s: %w", orderID, err)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("save the payment of order %s: %w", orderID, err)
 	}
 	return nil
 }
@@ -164,14 +167,16 @@ func load(ctx context.Context, q querier, orderID string, lock bool) (*domain.Pa
 
 // save writes the payment, its new attempts and its refund. Attempts and
 // refunds are immutable once written.
-func save(ctx context.Context, tx pgx.Tx, p *domain.Payment) error {
+// queueSave queues the statements that store p: the payment, its attempts
+// and its refund.
+func queueSave(b *pgx.Batch, p *domain.Payment) {
 	var eventID *string
 	var decidedAt *time.Time
 	if p.Decided() {
 		id, at := p.OutcomeEventID(), p.DecidedAt()
 		eventID, decidedAt = &id, &at
 	}
-	_, err := tx.Exec(ctx, `
+	b.Queue(`
 		INSERT INTO payments (id, order_id, user_id, amount_minor, currency, status, provider_reference, decline_reason,
 		                      outcome_event_id, decided_at, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -181,31 +186,23 @@ func save(ctx context.Context, tx pgx.Tx, p *domain.Payment) error {
 			decided_at = EXCLUDED.decided_at, updated_at = EXCLUDED.updated_at`,
 		p.ID(), p.OrderID(), p.UserID(), p.Amount().AmountMinor, p.Amount().Currency, string(p.Status()),
 		p.ProviderReference(), p.DeclineReason(), eventID, decidedAt, p.CreatedAt(), p.UpdatedAt())
-	if err != nil {
-		return fmt.Errorf("save payment %s: %w", p.ID(), err)
-	}
 	if attempts := p.Attempts(); len(attempts) > 0 {
 		// Every attempt in one statement; those already stored are kept.
 		requests, outcomes, ats := make([]string, len(attempts)), make([]string, len(attempts)), make([]time.Time, len(attempts))
 		for i, a := range attempts {
 			requests[i], outcomes[i], ats[i] = a.RequestID, string(a.Outcome), a.At
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO payment_attempts (payment_id, request_id, outcome, at)
+		b.Queue(`INSERT INTO payment_attempts (payment_id, request_id, outcome, at)
 			SELECT $1, a.request_id, a.outcome, a.at FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS a(request_id, outcome, at)
-			ON CONFLICT DO NOTHING`, p.ID(), requests, outcomes, ats); err != nil {
-			return fmt.Errorf("save attempts of payment %s: %w", p.ID(), err)
-		}
+			ON CONFLICT DO NOTHING`, p.ID(), requests, outcomes, ats)
 	}
 	if r, ok := p.Refund(); ok {
 		// A second refund of the payment violates the UNIQUE (payment_id)
 		// constraint; only the same refund written again is ignored.
-		if _, err := tx.Exec(ctx, `INSERT INTO refunds (id, payment_id, amount_minor, currency, reason, provider_reference, created_at)
+		b.Queue(`INSERT INTO refunds (id, payment_id, amount_minor, currency, reason, provider_reference, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-			r.ID, p.ID(), r.Amount.AmountMinor, r.Amount.Currency, r.Reason, r.ProviderReference, r.At); err != nil {
-			return fmt.Errorf("save refund of payment %s: %w", p.ID(), err)
-		}
+			r.ID, p.ID(), r.Amount.AmountMinor, r.Amount.Currency, r.Reason, r.ProviderReference, r.At)
 	}
-	return nil
 }
 
 func recordRefundRequest(ctx context.Context, q querier, r domain.RefundRequest) error {

@@ -120,13 +120,18 @@ func update(ctx context.Context, tx pgx.Tx, ob *outbox.Outbox, orderID string, f
 	if err != nil {
 		return err
 	}
+	// The shipment's rows and its events in one round trip.
+	b := &pgx.Batch{}
 	if next != nil {
-		if err := save(ctx, tx, next); err != nil {
+		if err := queueSave(b, next); err != nil {
 			return err
 		}
 	}
-	if err := ob.Publish(ctx, tx, events...); err != nil {
+	if err := ob.Queue(ctx, b, events...); err != nil {
 		return fmt.Errorf("publish events of order %s: %w", orderID, err)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("save the shipment of order %s: %w", orderID, err)
 	}
 	return nil
 }
@@ -191,7 +196,9 @@ func load(ctx context.Context, q querier, orderID string, lock bool) (*domain.Sh
 	return domain.FromDatabase(st)
 }
 
-func save(ctx context.Context, tx pgx.Tx, s *domain.Shipment) error {
+// queueSave queues the statements that store s: the shipment and its
+// history.
+func queueSave(b *pgx.Batch, s *domain.Shipment) error {
 	address, err := json.Marshal(addressRow(s.Address()))
 	if err != nil {
 		return err
@@ -210,7 +217,7 @@ func save(ctx context.Context, tx pgx.Tx, s *domain.Shipment) error {
 	}
 	history := s.History()
 	createdAt, updatedAt := history[0].At, history[len(history)-1].At
-	_, err = tx.Exec(ctx, `
+	b.Queue(`
 		INSERT INTO shipments (id, order_id, user_id, carrier, tracking, address, lines, status, failure_reason,
 		                       failure_detail, due_at, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
@@ -219,20 +226,15 @@ func save(ctx context.Context, tx pgx.Tx, s *domain.Shipment) error {
 			failure_detail = EXCLUDED.failure_detail, due_at = EXCLUDED.due_at, updated_at = EXCLUDED.updated_at`,
 		s.ID(), s.OrderID(), s.UserID(), s.Carrier(), s.Tracking(), address, linesJSON, string(s.Status()),
 		s.FailureReason(), s.FailureDetail(), dueAt, createdAt, updatedAt)
-	if err != nil {
-		return fmt.Errorf("save shipment %s: %w", s.ID(), err)
-	}
 	// The whole history goes in one statement; steps already stored are
 	// kept (ON CONFLICT), so only the new ones are written.
 	statuses, ats := make([]string, len(history)), make([]time.Time, len(history))
 	for i, step := range history {
 		statuses[i], ats[i] = string(step.Status), step.At
 	}
-	if _, err := tx.Exec(ctx, `
+	b.Queue(`
 		INSERT INTO shipment_steps (shipment_id, seq, status, at)
 		SELECT $1, h.seq, h.status, h.at FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS h(status, at, seq)
-		ON CONFLICT DO NOTHING`, s.ID(), statuses, ats); err != nil {
-		return fmt.Errorf("save steps of shipment %s: %w", s.ID(), err)
-	}
+		ON CONFLICT DO NOTHING`, s.ID(), statuses, ats)
 	return nil
 }
