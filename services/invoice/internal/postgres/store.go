@@ -98,12 +98,25 @@ func update(ctx context.Context, tx pgx.Tx, ob *outbox.Outbox, orderID string, f
 	if err != nil {
 		return err
 	}
+	// The new documents and the events in one round trip.
+	batch := &pgx.Batch{}
+	var labels []string
 	if next != nil {
-		if err := save(ctx, tx, next); err != nil {
+		if labels, err = queueSave(batch, next); err != nil {
 			return err
 		}
 	}
-	if err := ob.Publish(ctx, tx, events...); err != nil {
+	if err := ob.Queue(ctx, batch, events...); err != nil {
+		return fmt.Errorf("publish events of order %s: %w", orderID, err)
+	}
+	results := tx.SendBatch(ctx, batch)
+	for _, label := range labels {
+		if _, err := results.Exec(); err != nil {
+			results.Close() //nolint:errcheck // the first error is the one reported
+			return fmt.Errorf("save %s: %w", label, err)
+		}
+	}
+	if err := results.Close(); err != nil {
 		return fmt.Errorf("publish events of order %s: %w", orderID, err)
 	}
 	return nil
@@ -243,19 +256,17 @@ func load(ctx context.Context, q querier, orderID string, lock bool) (_ *domain.
 	return domain.FromDatabase(orderID, userID, invoice, refunds, notes)
 }
 
-// save inserts the documents not stored yet; documents are immutable. All
-// inserts go in one batch: one round trip however many documents there are.
-func save(ctx context.Context, tx pgx.Tx, b *domain.Billing) error {
-	batch := &pgx.Batch{}
-	var labels []string
+// queueSave queues the inserts of the documents not stored yet (documents
+// are immutable) and names each, in the order queued.
+func queueSave(batch *pgx.Batch, b *domain.Billing) (labels []string, err error) {
 	if inv, ok := b.Invoice(); ok {
 		address, err := json.Marshal(addressRow(inv.BillingAddress))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		lines, err := json.Marshal(toLineRows(inv.Lines))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		batch.Queue(`
 			INSERT INTO invoices (id, number, number_year, number_seq, order_id, user_id, payment_id, currency,
@@ -284,15 +295,5 @@ func save(ctx context.Context, tx pgx.Tx, b *domain.Billing) error {
 			n.Amount.AmountMinor, n.Amount.Currency, n.Reason, n.IssuedAt)
 		labels = append(labels, "credit note "+n.Number.String())
 	}
-	if len(labels) == 0 {
-		return nil
-	}
-	results := tx.SendBatch(ctx, batch)
-	for _, label := range labels {
-		if _, err := results.Exec(); err != nil {
-			results.Close() //nolint:errcheck // the first error is the one reported
-			return fmt.Errorf("save %s: %w", label, err)
-		}
-	}
-	return results.Close()
+	return labels, nil
 }
