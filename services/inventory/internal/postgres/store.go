@@ -57,11 +57,11 @@ func (s *Store) Stock(ctx context.Context, productID string) (domain.Stock, erro
 	return st, err
 }
 
-// publish writes events in tx. Stock levels are snapshots (a reader keeps
-// the latest per product), so they are published latest-only: inside a
-// consumer's batch a product whose level moves several times publishes its
-// final level once.
-func (s *Store) publish(ctx context.Context, tx pgx.Tx, events []outbox.Event) error {
+// write sends b, the writes queued for what, with the events in one round
+// trip. Stock levels are snapshots (a reader keeps the latest per product),
+// so they are published latest-only: inside a consumer's batch a product
+// whose level moves several times publishes its final level once.
+func (s *Store) write(ctx context.Context, tx pgx.Tx, b *pgx.Batch, events []outbox.Event, what string) error {
 	var now, levels []outbox.Event
 	for _, e := range events {
 		if e.Type == contracts.TypeStockLevelChangedV1 {
@@ -70,8 +70,11 @@ func (s *Store) publish(ctx context.Context, tx pgx.Tx, events []outbox.Event) e
 			now = append(now, e)
 		}
 	}
-	if err := s.ob.Publish(ctx, tx, now...); err != nil {
+	if err := s.ob.Queue(ctx, b, now...); err != nil {
 		return err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write %s: %w", what, err)
 	}
 	return s.ob.PublishLatest(ctx, tx, levels...)
 }
@@ -99,18 +102,15 @@ func (s *Store) UpdateStock(ctx context.Context, productID string, fn app.StockU
 		if err != nil {
 			return err
 		}
+		b := &pgx.Batch{}
 		if next != nil {
 			if current == nil {
-				if err := insertStock(ctx, tx, *next); err != nil {
-					return err
-				}
+				queueInsertStock(b, *next)
 			} else if *next != before {
-				if err := updateStock(ctx, tx, *next); err != nil {
-					return err
-				}
+				queueStockUpdates(b, []domain.Stock{*next})
 			}
 		}
-		return s.publish(ctx, tx, events)
+		return s.write(ctx, tx, b, events, "stock of "+productID)
 	})
 }
 
@@ -146,10 +146,9 @@ func (s *Store) UpdateReservation(ctx context.Context, orderID string, productID
 		if err != nil {
 			return err
 		}
+		b := &pgx.Batch{}
 		if next != nil {
-			if err := saveReservation(ctx, tx, *next, current == nil, prior); err != nil {
-				return err
-			}
+			queueSaveReservation(b, *next, current == nil, prior)
 		}
 		var changed []domain.Stock
 		for _, id := range ids {
@@ -157,10 +156,8 @@ func (s *Store) UpdateReservation(ctx context.Context, orderID string, productID
 				changed = append(changed, *st)
 			}
 		}
-		if err := updateStocks(ctx, tx, changed); err != nil {
-			return err
-		}
-		return s.publish(ctx, tx, events)
+		queueStockUpdates(b, changed)
+		return s.write(ctx, tx, b, events, "reservation of order "+orderID)
 	})
 }
 
@@ -183,45 +180,32 @@ func toStock(id, sku string, onHand, reserved int) (domain.Stock, error) {
 	return st, nil
 }
 
-func insertStock(ctx context.Context, tx pgx.Tx, st domain.Stock) error {
-	_, err := tx.Exec(ctx, `INSERT INTO stock (product_id, sku, on_hand, reserved) VALUES ($1, $2, $3, $4)`,
+func queueInsertStock(b *pgx.Batch, st domain.Stock) {
+	b.Queue(`INSERT INTO stock (product_id, sku, on_hand, reserved) VALUES ($1, $2, $3, $4)`,
 		st.ProductID(), st.SKU(), st.OnHand(), st.Reserved())
-	if err != nil {
-		return fmt.Errorf("insert stock of %s: %w", st.ProductID(), err)
-	}
-	return nil
 }
 
-func updateStock(ctx context.Context, tx pgx.Tx, st domain.Stock) error {
-	_, err := tx.Exec(ctx, `UPDATE stock SET sku = $2, on_hand = $3, reserved = $4, updated_at = now() WHERE product_id = $1`,
-		st.ProductID(), st.SKU(), st.OnHand(), st.Reserved())
-	if err != nil {
-		return fmt.Errorf("update stock of %s: %w", st.ProductID(), err)
-	}
-	return nil
-}
-
-// updateStocks writes the changed stock rows in one statement.
-func updateStocks(ctx context.Context, tx pgx.Tx, changed []domain.Stock) error {
+// queueStockUpdates queues the write of the changed stock rows, in one
+// statement.
+func queueStockUpdates(b *pgx.Batch, changed []domain.Stock) {
 	switch len(changed) {
 	case 0:
-		return nil
+		return
 	case 1:
-		return updateStock(ctx, tx, changed[0])
+		st := changed[0]
+		b.Queue(`UPDATE stock SET sku = $2, on_hand = $3, reserved = $4, updated_at = now() WHERE product_id = $1`,
+			st.ProductID(), st.SKU(), st.OnHand(), st.Reserved())
+		return
 	}
 	ids, skus := make([]string, len(changed)), make([]string, len(changed))
 	onHand, reserved := make([]int, len(changed)), make([]int, len(changed))
 	for i, st := range changed {
 		ids[i], skus[i], onHand[i], reserved[i] = st.ProductID(), st.SKU(), st.OnHand(), st.Reserved()
 	}
-	_, err := tx.Exec(ctx, `
+	b.Queue(`
 		UPDATE stock s SET sku = c.sku, on_hand = c.on_hand, reserved = c.reserved, updated_at = now()
 		FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[]) AS c(product_id, sku, on_hand, reserved)
 		WHERE s.product_id = c.product_id`, ids, skus, onHand, reserved)
-	if err != nil {
-		return fmt.Errorf("update stock of %d products: %w", len(changed), err)
-	}
-	return nil
 }
 
 // lockStocks locks the stock rows of ids in product order. Products without
@@ -249,25 +233,32 @@ func lockStocks(ctx context.Context, tx pgx.Tx, ids []string) (domain.Stocks, ma
 }
 
 func lockReservation(ctx context.Context, tx pgx.Tx, orderID string) (*domain.Reservation, error) {
+	// One round trip: the lines are read after the row lock is granted.
+	b := &pgx.Batch{}
 	var status domain.Status
-	err := tx.QueryRow(ctx, `SELECT status FROM reservations WHERE order_id = $1 FOR UPDATE`, orderID).Scan(&status)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
+	found := true
+	b.Queue(`SELECT status FROM reservations WHERE order_id = $1 FOR UPDATE`, orderID).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&status)
+		if errors.Is(err, pgx.ErrNoRows) {
+			found = false
+			return nil
+		}
+		return err
+	})
+	var lines []domain.Line
+	b.Queue(`SELECT product_id, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY product_id`, orderID).Query(func(rows pgx.Rows) (err error) {
+		lines, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Line, error) {
+			var l domain.Line
+			err := row.Scan(&l.ProductID, &l.Quantity)
+			return l, err
+		})
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("lock reservation of order %s: %w", orderID, err)
 	}
-	rows, err := tx.Query(ctx, `SELECT product_id, quantity FROM reservation_lines WHERE order_id = $1 ORDER BY product_id`, orderID)
-	if err != nil {
-		return nil, fmt.Errorf("reservation lines of order %s: %w", orderID, err)
-	}
-	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Line, error) {
-		var l domain.Line
-		err := row.Scan(&l.ProductID, &l.Quantity)
-		return l, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reservation lines of order %s: %w", orderID, err)
+	if !found {
+		return nil, nil
 	}
 	res, err := domain.ReservationFromDatabase(orderID, status, lines)
 	if err != nil {
@@ -276,32 +267,23 @@ func lockReservation(ctx context.Context, tx pgx.Tx, orderID string) (*domain.Re
 	return &res, nil
 }
 
-// saveReservation inserts a new reservation with its lines, or records the
-// new status of an existing one (its lines never change).
-func saveReservation(ctx context.Context, tx pgx.Tx, r domain.Reservation, isNew bool, prior domain.Status) error {
+// queueSaveReservation queues the insert of a new reservation with its
+// lines, or the new status of an existing one (its lines never change).
+func queueSaveReservation(b *pgx.Batch, r domain.Reservation, isNew bool, prior domain.Status) {
 	if !isNew {
-		if r.Status() == prior {
-			return nil
+		if r.Status() != prior {
+			b.Queue(`UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1`, r.OrderID(), r.Status())
 		}
-		_, err := tx.Exec(ctx, `UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1`, r.OrderID(), r.Status())
-		if err != nil {
-			return fmt.Errorf("update reservation of order %s: %w", r.OrderID(), err)
-		}
-		return nil
+		return
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO reservations (order_id, status) VALUES ($1, $2)`, r.OrderID(), r.Status()); err != nil {
-		return fmt.Errorf("insert reservation of order %s: %w", r.OrderID(), err)
-	}
+	b.Queue(`INSERT INTO reservations (order_id, status) VALUES ($1, $2)`, r.OrderID(), r.Status())
 	lines := r.Lines()
 	products, quantities := make([]string, len(lines)), make([]int, len(lines))
 	for i, l := range lines {
 		products[i], quantities[i] = l.ProductID, l.Quantity
 	}
-	if _, err := tx.Exec(ctx, `
+	b.Queue(`
 		INSERT INTO reservation_lines (order_id, product_id, quantity)
 		SELECT $1, l.product_id, l.quantity FROM unnest($2::uuid[], $3::int[]) AS l(product_id, quantity)`,
-		r.OrderID(), products, quantities); err != nil {
-		return fmt.Errorf("insert reservation lines of order %s: %w", r.OrderID(), err)
-	}
-	return nil
+		r.OrderID(), products, quantities)
 }
