@@ -9,7 +9,8 @@
 //
 // Storage is watermill-sql's PostgreSQL layout: events are rows of the
 // watermill_outbox table (uuid, payload, metadata, transaction_id xid8) written
-// by watermill-sql's publisher inside the caller's pgx transaction, and the
+// inside the caller's pgx transaction with the insert watermill-sql's
+// publisher runs (its PostgreSQL schema adapter builds it), and the
 // relay's cursor is the "shopmesh-relay" row of watermill_offsets_outbox. The
 // relay itself is not watermill's forwarder: the forwarder publishes one
 // message at a time without publisher-confirm deadlines and without mandatory

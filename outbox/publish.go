@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -44,7 +43,7 @@ func (o *Outbox) Publish(ctx context.Context, tx pgx.Tx, events ...Event) error 
 	if err != nil {
 		return err
 	}
-	return write(tx, msgs)
+	return write(ctx, tx, msgs)
 }
 
 // Queue adds the insert of events into the outbox to b, a batch the caller
@@ -56,10 +55,9 @@ func (o *Outbox) Queue(ctx context.Context, b *pgx.Batch, events ...Event) error
 	if err != nil || len(msgs) == 0 {
 		return err
 	}
-	// The query watermill-sql's publisher runs for Publish, so the rows are alike.
-	q, err := schemaAdapter{}.InsertQuery(wsql.InsertQueryParams{Topic: Topic, Msgs: msgs})
+	q, err := insert(msgs)
 	if err != nil {
-		return fmt.Errorf("outbox insert of %d events: %w", len(msgs), err)
+		return err
 	}
 	b.Queue(q.Query, q.Args...)
 	return nil
@@ -81,7 +79,7 @@ func (o *Outbox) PublishLatest(ctx context.Context, tx pgx.Tx, events ...Event) 
 	}
 	l, deferred := Defer(ctx, latestKey{o}, func() *latest { return &latest{at: map[latestOf]int{}} })
 	if !deferred {
-		return write(tx, msgs)
+		return write(ctx, tx, msgs)
 	}
 	for i, m := range msgs {
 		key := latestOf{events[i].Type, events[i].AggregateID}
@@ -106,21 +104,31 @@ type latestKey struct{ o *Outbox }
 
 type latestOf struct{ eventType, aggregateID string }
 
-func (l *latest) Flush(_ context.Context, tx pgx.Tx) error { return write(tx, l.msgs) }
+func (l *latest) Flush(ctx context.Context, tx pgx.Tx) error { return write(ctx, tx, l.msgs) }
 
 // write inserts msgs into the outbox table in tx, in one statement.
-func write(tx pgx.Tx, msgs []*message.Message) error {
+func write(ctx context.Context, tx pgx.Tx, msgs []*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	pub, err := wsql.NewPublisher(wsql.TxFromPgx(tx), wsql.PublisherConfig{SchemaAdapter: schemaAdapter{}}, watermill.NopLogger{})
+	q, err := insert(msgs)
 	if err != nil {
-		return fmt.Errorf("outbox publisher: %w", err)
+		return err
 	}
-	if err := pub.Publish(Topic, msgs...); err != nil {
+	if _, err := tx.Exec(ctx, q.Query, q.Args...); err != nil {
 		return fmt.Errorf("write %d events to outbox: %w", len(msgs), err)
 	}
 	return nil
+}
+
+// insert is the statement that writes msgs into the outbox table: the one
+// watermill-sql's publisher runs, built by its PostgreSQL schema adapter.
+func insert(msgs []*message.Message) (wsql.Query, error) {
+	q, err := schemaAdapter{}.InsertQuery(wsql.InsertQueryParams{Topic: Topic, Msgs: msgs})
+	if err != nil {
+		return q, fmt.Errorf("outbox insert of %d events: %w", len(msgs), err)
+	}
+	return q, nil
 }
 
 // Schedule writes events that enter the outbox at dueAt (a saga timeout, a
