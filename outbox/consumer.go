@@ -438,12 +438,12 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 		}
 		msgs[i], handlers[i] = msg, h
 	}
-	tx, claimed, duplicates, err := c.begin(tctx, msgs, true)
+	tx, claimed, err := c.begin(tctx, msgs, true)
 	if err != nil {
 		return 0
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	err = c.applyIn(tctx, tx, msgs, handlers, claimed, duplicates)
+	err = c.applyIn(tctx, tx, msgs, handlers, claimed)
 	var failed *handlerError
 	switch {
 	case errors.As(err, &failed):
@@ -479,12 +479,12 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	msgs := []Message{msg}
-	tx, claimed, duplicates, err := c.begin(tctx, msgs, false)
+	tx, claimed, err := c.begin(tctx, msgs, false)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	if err := c.applyIn(tctx, tx, msgs, []Handler{h}, claimed, duplicates); err != nil {
+	if err := c.applyIn(tctx, tx, msgs, []Handler{h}, claimed); err != nil {
 		return err
 	}
 	if err := tx.Commit(tctx); err != nil {
@@ -498,9 +498,10 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 
 // applyIn is a consumer transaction's work between its claim and its
 // commit, alone or batched: run the handler of each message claimed, flush
-// the transaction's Deferreds, count the duplicates. A handler's failure is
-// a *handlerError naming the message; a flush's wraps errFlush.
-func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msgs []Message, handlers []Handler, claimed []bool, duplicates int) error {
+// the transaction's Deferreds, count the duplicates (the messages not
+// claimed). A handler's failure is a *handlerError naming the message; a
+// flush's wraps errFlush.
+func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msgs []Message, handlers []Handler, claimed []bool) error {
 	hctx, deferred := withDeferred(ctx)
 	for i, msg := range msgs {
 		if err := c.handle(hctx, tx, msg, handlers[i], claimed[i]); err != nil {
@@ -510,7 +511,7 @@ func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msgs []Message, handl
 	if err := deferred.flush(ctx, tx); err != nil {
 		return fmt.Errorf("%w: %w", errFlush, err)
 	}
-	return c.countDuplicates(ctx, tx, duplicates)
+	return c.countDuplicates(ctx, tx, unclaimed(claimed))
 }
 
 // handlerError is the failure of the handler of msgs[index]; it unwraps to
@@ -529,9 +530,9 @@ var errFlush = errors.New("deferred writes")
 // begin opens a consumer transaction and claims msgs in the inbox in one
 // round trip: the BEGIN travels in the claim's batch (pgx's Batch.BeginTx),
 // and so does a batch transaction's lock timeout. claimed reports which
-// messages were new; duplicates counts the rest, those the inbox already
-// held and second copies within msgs.
-func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout bool) (tx pgx.Tx, claimed []bool, duplicates int, err error) {
+// messages were new: not the ones the inbox already held, nor second copies
+// within msgs.
+func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout bool) (tx pgx.Tx, claimed []bool, err error) {
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	if lockTimeout {
@@ -543,14 +544,20 @@ func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout bool) 
 	tx = br.Tx()
 	if err := br.Close(); err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx)) // returns the connection to the pool
-		return nil, nil, 0, fmt.Errorf("begin and claim: %w", err)
+		return nil, nil, fmt.Errorf("begin and claim: %w", err)
 	}
+	return tx, claimed, nil
+}
+
+// unclaimed counts the duplicates among claims.
+func unclaimed(claimed []bool) int {
+	n := 0
 	for _, ok := range claimed {
 		if !ok {
-			duplicates++
+			n++
 		}
 	}
-	return tx, claimed, duplicates, nil
+	return n
 }
 
 // queueClaim queues the one statement that claims msgs in the inbox; its

@@ -18,12 +18,12 @@ const (
 // Claim claims msgs in the inbox and counts the duplicates in a transaction
 // of their own, as a batch does, and commits.
 func Claim(c *Consumer, ctx context.Context, msgs []Message) ([]bool, error) {
-	tx, claimed, duplicates, err := c.begin(ctx, msgs, len(msgs) > 1)
+	tx, claimed, err := c.begin(ctx, msgs, len(msgs) > 1)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	if err := c.countDuplicates(ctx, tx, duplicates); err != nil {
+	if err := c.countDuplicates(ctx, tx, unclaimed(claimed)); err != nil {
 		return nil, err
 	}
 	return claimed, tx.Commit(ctx)
