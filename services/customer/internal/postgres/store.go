@@ -211,7 +211,12 @@ func updateOrder(ctx context.Context, tx pgx.Tx, orderID string, fn app.OrderFun
 			INSERT INTO history_orders (order_id, user_id, status, total_minor, currency, cancellation_reason, placed_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_id) DO NOTHING`,
 			next.ID(), next.UserID(), string(next.Status()), totalMinor, currency, next.CancellationReason(),
-			next.PlacedAt(), next.UpdatedAt())
+			next.PlacedAt(), next.UpdatedAt()).Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() == 0 {
+				return errors.New("created concurrently; retry")
+			}
+			return nil
+		})
 	} else {
 		b.Queue(`
 			UPDATE history_orders SET status = $2, total_minor = $3, currency = $4, cancellation_reason = $5,
@@ -228,21 +233,7 @@ func updateOrder(ctx context.Context, tx pgx.Tx, orderID string, fn app.OrderFun
 			SELECT $1, s.step, s.at FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS s(step, at, i) ORDER BY s.i`,
 			next.ID(), steps, ats)
 	}
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-	tag, err := br.Exec()
-	if err != nil {
-		return fmt.Errorf("save order %s: %w", orderID, err)
-	}
-	if cur == nil && tag.RowsAffected() == 0 {
-		return fmt.Errorf("insert order %s: created concurrently; retry", orderID)
-	}
-	if len(next.Added()) > 0 {
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("save the steps of order %s: %w", orderID, err)
-		}
-	}
-	if err := br.Close(); err != nil {
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("save order %s: %w", orderID, err)
 	}
 	return nil
