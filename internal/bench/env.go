@@ -216,6 +216,16 @@ func (e *env) waitConsumer(ctx context.Context, queue string) error {
 	})
 }
 
+// waitMessages waits until queue holds at least n ready messages.
+func (e *env) waitMessages(ctx context.Context, queue string, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return wait.Poll(ctx, 20*time.Millisecond, fmt.Sprintf("%d messages on %s", n, queue), func(context.Context) (bool, error) {
+		m, _, err := e.inspect(queue)
+		return m >= n, err
+	})
+}
+
 // reset empties every table between measurements and rewinds the cursors,
 // so that each measurement starts from the same state. Every component
 // must be stopped: TRUNCATE waits for their locks.

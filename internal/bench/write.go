@@ -45,7 +45,7 @@ func setupWrite(_ context.Context, r *runner) (err error) {
 func roundWrite(ctx context.Context, r *runner, round int) error {
 	p := r.write.p
 	for _, variant := range rotate([]string{"pgx", "shopmesh"}, round) {
-		run, err := r.measureWriters(ctx, func(c *components, pools writerPools) writeFunc {
+		run, err := r.measureWriters(ctx, nil, func(c *components, pools writerPools) writeFunc {
 			if variant == "pgx" {
 				return rawWriter(pools.writers, p.service, p.eventType, nil)
 			}
@@ -61,19 +61,37 @@ func roundWrite(ctx context.Context, r *runner, round int) error {
 
 // Scenario 4: wake-up cost. Writers publish through the library while its
 // relay runs (it must, or waking it costs nothing); only how the writers
-// wake it differs.
+// wake it differs. Besides the writers' throughput it reports the CPU one
+// event cost each part, from the relay's start (just before the writers')
+// until it has sent the last event, so a polling relay's late batches count
+// too. That figure moves much less with the machine's other load than
+// throughput does, and says where a wake-up's cost lands.
 
 type wakeupSetup struct {
 	p     producer
 	queue string
+	meter *cpuMeter
 }
 
-func setupWakeup(_ context.Context, r *runner) (err error) {
+// Parts of the wake-up scenario's CPU per event: the bench process runs the
+// writers and the relay.
+var wakeupCPUParts = map[string]string{
+	cpuPostgres:  "CPU per event: PostgreSQL",
+	cpuRabbitMQ:  "CPU per event: RabbitMQ",
+	cpuGenerator: "CPU per event: writers and relay",
+}
+
+func setupWakeup(ctx context.Context, r *runner) (err error) {
 	w := &r.wakeup
 	if w.p, err = r.newProducer("wakeup"); err != nil {
 		return err
 	}
 	w.queue = r.env.name("wakeup")
+	var notes []string
+	w.meter, notes = newCPUMeter(ctx, nil, r.cfg.PostgresURL, r.cfg.ManagementURL)
+	for _, n := range notes {
+		r.results.note(ScenarioWakeup, n)
+	}
 	return r.env.declareQueue(w.queue, outbox.ExchangeName(w.p.service), w.p.eventType, nil)
 }
 
@@ -91,7 +109,23 @@ func roundWakeup(ctx context.Context, r *runner, round int) error {
 		if err != nil {
 			return err
 		}
-		run, err := r.measureWriters(ctx, func(c *components, pools writerPools) writeFunc {
+		// CPU is counted from just before the relay starts until the
+		// queue holds every event.
+		var before, after cpuSample
+		allSent := func(ctx context.Context) error {
+			if err := r.env.waitMessages(ctx, w.queue, r.cfg.Events); err != nil {
+				return err
+			}
+			var err error
+			after, err = w.meter.sample()
+			return err
+		}
+		run, err := r.measureWriters(ctx, allSent, func(c *components, pools writerPools) writeFunc {
+			var err error
+			if before, err = w.meter.sample(); err != nil {
+				c.fail(err)
+				return nil
+			}
 			relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: w.p.ob, Pool: pools.relay, AMQPURL: r.env.amqpURL,
 				BatchSize: r.cfg.BatchSize, Metrics: metrics})
 			if err != nil {
@@ -111,10 +145,18 @@ func roundWakeup(ctx context.Context, r *runner, round int) error {
 			return err
 		}
 		r.record(ScenarioWakeup, variant, "relay batches", "batches", round, float64(batches))
+		used := after.since(before, nil)
+		for _, part := range []string{cpuPostgres, cpuRabbitMQ, cpuGenerator} {
+			if d, ok := used[part]; ok {
+				r.record(ScenarioWakeup, variant, wakeupCPUParts[part], "us", round, float64(d.Microseconds())/float64(r.cfg.Events))
+			}
+		}
 	}
 	r.results.note(ScenarioWakeup, "the library relay runs with its defaults in every variant (500ms poll, LISTEN on); "+
 		"none = no wake-up (poll only), in-process = Outbox.Notify after commit, pg_notify = SELECT pg_notify(...) in every write transaction; "+
 		"relay batches counts the relay's transactions while the writers ran and until it stopped; "+
+		"CPU per event is each part's CPU from the relay's start, just before the writers', until every event reached the queue, divided by the events "+
+		"(PostgreSQL: the postmaster and its backends; RabbitMQ: the node's OS process; writers and relay: this process); "+
 		fmt.Sprintf("throughput is over the whole run; %s is between the commits at %.0f%% and %.0f%% of the events, once the relay has settled: "+
 			"a polling relay leaves up to a poll's worth of events to relay after the writers' last commit, "+
 			"which the whole-run figure does not charge to the baseline; the target is judged on the whole run", steadyMetric, steadyFrom*100, steadyTo*100))
@@ -132,7 +174,9 @@ const (
 
 // measureWriters resets the tables, lets prepare start what the variant
 // needs and choose its writer, and runs the writers over cfg.Events events.
-func (r *runner) measureWriters(ctx context.Context, prepare func(*components, writerPools) writeFunc) (writerRun, error) {
+// then, when set, runs after the writers and before the components stop.
+func (r *runner) measureWriters(ctx context.Context, then func(context.Context) error,
+	prepare func(*components, writerPools) writeFunc) (writerRun, error) {
 	if err := r.resetTables(ctx); err != nil {
 		return writerRun{}, err
 	}
@@ -150,6 +194,9 @@ func (r *runner) measureWriters(ctx context.Context, prepare func(*components, w
 		return writerRun{}, c.stop()
 	}
 	run, werr := runPaced(c.ctx, r.cfg.Writers, r.cfg.Events, 0, write)
+	if werr == nil && then != nil {
+		werr = then(c.ctx)
+	}
 	if err := errors.Join(werr, c.stop()); err != nil {
 		return writerRun{}, err
 	}
