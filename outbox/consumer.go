@@ -245,6 +245,7 @@ func (c *Consumer) session(ctx context.Context) error {
 	defer cancel()
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 
+	acks := newAckWindow(ch, strayDelay)
 	var wg sync.WaitGroup
 	inputs := make([]chan amqp.Delivery, c.cfg.Workers)
 	for i := range inputs {
@@ -285,8 +286,10 @@ func (c *Consumer) session(ctx context.Context) error {
 			close(in)
 		}
 		cancel()
+		acks.flush()
 		conn.Close()
 		wg.Wait()
+		acks.stop()
 	}()
 	for {
 		select {
@@ -298,6 +301,7 @@ func (c *Consumer) session(ctx context.Context) error {
 			if !ok {
 				return errors.New("delivery channel closed")
 			}
+			acks.track(&d)
 			inputs[partition(d, len(inputs))] <- d
 		}
 	}

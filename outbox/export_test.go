@@ -2,6 +2,8 @@ package outbox
 
 import (
 	"context"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // SetAfterConfirm installs a hook that runs between the broker's confirm of a
@@ -27,4 +29,9 @@ func Claim(c *Consumer, ctx context.Context, msgs []Message) ([]bool, error) {
 		return nil, err
 	}
 	return claimed, tx.Commit(ctx)
+}
+
+// WorkerOf is the worker (of n) that applies aggregate's messages.
+func WorkerOf(aggregate string, n int) int {
+	return partition(amqp.Delivery{Headers: amqp.Table{HeaderAggregateID: aggregate}}, n)
 }

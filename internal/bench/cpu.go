@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -81,21 +80,7 @@ func rabbitPID(ctx context.Context, managementURL string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	nodes, err := mgmt.Nodes(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if len(nodes) != 1 {
-		return 0, fmt.Errorf("%d nodes in the cluster, want 1", len(nodes))
-	}
-	pid, err := strconv.Atoi(nodes[0].OSPid)
-	if err != nil {
-		return 0, fmt.Errorf("os pid %q: %w", nodes[0].OSPid, err)
-	}
-	if !strings.HasPrefix(procfs.Comm(pid), "beam") {
-		return 0, fmt.Errorf("the node's pid %d is not a process of this machine", pid)
-	}
-	return pid, nil
+	return mgmt.LocalNodePID(ctx)
 }
 
 // idleRate is each part's CPU per second while the system is quiet.

@@ -11,8 +11,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shopmesh/shopmesh/internal/procfs"
 )
 
 // ErrNotFound is what Client returns for HTTP 404.
@@ -153,6 +156,26 @@ func (m *Client) Nodes(ctx context.Context) ([]Node, error) {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	return nodes, nil
+}
+
+// LocalNodePID is the OS process id of the cluster's only node, when that
+// node runs on this machine.
+func (m *Client) LocalNodePID(ctx context.Context) (int, error) {
+	nodes, err := m.Nodes(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if len(nodes) != 1 {
+		return 0, fmt.Errorf("%d nodes in the cluster, want 1", len(nodes))
+	}
+	pid, err := strconv.Atoi(nodes[0].OSPid)
+	if err != nil {
+		return 0, fmt.Errorf("os pid %q: %w", nodes[0].OSPid, err)
+	}
+	if !strings.HasPrefix(procfs.Comm(pid), "beam") {
+		return 0, fmt.Errorf("the node's pid %d is not a process of this machine", pid)
+	}
+	return pid, nil
 }
 
 func vhostPath(name string) string { return "/api/vhosts/" + url.PathEscape(name) }

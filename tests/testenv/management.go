@@ -52,6 +52,13 @@ func Management(t testing.TB) *ManagementClient {
 // User returns the name of the administrator the client acts as.
 func (m *ManagementClient) User() string { return m.api.User() }
 
+// NodePID is the OS process id of the node, when it runs on this machine.
+func (m *ManagementClient) NodePID() (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	return m.api.LocalNodePID(ctx)
+}
+
 // CreateVHost creates a virtual host; an existing one is left as it is.
 func (m *ManagementClient) CreateVHost(name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
