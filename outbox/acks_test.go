@@ -306,19 +306,7 @@ func BenchmarkConsumerAcks(b *testing.B) {
 			inputs[i] = make(chan amqp.Delivery, 64)
 			wg.Go(func() {
 				for d := range inputs[i] {
-					batch := []amqp.Delivery{d}
-				more:
-					for len(batch) < 16 {
-						select {
-						case d, ok := <-inputs[i]:
-							if !ok {
-								break more
-							}
-							batch = append(batch, d)
-						default:
-							break more
-						}
-					}
+					batch := gather([]amqp.Delivery{d}, inputs[i], 16)
 					time.Sleep(time.Millisecond)
 					for _, d := range batch {
 						if err := d.Ack(false); err != nil {

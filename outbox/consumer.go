@@ -255,19 +255,7 @@ func (c *Consumer) session(ctx context.Context) error {
 			defer wg.Done()
 			batch := make([]amqp.Delivery, 0, c.cfg.MaxBatch)
 			for d := range in {
-				batch = append(batch[:0], d)
-			fill:
-				for len(batch) < c.cfg.MaxBatch {
-					select {
-					case d, ok := <-in:
-						if !ok {
-							break fill
-						}
-						batch = append(batch, d)
-					default:
-						break fill
-					}
-				}
+				batch = gather(append(batch[:0], d), in, c.cfg.MaxBatch)
 				c.processBatch(sctx, batch)
 			}
 		}(inputs[i])
@@ -305,6 +293,23 @@ func (c *Consumer) session(ctx context.Context) error {
 			inputs[partition(d, len(inputs))] <- d
 		}
 	}
+}
+
+// gather adds to batch what has already queued on in, up to max
+// deliveries in all; it never waits for more.
+func gather(batch []amqp.Delivery, in <-chan amqp.Delivery, max int) []amqp.Delivery {
+	for len(batch) < max {
+		select {
+		case d, ok := <-in:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, d)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // partition maps a delivery to a worker by its aggregate id, so one
