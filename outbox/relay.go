@@ -84,7 +84,11 @@ func (c RelayConfig) Validate() error {
 // others stand by and try the lock at every poll, so running several is safe
 // and one takes over when the leader goes. A row is marked sent (the cursor
 // advances past it) only after the broker confirmed it; a crash in between
-// publishes it again, and consumers' inboxes absorb the duplicate.
+// publishes it again, and consumers' inboxes absorb the duplicate. The
+// cursor write of a confirmed batch goes with the next batch's read, and
+// the relay reads again at once after every batch it sent, so while events
+// keep coming each batch costs one round trip, and the read that finds
+// nothing has written the last move before the relay waits.
 type Relay struct {
 	cfg    RelayConfig
 	notify chan struct{}
@@ -107,6 +111,10 @@ type Relay struct {
 	// batch and before the cursor is written; an error abandons the batch
 	// exactly as a crash at that point would.
 	afterConfirm func(batch int) error
+
+	// moved is the cursor move of the last confirmed batch, not yet
+	// written: it travels with the next batch's read, in one round trip.
+	moved *cursorMove
 }
 
 // NewRelay returns a relay; Run starts it.
@@ -133,6 +141,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); r.runScheduler(ctx) }()
 	defer r.disconnect()
 	defer r.closeDB()
+	defer r.writeMove(ctx)
 
 	failures := 0
 	for {
@@ -157,8 +166,12 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		if n == r.cfg.BatchSize {
-			continue // more is waiting
+		if n > 0 {
+			// Read again at once: the read writes this batch's cursor
+			// move, and finds what was committed meanwhile, so the
+			// wake-ups those commits sent are spent.
+			r.drainWakeups()
+			continue
 		}
 		t := time.NewTimer(r.cfg.PollInterval)
 		select {
@@ -170,6 +183,18 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// drainWakeups discards pending wake-ups without waiting.
+func (r *Relay) drainWakeups() {
+	for {
+		select {
+		case <-r.cfg.Outbox.wake:
+		case <-r.notify:
+		default:
+			return
+		}
 	}
 }
 
@@ -313,16 +338,9 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	if err != nil || !leader {
 		return 0, err
 	}
-	rows, err := r.db.Query(ctx, relayBatchQuery, relayGroup, r.batchLimit())
+	from, batch, err := r.read(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
-	}
-	var from cursor
-	batch, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
-		return scanOutboxRowAfter(row, &from.offset, &from.txID)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
+		return 0, err
 	}
 	if len(batch) == 0 {
 		return 0, nil
@@ -350,11 +368,53 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	if err := r.advance(ctx, from, batch[len(batch)-1]); err != nil {
-		return 0, err
-	}
+	r.moved = &cursorMove{from: from, to: batch[len(batch)-1]}
 	r.cfg.Metrics.relayed(r.cfg.Outbox.source, len(batch))
 	return len(batch), nil
+}
+
+// read writes the pending cursor move, if any, and reads the next batch,
+// in one round trip: both statements go in one pgx batch, which the server
+// runs as one implicit transaction. The read takes the cursor from its
+// table, so it starts after the move, and a rewind (which the move's guard
+// leaves in place) wins. The move's transaction id can only hold the read's
+// pg_snapshot_xmin back behind itself, the newest running, so it never lets
+// the read skip a row; at worst a row committed in between waits for the
+// next read. It returns where the batch was read from and its rows.
+func (r *Relay) read(ctx context.Context) (cursor, []outboxRow, error) {
+	b := &pgx.Batch{}
+	if m := r.moved; m != nil {
+		b.Queue(advanceQuery, m.to.offset, m.to.txID, relayGroup, m.from.offset, m.from.txID)
+	}
+	var from cursor
+	var batch []outboxRow
+	b.Queue(relayBatchQuery, relayGroup, r.batchLimit()).Query(func(rows pgx.Rows) (err error) {
+		batch, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
+			return scanOutboxRowAfter(row, &from.offset, &from.txID)
+		})
+		return err
+	})
+	if err := r.db.SendBatch(ctx, b).Close(); err != nil {
+		// The implicit transaction rolled back: the move is still to write.
+		return from, nil, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
+	}
+	r.moved = nil
+	return from, batch, nil
+}
+
+// writeMove writes the pending cursor move on its own, as the relay stops,
+// so that a restart does not send the last batch again.
+func (r *Relay) writeMove(ctx context.Context) {
+	if r.moved == nil || r.db == nil || !r.leading {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.advance(wctx, r.moved.from, r.moved.to); err != nil {
+		r.cfg.Logger.Warn("relay could not write its cursor as it stopped; the last batch will be sent again", "err", err)
+		return
+	}
+	r.moved = nil
 }
 
 func (r *Relay) batchLimit() int {
@@ -370,13 +430,22 @@ type cursor struct {
 	txID   string
 }
 
+// cursorMove moves the cursor from where a batch was read to its last row.
+type cursorMove struct {
+	from cursor
+	to   outboxRow
+}
+
+// advanceQuery moves the cursor from ($4, $5) to ($1, $2) only when it is
+// still where the batch was read: a rewind that came in between wins.
+const advanceQuery = `UPDATE watermill_offsets_outbox SET offset_acked = $1, last_processed_transaction_id = $2::xid8
+	WHERE consumer_group = $3 AND offset_acked = $4 AND last_processed_transaction_id = $5::xid8`
+
 // advance moves the cursor from where the batch was read to last. It moves
 // nothing when the cursor is no longer where the batch was read (RewindRelay
 // moved it meanwhile): the rewind wins, and the relay goes on from there.
 func (r *Relay) advance(ctx context.Context, from cursor, last outboxRow) error {
-	if _, err := r.db.Exec(ctx, `UPDATE watermill_offsets_outbox SET offset_acked = $1, last_processed_transaction_id = $2::xid8
-		WHERE consumer_group = $3 AND offset_acked = $4 AND last_processed_transaction_id = $5::xid8`,
-		last.offset, last.txID, relayGroup, from.offset, from.txID); err != nil {
+	if _, err := r.db.Exec(ctx, advanceQuery, last.offset, last.txID, relayGroup, from.offset, from.txID); err != nil {
 		return fmt.Errorf("%w: advance cursor: %v", errDatabase, err)
 	}
 	return nil

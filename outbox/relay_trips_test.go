@@ -1,0 +1,115 @@
+package outbox_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopmesh/shopmesh/outbox"
+)
+
+// relayTrips counts the relay's round trips that read the outbox or write
+// its cursor: each statement sent alone, and each pgx batch once.
+type relayTrips struct {
+	mu                 sync.Mutex
+	alone, batched     int
+	cursorWritesAlone  int
+	cursorWritesInRead int
+}
+
+func touchesOutbox(sql string) bool { return strings.Contains(sql, "watermill_offsets_outbox") }
+
+func (c *relayTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if touchesOutbox(d.SQL) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.alone++
+		if strings.HasPrefix(strings.TrimSpace(d.SQL), "UPDATE") {
+			c.cursorWritesAlone++
+		}
+	}
+	return ctx
+}
+
+func (c *relayTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *relayTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	counted := false
+	for _, q := range d.Batch.QueuedQueries {
+		if !touchesOutbox(q.SQL) {
+			continue
+		}
+		if !counted {
+			c.batched++
+			counted = true
+		}
+		if strings.HasPrefix(strings.TrimSpace(q.SQL), "UPDATE") {
+			c.cursorWritesInRead++
+		}
+	}
+	return ctx
+}
+
+func (c *relayTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (c *relayTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// A confirmed batch's cursor move travels with the next batch's read: a
+// backlog of three batches costs four round trips (three reads that find
+// rows, each but the first carrying the previous move, and a last one that
+// carries the third move and finds nothing), not three reads, three cursor
+// writes and a last read. Nothing is sent twice, and the cursor ends past
+// every event.
+func TestRelayWritesItsCursorWithTheNextRead(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.newConsumer("ledger", nil)
+	f.declare(c)
+	for seq := 1; seq <= 3; seq++ {
+		if err := f.publish(seq, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trips := &relayTrips{}
+	cfg := f.pool.Config().Copy()
+	cfg.ConnConfig.Tracer = trips
+	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	// No poll and no LISTEN during the test: only the relay's own reads.
+	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: pool, AMQPURL: f.amqpURL,
+		BatchSize: 10, PollInterval: time.Hour, DisableListen: true, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := f.run(relay.Run)
+	f.waitFor(30*time.Second, "the backlog relayed and the cursor written", func() (bool, string) {
+		s, err := outbox.ReadStats(f.ctx, f.pool)
+		if err != nil {
+			return false, err.Error()
+		}
+		return s.Pending == 0, ""
+	})
+	stop()
+
+	trips.mu.Lock()
+	defer trips.mu.Unlock()
+	if trips.batched != 4 || trips.alone != 0 || trips.cursorWritesInRead != 3 || trips.cursorWritesAlone != 0 {
+		t.Errorf("round trips: %d batches (%d cursor writes in them), %d statements alone (%d cursor writes); "+
+			"want 4 batches carrying 3 cursor writes and nothing alone", trips.batched, trips.cursorWritesInRead, trips.alone, trips.cursorWritesAlone)
+	}
+	f.startConsumer(c)
+	f.waitApplied("ledger", 30, 30*time.Second)
+	if n := f.duplicates("ledger"); n != 0 {
+		t.Errorf("%d events sent twice", n)
+	}
+	f.assertExactlyOnce("ledger")
+}
