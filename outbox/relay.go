@@ -236,7 +236,11 @@ func (r *Relay) lead(ctx context.Context) (bool, error) {
 	return r.leading, nil
 }
 
-// closeDB drops the relay's connection, and with it the lock.
+// closeDB drops the relay's connection, and with it the lock. A cursor
+// move not yet written is dropped too: another relay may lead, or the
+// cursor be rewound, before this one leads again, and a move kept that long
+// would rest only on its guard (the cursor being exactly where the batch
+// was read). The batch is sent again instead, as after a crash.
 func (r *Relay) closeDB() {
 	if r.db != nil {
 		_ = r.db.Close(context.Background())
@@ -244,7 +248,7 @@ func (r *Relay) closeDB() {
 	if r.leading {
 		r.cfg.Metrics.setLeader(r.cfg.Outbox.source, false)
 	}
-	r.db, r.leading = nil, false
+	r.db, r.leading, r.moved = nil, false, nil
 }
 
 func (r *Relay) connect(ctx context.Context) error {
