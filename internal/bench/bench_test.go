@@ -81,9 +81,10 @@ func TestRunSmoke(t *testing.T) {
 			}
 		}
 	}
-	// The wake-up scenario's CPU per event: PostgreSQL and this process for
-	// each variant (RabbitMQ's needs the management API, not given here).
-	if want := 3 * 2; cpuFigures != want {
+	// CPU per event, PostgreSQL's and this process's for each variant of the
+	// wake-up and pipeline scenarios (RabbitMQ's needs the management API,
+	// not given here).
+	if want := (3 + 4) * 2; cpuFigures != want {
 		t.Errorf("got %d CPU per event figures, want %d", cpuFigures, want)
 	}
 	// Latency figures: three percentiles per variant and rate.

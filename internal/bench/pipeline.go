@@ -35,6 +35,15 @@ type pipelineSetup struct {
 	fwdEx         string          // the forwarder's destination: a fanout exchange
 	rawQueue      string          // consumed by the raw consumer of raw, raw-batch and forwarder
 	holds         []time.Duration // foreignHold of every measurement so far
+	meter         *cpuMeter
+}
+
+// Parts of the pipeline's CPU per event: this process runs the writers,
+// the relay and the consumer of every variant.
+var pipelineCPUParts = map[string]string{
+	cpuPostgres:  "CPU per event: PostgreSQL",
+	cpuRabbitMQ:  "CPU per event: RabbitMQ",
+	cpuGenerator: "CPU per event: writers, relay and consumer",
 }
 
 // consumerName is the library consumer's name (its queue is
@@ -48,10 +57,15 @@ const (
 	consumerMaxBatch = 16
 )
 
-func setupPipeline(_ context.Context, r *runner) (err error) {
+func setupPipeline(ctx context.Context, r *runner) (err error) {
 	s := &r.pipeline
 	if s.p, err = r.newProducer("pipeline"); err != nil {
 		return err
+	}
+	var notes []string
+	s.meter, notes = newCPUMeter(ctx, nil, r.cfg.PostgresURL, r.cfg.ManagementURL)
+	for _, n := range notes {
+		r.results.note(ScenarioPipeline, n)
 	}
 	s.sink = r.env.service("sink")
 	s.consumerQueue = outbox.QueueName(s.sink, consumerName)
@@ -86,6 +100,11 @@ func roundPipeline(ctx context.Context, r *runner, round int) error {
 			return fmt.Errorf("%s at full speed: %w", v, err)
 		}
 		r.record(ScenarioPipeline, v, "throughput", "events/s", round, res.throughput)
+		for _, part := range []string{cpuPostgres, cpuRabbitMQ, cpuGenerator} {
+			if d, ok := res.cpu[part]; ok {
+				r.record(ScenarioPipeline, v, pipelineCPUParts[part], "us", round, float64(d.Microseconds())/float64(r.cfg.Events))
+			}
+		}
 	}
 	for _, rate := range r.cfg.LatencyRates {
 		events := max(10, int(float64(rate)*r.cfg.LatencyDuration.Seconds()))
@@ -108,6 +127,8 @@ func roundPipeline(ctx context.Context, r *runner, round int) error {
 	r.results.note(ScenarioPipeline, fmt.Sprintf("%d writers; relays wake in-process after each commit; consumers: prefetch %d, "+
 		"%d workers by aggregate; raw and forwarder commit one transaction per message (inbox claim + effect), shopmesh and raw-batch one per batch of what has queued for a worker, up to %d; "+
 		"forwarder is watermill's forwarder with its defaults (1 s poll, no publisher confirms) in front of the raw consumer; latency runs hold each rate %s; "+
+		"CPU per event is each part's CPU at full speed from the first write to the last consumer commit, divided by the events "+
+		"(PostgreSQL: the postmaster and its backends; RabbitMQ: the node's OS process; writers, relay and consumer: this process); "+
 		"latency is from the outbox row's created_at (in the writer's transaction, so it includes the writer's commit) "+
 		"to the consumer's commit; for latency a ratio above 1 is slower",
 		r.cfg.Writers, consumerPrefetch, consumerWorkers, consumerMaxBatch, r.cfg.LatencyDuration))
@@ -118,6 +139,9 @@ type pipelineResult struct {
 	throughput float64 // events/s from the first write to the last consumer commit
 	offered    float64 // events/s the writers achieved
 	latencies  []time.Duration
+	// cpu is what each part used from the first write to the last
+	// consumer commit.
+	cpu map[string]time.Duration
 	// foreignHold is the longest time another database of the cluster held
 	// a transaction id during the measurement.
 	foreignHold time.Duration
@@ -253,6 +277,10 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 
 	hold := &xidHoldWatch{pool: relayPool}
 	c.start("xid watch", hold.run)
+	before, err := s.meter.sample()
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	wrote, err := runPaced(c.ctx, r.cfg.Writers, events, rate, write)
 	if err != nil {
@@ -261,6 +289,11 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 	if err := clock.wait(c.ctx); err != nil {
 		return res, err
 	}
+	after, err := s.meter.sample()
+	if err != nil {
+		return res, err
+	}
+	res.cpu = after.since(before, nil)
 	res.throughput = float64(events) / clock.last().Sub(start).Seconds()
 	res.offered = float64(events) / wrote.elapsed.Seconds()
 	if res.latencies, err = clock.latencies(c.ctx, writers); err != nil {
