@@ -165,10 +165,8 @@ func load(ctx context.Context, q querier, orderID string, lock bool) (*domain.Pa
 	return domain.FromDatabase(st)
 }
 
-// save writes the payment, its new attempts and its refund. Attempts and
-// refunds are immutable once written.
-// queueSave queues the statements that store p: the payment, its attempts
-// and its refund.
+// queueSave queues the statements that store p: the payment, its new
+// attempts and its refund. Attempts and refunds are immutable once written.
 func queueSave(b *pgx.Batch, p *domain.Payment) {
 	var eventID *string
 	var decidedAt *time.Time
