@@ -83,6 +83,33 @@ func rabbitPID(ctx context.Context, managementURL string) (int, error) {
 	return mgmt.LocalNodePID(ctx)
 }
 
+// eventMeter reports the CPU one event cost PostgreSQL, RabbitMQ and this
+// process, for the scenarios whose writers, relay and consumers run here.
+type eventMeter struct {
+	*cpuMeter
+	self string // what this process runs, as the figures name it
+}
+
+// newEventMeter finds the servers' processes; a server it cannot read is
+// left out, and said so in the scenario's notes.
+func (r *runner) newEventMeter(ctx context.Context, scenario, self string) *eventMeter {
+	m, notes := newCPUMeter(ctx, nil, r.cfg.PostgresURL, r.cfg.ManagementURL)
+	for _, n := range notes {
+		r.results.note(scenario, n)
+	}
+	return &eventMeter{cpuMeter: m, self: self}
+}
+
+// record reports what each part used, per event.
+func (m *eventMeter) record(r *runner, scenario, variant string, round int, used map[string]time.Duration, events int) {
+	names := map[string]string{cpuPostgres: cpuPostgres, cpuRabbitMQ: cpuRabbitMQ, cpuGenerator: m.self}
+	for _, part := range []string{cpuPostgres, cpuRabbitMQ, cpuGenerator} {
+		if d, ok := used[part]; ok {
+			r.record(scenario, variant, "CPU per event: "+names[part], "us", round, float64(d.Microseconds())/float64(events))
+		}
+	}
+}
+
 // idleRate is each part's CPU per second while the system is quiet.
 func (m *cpuMeter) idleRate(ctx context.Context) (map[string]float64, error) {
 	a, err := m.sample()

@@ -35,15 +35,7 @@ type pipelineSetup struct {
 	fwdEx         string          // the forwarder's destination: a fanout exchange
 	rawQueue      string          // consumed by the raw consumer of raw, raw-batch and forwarder
 	holds         []time.Duration // foreignHold of every measurement so far
-	meter         *cpuMeter
-}
-
-// Parts of the pipeline's CPU per event: this process runs the writers,
-// the relay and the consumer of every variant.
-var pipelineCPUParts = map[string]string{
-	cpuPostgres:  "CPU per event: PostgreSQL",
-	cpuRabbitMQ:  "CPU per event: RabbitMQ",
-	cpuGenerator: "CPU per event: writers, relay and consumer",
+	meter         *eventMeter
 }
 
 // consumerName is the library consumer's name (its queue is
@@ -62,11 +54,8 @@ func setupPipeline(ctx context.Context, r *runner) (err error) {
 	if s.p, err = r.newProducer("pipeline"); err != nil {
 		return err
 	}
-	var notes []string
-	s.meter, notes = newCPUMeter(ctx, nil, r.cfg.PostgresURL, r.cfg.ManagementURL)
-	for _, n := range notes {
-		r.results.note(ScenarioPipeline, n)
-	}
+	// This process runs the writers, the relay and the consumer of every variant.
+	s.meter = r.newEventMeter(ctx, ScenarioPipeline, "writers, relay and consumer")
 	s.sink = r.env.service("sink")
 	s.consumerQueue = outbox.QueueName(s.sink, consumerName)
 	// The consumer declares its queue and dead-letter route when it starts.
@@ -100,11 +89,7 @@ func roundPipeline(ctx context.Context, r *runner, round int) error {
 			return fmt.Errorf("%s at full speed: %w", v, err)
 		}
 		r.record(ScenarioPipeline, v, "throughput", "events/s", round, res.throughput)
-		for _, part := range []string{cpuPostgres, cpuRabbitMQ, cpuGenerator} {
-			if d, ok := res.cpu[part]; ok {
-				r.record(ScenarioPipeline, v, pipelineCPUParts[part], "us", round, float64(d.Microseconds())/float64(r.cfg.Events))
-			}
-		}
+		r.pipeline.meter.record(r, ScenarioPipeline, v, round, res.cpu, r.cfg.Events)
 	}
 	for _, rate := range r.cfg.LatencyRates {
 		events := max(10, int(float64(rate)*r.cfg.LatencyDuration.Seconds()))

@@ -70,15 +70,7 @@ func roundWrite(ctx context.Context, r *runner, round int) error {
 type wakeupSetup struct {
 	p     producer
 	queue string
-	meter *cpuMeter
-}
-
-// Parts of the wake-up scenario's CPU per event: the bench process runs the
-// writers and the relay.
-var wakeupCPUParts = map[string]string{
-	cpuPostgres:  "CPU per event: PostgreSQL",
-	cpuRabbitMQ:  "CPU per event: RabbitMQ",
-	cpuGenerator: "CPU per event: writers and relay",
+	meter *eventMeter
 }
 
 func setupWakeup(ctx context.Context, r *runner) (err error) {
@@ -87,11 +79,7 @@ func setupWakeup(ctx context.Context, r *runner) (err error) {
 		return err
 	}
 	w.queue = r.env.name("wakeup")
-	var notes []string
-	w.meter, notes = newCPUMeter(ctx, nil, r.cfg.PostgresURL, r.cfg.ManagementURL)
-	for _, n := range notes {
-		r.results.note(ScenarioWakeup, n)
-	}
+	w.meter = r.newEventMeter(ctx, ScenarioWakeup, "writers and relay")
 	return r.env.declareQueue(w.queue, outbox.ExchangeName(w.p.service), w.p.eventType, nil)
 }
 
@@ -145,12 +133,7 @@ func roundWakeup(ctx context.Context, r *runner, round int) error {
 			return err
 		}
 		r.record(ScenarioWakeup, variant, "relay batches", "batches", round, float64(batches))
-		used := after.since(before, nil)
-		for _, part := range []string{cpuPostgres, cpuRabbitMQ, cpuGenerator} {
-			if d, ok := used[part]; ok {
-				r.record(ScenarioWakeup, variant, wakeupCPUParts[part], "us", round, float64(d.Microseconds())/float64(r.cfg.Events))
-			}
-		}
+		w.meter.record(r, ScenarioWakeup, variant, round, after.since(before, nil), r.cfg.Events)
 	}
 	r.results.note(ScenarioWakeup, "the library relay runs with its defaults in every variant (500ms poll, LISTEN on); "+
 		"none = no wake-up (poll only), in-process = Outbox.Notify after commit, pg_notify = SELECT pg_notify(...) in every write transaction; "+
