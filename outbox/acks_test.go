@@ -259,7 +259,7 @@ func BenchmarkConsumerAcks(b *testing.B) {
 				}
 			}
 			for range 256 {
-				if c := <-confirms; !c.Ack {
+				if c := receive(b, confirms, "a publisher confirm"); !c.Ack {
 					b.Fatal("publish nacked")
 				}
 			}
@@ -317,7 +317,7 @@ func BenchmarkConsumerAcks(b *testing.B) {
 			})
 		}
 		for range messages {
-			d := <-deliveries
+			d := receive(b, deliveries, "a delivery")
 			if window {
 				acks.track(&d)
 			}
@@ -347,6 +347,22 @@ func BenchmarkConsumerAcks(b *testing.B) {
 	b.ReportMetric(perMessage(window), "broker-us/msg-window")
 	b.ReportMetric(float64(window)/float64(each), "window/each")
 	b.ReportMetric(float64(sent)/float64(b.N*messages), "window-acks/msg")
+}
+
+// receive takes the next value from c, failing b when c closes or stays
+// empty for 30 s.
+func receive[T any](b *testing.B, c <-chan T, what string) T {
+	b.Helper()
+	select {
+	case v, ok := <-c:
+		if !ok {
+			b.Fatalf("waiting for %s: the channel closed", what)
+		}
+		return v
+	case <-time.After(30 * time.Second):
+		b.Fatalf("waiting for %s: nothing within 30s", what)
+	}
+	panic("unreachable")
 }
 
 // countingAcks counts the acknowledgements sent through it.
