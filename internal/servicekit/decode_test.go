@@ -1,9 +1,13 @@
 package servicekit
 
 import (
+	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/outbox"
 )
 
 // A decoder decodes into the struct registered for its type, and refuses
@@ -23,4 +27,27 @@ func TestDecodeAsChecksTheContractStruct(t *testing.T) {
 		}
 	}()
 	DecodeAs[contracts.UserRegisteredV1](contracts.TypeUserDeactivatedV1)
+}
+
+// A typed handler gets the decoded contract struct; a payload that does not
+// decode is permanent and never reaches it.
+func TestTypedHandsTheHandlerTheDecodedEvent(t *testing.T) {
+	var got []contracts.UserRegisteredV1
+	h := Typed(contracts.TypeUserRegisteredV1, func(_ context.Context, _ pgx.Tx, _ outbox.Message, e contracts.UserRegisteredV1) error {
+		got = append(got, e)
+		return nil
+	})
+	if err := h(context.Background(), nil, outbox.Message{}, []byte(`{"user_id":"u-1","email":"a@example.com"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].UserID != "u-1" || got[0].Email != "a@example.com" {
+		t.Fatalf("handler got %+v", got)
+	}
+	err := h(context.Background(), nil, outbox.Message{}, []byte(`{"user_id":`))
+	if !outbox.IsPermanent(err) {
+		t.Errorf("a payload that does not decode: %v, want a permanent error", err)
+	}
+	if len(got) != 1 {
+		t.Errorf("the handler ran on a payload that did not decode: %+v", got)
+	}
 }

@@ -132,3 +132,19 @@ func DecodeAs[E any](eventType string) func(payload []byte) (E, error) {
 		return e, err
 	}
 }
+
+// Typed returns the handler of eventType (the latest version of its family)
+// that decodes the payload Subscribe hands it into E, the type's contract
+// struct, and applies it. The payload was validated while upcasting, so it
+// is not validated again; one that does not decode is permanent. Like
+// DecodeAs, Typed panics when E is not eventType's contract struct.
+func Typed[E any](eventType string, apply func(ctx context.Context, tx pgx.Tx, msg outbox.Message, e E) error) EventHandler {
+	decode := DecodeAs[E](eventType)
+	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error {
+		e, err := decode(payload)
+		if err != nil {
+			return outbox.Permanent(err)
+		}
+		return apply(ctx, tx, msg, e)
+	}
+}

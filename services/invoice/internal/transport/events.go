@@ -40,17 +40,13 @@ func NewEvents(work UnitOfWork, logger *slog.Logger) *Events {
 // a registry change cannot silently go unhandled.
 func (e *Events) Register(c *outbox.Consumer) error {
 	latest := map[string]servicekit.EventHandler{
-		contracts.TypeOrderConfirmedV1:  e.orderConfirmed,
-		contracts.TypePaymentRefundedV1: e.paymentRefunded,
+		contracts.TypeOrderConfirmedV1:  servicekit.Typed(contracts.TypeOrderConfirmedV1, e.orderConfirmed),
+		contracts.TypePaymentRefundedV1: servicekit.Typed(contracts.TypePaymentRefundedV1, e.paymentRefunded),
 	}
 	return servicekit.Subscribe(c, "invoice", latest)
 }
 
-func (e *Events) orderConfirmed(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
-	var ev contracts.OrderConfirmedV1
-	if err := contracts.Decode(contracts.TypeOrderConfirmedV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) orderConfirmed(ctx context.Context, tx pgx.Tx, _ outbox.Message, ev contracts.OrderConfirmedV1) error {
 	total, err := domain.NewMoney(ev.Total.AmountMinor, ev.Total.Currency)
 	if err != nil {
 		return outbox.Permanent(err)
@@ -71,11 +67,7 @@ func (e *Events) orderConfirmed(ctx context.Context, tx pgx.Tx, _ outbox.Message
 	return classify(err)
 }
 
-func (e *Events) paymentRefunded(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
-	var ev contracts.PaymentRefundedV1
-	if err := contracts.Decode(contracts.TypePaymentRefundedV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) paymentRefunded(ctx context.Context, tx pgx.Tx, _ outbox.Message, ev contracts.PaymentRefundedV1) error {
 	amount, err := domain.NewMoney(ev.Amount.AmountMinor, ev.Amount.Currency)
 	if err != nil {
 		return outbox.Permanent(err)

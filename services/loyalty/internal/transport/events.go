@@ -39,53 +39,33 @@ func NewEvents(work UnitOfWork, logger *slog.Logger) *Events {
 // a registry change cannot silently go unhandled.
 func (e *Events) Register(c *outbox.Consumer, service string) error {
 	latest := map[string]servicekit.EventHandler{
-		contracts.TypeUserRegisteredV1:       e.userRegistered,
-		contracts.TypeUserDeactivatedV1:      e.userDeactivated,
-		contracts.TypeLoyaltyEnrolledV1:      e.enrolled,
-		contracts.TypeEnrolmentBonusFailedV1: e.bonusFailed,
-		contracts.TypeOrderCompletedV1:       e.orderCompleted,
+		contracts.TypeUserRegisteredV1:       servicekit.Typed(contracts.TypeUserRegisteredV1, e.userRegistered),
+		contracts.TypeUserDeactivatedV1:      servicekit.Typed(contracts.TypeUserDeactivatedV1, e.userDeactivated),
+		contracts.TypeLoyaltyEnrolledV1:      servicekit.Typed(contracts.TypeLoyaltyEnrolledV1, e.enrolled),
+		contracts.TypeEnrolmentBonusFailedV1: servicekit.Typed(contracts.TypeEnrolmentBonusFailedV1, e.bonusFailed),
+		contracts.TypeOrderCompletedV1:       servicekit.Typed(contracts.TypeOrderCompletedV1, e.orderCompleted),
 	}
 	return servicekit.Subscribe(c, service, latest)
 }
 
-func (e *Events) userRegistered(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
-	var ev contracts.UserRegisteredV1
-	if err := contracts.Decode(contracts.TypeUserRegisteredV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) userRegistered(ctx context.Context, tx pgx.Tx, _ outbox.Message, ev contracts.UserRegisteredV1) error {
 	return classify(e.work(tx).Enrol(ctx, ev.UserID, ev.Email))
 }
 
-func (e *Events) userDeactivated(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
-	var ev contracts.UserDeactivatedV1
-	if err := contracts.Decode(contracts.TypeUserDeactivatedV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) userDeactivated(ctx context.Context, tx pgx.Tx, _ outbox.Message, ev contracts.UserDeactivatedV1) error {
 	return classify(e.work(tx).Freeze(ctx, ev.UserID))
 }
 
-func (e *Events) enrolled(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
-	var ev contracts.LoyaltyEnrolledV1
-	if err := contracts.Decode(contracts.TypeLoyaltyEnrolledV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) enrolled(ctx context.Context, tx pgx.Tx, _ outbox.Message, ev contracts.LoyaltyEnrolledV1) error {
 	return classify(e.work(tx).GrantBonus(ctx, ev.UserID))
 }
 
-func (e *Events) bonusFailed(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
-	var ev contracts.EnrolmentBonusFailedV1
-	if err := contracts.Decode(contracts.TypeEnrolmentBonusFailedV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) bonusFailed(ctx context.Context, tx pgx.Tx, _ outbox.Message, ev contracts.EnrolmentBonusFailedV1) error {
 	e.logger.Info("enrolment bonus failed; rolling the enrolment back", "user_id", ev.UserID, "reason", ev.Reason)
 	return classify(e.work(tx).RollBack(ctx, ev.UserID, ev.Reason))
 }
 
-func (e *Events) orderCompleted(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error {
-	var ev contracts.OrderCompletedV1
-	if err := contracts.Decode(contracts.TypeOrderCompletedV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) orderCompleted(ctx context.Context, tx pgx.Tx, msg outbox.Message, ev contracts.OrderCompletedV1) error {
 	outcome, err := e.work(tx).AwardOrder(ctx, ev.UserID, ev.OrderID,
 		domain.Money{AmountMinor: ev.Total.AmountMinor, Currency: ev.Total.Currency})
 	if err != nil {

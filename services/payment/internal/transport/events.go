@@ -40,17 +40,13 @@ func NewEvents(work UnitOfWork, logger *slog.Logger) *Events {
 // a registry change cannot silently go unhandled.
 func (e *Events) Register(c *outbox.Consumer) error {
 	latest := map[string]servicekit.EventHandler{
-		contracts.TypeOrderPaymentRequestedV1: e.paymentRequested,
-		contracts.TypeOrderRefundRequestedV1:  e.refundRequested,
+		contracts.TypeOrderPaymentRequestedV1: servicekit.Typed(contracts.TypeOrderPaymentRequestedV1, e.paymentRequested),
+		contracts.TypeOrderRefundRequestedV1:  servicekit.Typed(contracts.TypeOrderRefundRequestedV1, e.refundRequested),
 	}
 	return servicekit.Subscribe(c, "payment", latest)
 }
 
-func (e *Events) paymentRequested(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error {
-	var ev contracts.OrderPaymentRequestedV1
-	if err := contracts.Decode(contracts.TypeOrderPaymentRequestedV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) paymentRequested(ctx context.Context, tx pgx.Tx, msg outbox.Message, ev contracts.OrderPaymentRequestedV1) error {
 	amount, err := domain.NewMoney(ev.Amount.AmountMinor, ev.Amount.Currency)
 	if err != nil {
 		return outbox.Permanent(fmt.Errorf("payment request for order %s: %w", ev.OrderID, err))
@@ -61,11 +57,7 @@ func (e *Events) paymentRequested(ctx context.Context, tx pgx.Tx, msg outbox.Mes
 	return classify(err)
 }
 
-func (e *Events) refundRequested(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error {
-	var ev contracts.OrderRefundRequestedV1
-	if err := contracts.Decode(contracts.TypeOrderRefundRequestedV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) refundRequested(ctx context.Context, tx pgx.Tx, msg outbox.Message, ev contracts.OrderRefundRequestedV1) error {
 	amount, err := domain.NewMoney(ev.Amount.AmountMinor, ev.Amount.Currency)
 	if err != nil {
 		return outbox.Permanent(fmt.Errorf("refund request for order %s: %w", ev.OrderID, err))

@@ -39,18 +39,14 @@ func NewEvents(work UnitOfWork, logger *slog.Logger) *Events {
 // error, so a registry change cannot silently go unhandled.
 func (e *Events) Register(c *outbox.Consumer) error {
 	latest := map[string]servicekit.EventHandler{
-		contracts.TypeOrderConfirmedV1:             e.orderConfirmed,
-		contracts.TypeOrderCancelledV1:             e.orderCancelled,
-		contracts.TypeOrderCancellationRequestedV1: e.cancellationRequested,
+		contracts.TypeOrderConfirmedV1:             servicekit.Typed(contracts.TypeOrderConfirmedV1, e.orderConfirmed),
+		contracts.TypeOrderCancelledV1:             servicekit.Typed(contracts.TypeOrderCancelledV1, e.orderCancelled),
+		contracts.TypeOrderCancellationRequestedV1: servicekit.Typed(contracts.TypeOrderCancellationRequestedV1, e.cancellationRequested),
 	}
 	return servicekit.Subscribe(c, "shipping", latest)
 }
 
-func (e *Events) orderConfirmed(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
-	var ev contracts.OrderConfirmedV1
-	if err := contracts.Decode(contracts.TypeOrderConfirmedV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) orderConfirmed(ctx context.Context, tx pgx.Tx, _ outbox.Message, ev contracts.OrderConfirmedV1) error {
 	lines := make([]domain.Line, 0, len(ev.Lines))
 	for _, l := range ev.Lines {
 		lines = append(lines, domain.Line{ProductID: l.ProductID, Quantity: l.Quantity})
@@ -71,11 +67,7 @@ func (e *Events) orderConfirmed(ctx context.Context, tx pgx.Tx, _ outbox.Message
 	return nil
 }
 
-func (e *Events) orderCancelled(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
-	var ev contracts.OrderCancelledV1
-	if err := contracts.Decode(contracts.TypeOrderCancelledV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) orderCancelled(ctx context.Context, tx pgx.Tx, _ outbox.Message, ev contracts.OrderCancelledV1) error {
 	outcome, err := e.work(tx).CancelShipment(ctx, app.CancelShipment{OrderID: ev.OrderID})
 	if err != nil {
 		return err
@@ -84,11 +76,7 @@ func (e *Events) orderCancelled(ctx context.Context, tx pgx.Tx, _ outbox.Message
 	return nil
 }
 
-func (e *Events) cancellationRequested(ctx context.Context, tx pgx.Tx, _ outbox.Message, payload []byte) error {
-	var ev contracts.OrderCancellationRequestedV1
-	if err := contracts.Decode(contracts.TypeOrderCancellationRequestedV1, payload, &ev); err != nil {
-		return outbox.Permanent(err)
-	}
+func (e *Events) cancellationRequested(ctx context.Context, tx pgx.Tx, _ outbox.Message, ev contracts.OrderCancellationRequestedV1) error {
 	outcome, err := e.work(tx).CancelShipment(ctx, app.CancelShipment{OrderID: ev.OrderID, Requested: true})
 	if err != nil {
 		return err
