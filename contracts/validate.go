@@ -129,10 +129,89 @@ func schemaProblems(err *jsonschema.ValidationError, p *message.Printer) []Probl
 	return []Problem{{Field: field, Message: err.ErrorKind.LocalizedString(p)}}
 }
 
-// parse decodes payload token by token into the generic form the schema
-// validator takes (numbers stay json.Number, so no precision is lost),
-// reporting duplicate, case-variant and non-snake_case keys on the way.
+// parse decodes payload into the generic form the schema validator takes
+// (numbers stay json.Number, so no precision is lost) and reports
+// duplicate, case-variant and non-snake_case keys. Nearly every payload
+// has none, so it is first decoded whole (parseClean); only one that is not
+// clean is decoded again token by token (parseTokens), which names the
+// field of each problem.
 func parse(payload []byte) (any, []Problem) {
+	if v, ok := parseClean(payload); ok {
+		return v, nil
+	}
+	return parseTokens(payload)
+}
+
+// parseClean decodes payload with encoding/json in one call and reports
+// whether it is clean: one JSON value, nested at most maxDepth levels, every
+// key snake_case and none repeated within its object. Distinct snake_case
+// keys never differ only in case, and the decoder keeps the last of
+// repeated keys, so repeats are found by counting: each member of an object
+// has exactly one colon outside strings, so the payload holds more colons
+// than the decoded objects hold keys exactly when a key repeats.
+func parseClean(payload []byte) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	keys, ok := snakeKeys(v, 0)
+	return v, ok && keys == members(payload)
+}
+
+// snakeKeys counts the keys of every object in v, a decoded value at depth
+// levels of nesting; ok is false when one is not snake_case or v nests
+// deeper than maxDepth.
+func snakeKeys(v any, depth int) (n int, ok bool) {
+	if depth > maxDepth {
+		return 0, false
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		n = len(v)
+		for k, e := range v {
+			m, ok := snakeKeys(e, depth+1)
+			if !ok || !isSnakeCase(k) {
+				return 0, false
+			}
+			n += m
+		}
+	case []any:
+		for _, e := range v {
+			m, ok := snakeKeys(e, depth+1)
+			if !ok {
+				return 0, false
+			}
+			n += m
+		}
+	}
+	return n, true
+}
+
+// members counts the object members of payload, valid JSON: the colons
+// outside strings.
+func members(payload []byte) int {
+	n, inString := 0, false
+	for i := 0; i < len(payload); i++ {
+		switch c := payload[i]; {
+		case inString && c == '\\':
+			i++ // the escaped character, which may be a quote
+		case c == '"':
+			inString = !inString
+		case c == ':' && !inString:
+			n++
+		}
+	}
+	return n
+}
+
+// parseTokens decodes payload token by token, reporting duplicate,
+// case-variant and non-snake_case keys at their fields on the way.
+func parseTokens(payload []byte) (any, []Problem) {
 	p := &parser{dec: json.NewDecoder(bytes.NewReader(payload))}
 	p.dec.UseNumber()
 	v, err := p.value(0)
