@@ -452,7 +452,7 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 		return 0
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	err = c.applyIn(tctx, tx, msgs, handlers, claimed)
+	st, err := c.applyIn(tctx, tx, msgs, handlers, claimed)
 	var failed *handlerError
 	switch {
 	case errors.As(err, &failed):
@@ -465,6 +465,7 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	if err := tx.Commit(tctx); err != nil {
 		return 0
 	}
+	st.committed()
 	c.cfg.Metrics.committed(c.cfg.Name, len(ds), time.Since(start))
 	for i, d := range ds {
 		if claimed[i] {
@@ -493,12 +494,14 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	if err := c.applyIn(tctx, tx, msgs, []Handler{h}, claimed); err != nil {
+	st, err := c.applyIn(tctx, tx, msgs, []Handler{h}, claimed)
+	if err != nil {
 		return err
 	}
 	if err := tx.Commit(tctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	st.committed()
 	if !claimed[0] {
 		return errDuplicate
 	}
@@ -508,19 +511,20 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 // applyIn is a consumer transaction's work between its claim and its
 // commit, alone or batched: run the handler of each message claimed, flush
 // the transaction's Deferreds, count the duplicates (the messages not
-// claimed). A handler's failure is a *handlerError naming the message; a
+// claimed). It returns the transaction's state, whose committed runs after
+// the commit. A handler's failure is a *handlerError naming the message; a
 // flush's wraps errFlush.
-func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msgs []Message, handlers []Handler, claimed []bool) error {
+func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msgs []Message, handlers []Handler, claimed []bool) (*deferredState, error) {
 	hctx, deferred := withDeferred(ctx)
 	for i, msg := range msgs {
 		if err := c.handle(hctx, tx, msg, handlers[i], claimed[i]); err != nil {
-			return &handlerError{index: i, err: err}
+			return nil, &handlerError{index: i, err: err}
 		}
 	}
 	if err := deferred.flush(ctx, tx); err != nil {
-		return fmt.Errorf("%w: %w", errFlush, err)
+		return nil, fmt.Errorf("%w: %w", errFlush, err)
 	}
-	return c.countDuplicates(ctx, tx, unclaimed(claimed))
+	return deferred, c.countDuplicates(ctx, tx, unclaimed(claimed))
 }
 
 // handlerError is the failure of the handler of msgs[index]; it unwraps to

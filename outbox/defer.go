@@ -70,16 +70,44 @@ func Accumulate[D Deferred](ctx context.Context, tx pgx.Tx, key any, create func
 	return d.Flush(ctx, tx)
 }
 
-// deferredState is one consumer transaction's Deferreds.
+// AfterCommit runs fn once the consumer transaction ctx belongs to (ctx
+// being a Handler's) has committed: to tell the process about a change
+// only once others can read it, such as waking requests that wait for it.
+// A transaction that rolls back drops fn with everything else, and so does
+// a batch applied again message by message (each message's handler
+// registers again). fn runs on the consumer's goroutine, so it must be
+// quick and must not block.
+//
+// ok is false when ctx does not come from a consumer's Handler: the caller
+// runs fn itself after its own commit.
+func AfterCommit(ctx context.Context, fn func()) (ok bool) {
+	st, _ := ctx.Value(deferredKey).(*deferredState)
+	if st == nil {
+		return false
+	}
+	st.after = append(st.after, fn)
+	return true
+}
+
+// deferredState is one consumer transaction's Deferreds and what runs
+// after its commit.
 type deferredState struct {
 	byKey map[any]Deferred
 	order []Deferred
+	after []func()
 }
 
 // withDeferred gives ctx a fresh transaction scope for Defer.
 func withDeferred(ctx context.Context) (context.Context, *deferredState) {
 	st := &deferredState{}
 	return context.WithValue(ctx, deferredKey, st), st
+}
+
+// committed runs what AfterCommit registered, in order.
+func (st *deferredState) committed() {
+	for _, fn := range st.after {
+		fn()
+	}
 }
 
 // flush writes the transaction's Deferreds in creation order.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,5 +230,94 @@ func TestPublishLatestKeepsTheLastSnapshotPerTransaction(t *testing.T) {
 	}
 	if got := f.count(`SELECT count(*) FROM watermill_outbox WHERE metadata->>'type' = $1`, levelType) - before; got != 2 {
 		t.Errorf("outside a consumer two PublishLatest calls wrote %d events, want 2", got)
+	}
+}
+
+// What a handler registers with AfterCommit runs once its transaction has
+// committed, when others can read what it wrote, and only then: a batch
+// that rolls back (a poisoned message in it) drops what its handlers
+// registered, the messages applied again register again, and the poisoned
+// message's registration never runs. Outside a consumer's handler
+// AfterCommit refuses.
+func TestAfterCommitRunsOnceItsTransactionCommitted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if outbox.AfterCommit(f.ctx, func() {}) {
+		t.Error("AfterCommit accepted a context that is no consumer transaction's")
+	}
+	var (
+		mu        sync.Mutex
+		ran       = map[string]int{}
+		invisible []string
+	)
+	ledger := ledgerHandler("after")
+	handler := func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+		ok := outbox.AfterCommit(ctx, func() {
+			// Read on another connection: the row must be committed.
+			visible := f.count(`SELECT count(*) FROM ledger WHERE consumer = 'after' AND message_id = $1`, msg.ID) == 1
+			mu.Lock()
+			defer mu.Unlock()
+			ran[msg.ID]++
+			if !visible {
+				invisible = append(invisible, msg.ID)
+			}
+		})
+		if !ok {
+			return errors.New("handler context has no consumer transaction")
+		}
+		return ledger(ctx, tx, msg)
+	}
+	reg, metrics := f.newMetrics()
+	c := f.newConsumerWith("after", handler, func(c *outbox.ConsumerConfig) {
+		c.Workers, c.MaxBatch, c.MaxAttempts, c.Metrics = 1, 16, 2, metrics
+	})
+	f.declare(c)
+	const n = 200
+	var poisoned string
+	for seq := 1; seq <= n; seq++ {
+		id := outbox.NewID()
+		if seq == n/2 {
+			poisoned = id
+			if _, err := f.pool.Exec(f.ctx, `INSERT INTO poison VALUES ($1)`, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+			return f.ob.Publish(f.ctx, tx, outbox.Event{ID: id, Type: tickType, AggregateID: "a", Payload: tick{seq}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.relayAll()
+	f.run(c.Run)
+	f.waitFor(60*time.Second, "every message applied or dead-lettered", func() (bool, string) {
+		applied, dead := f.count(`SELECT count(*) FROM ledger WHERE consumer = 'after'`), f.count(`SELECT count(*) FROM dead_letters`)
+		return applied+dead == n, fmt.Sprintf("%d applied, %d dead-lettered", applied, dead)
+	})
+	// The last commit's registrations run just after it.
+	f.waitFor(10*time.Second, "every applied message's registration ran", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ran) >= n-1, fmt.Sprintf("%d of %d ran", len(ran), n-1)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if ran[poisoned] != 0 {
+		t.Errorf("the poisoned message's registration ran %d times", ran[poisoned])
+	}
+	for id, k := range ran {
+		if k != 1 && id != poisoned {
+			t.Errorf("message %s: its registration ran %d times, want once", id, k)
+		}
+	}
+	if len(invisible) > 0 {
+		t.Errorf("%d registrations ran before their transaction's rows were visible, first %s", len(invisible), invisible[0])
+	}
+	if f.count(`SELECT count(*) FROM dead_letters WHERE message_id = $1`, poisoned) != 1 {
+		t.Error("the poisoned message was not dead-lettered")
+	}
+	if splits := counterSum(t, reg, "shopmesh_consumer_batch_splits_total"); splits < 1 {
+		t.Errorf("no batch split: the poisoned message was never in a batch, so this proves nothing")
 	}
 }
