@@ -109,10 +109,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return nil, nil, err
 		}
 		workers := func(c *outbox.ConsumerConfig) { c.Workers = cfg.ConsumerWorkers }
+		changes := transport.NewChanges()
 		err = node.Inbox("inbox", workers, func(inbox *outbox.Consumer) error {
 			handler := transport.NewMessageHandler(func(tx pgx.Tx) transport.Saga {
 				return app.NewSaga(store.InTx(tx), machine, app.Clock)
-			})
+			}, changes)
 			for _, t := range transport.HandledTypes() {
 				if err := inbox.Handle(t, handler); err != nil {
 					return err
@@ -123,10 +124,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		if err != nil {
 			return nil, nil, err
 		}
-		api := transport.NewHTTPHandler(app.NewService(store, store, machine, app.Clock), node.Logger)
+		api := transport.NewHTTPHandler(app.NewService(store, store, machine, app.Clock), changes, node.Logger)
 		node.Logger.Info("order service configured", "payment_timeout", cfg.PaymentTimeout, "consumer_workers", cfg.ConsumerWorkers,
 			"http", cfg.Kit.HTTPAddr)
-		return api, nil, nil
+		return api, []servicekit.Background{changes.Run}, nil
 	})
 }
 

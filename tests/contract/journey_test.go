@@ -248,6 +248,9 @@ func journey(t *testing.T, sys *system.System, h *httpContract) {
 		// 6 - 2 leaves 4 cups: inventory.low_stock.
 		id := j.checkout(c, "tok_ok", "GB")
 		j.waitOrder(c, id, "delivered")
+		// A delivered order no longer changes: a conditional read of it is 304.
+		etag := h.expect(t, c, http.StatusOK, nil, "GET", "/api/v1/orders/"+id, nil).Header.Get("ETag")
+		h.expect(t, c, http.StatusNotModified, nil, "GET", "/api/v1/orders/"+id, nil, "If-None-Match", etag)
 		h.expect(t, c, http.StatusOK, nil, "GET", "/api/v1/orders?limit=10", nil)
 		h.expect(t, c, http.StatusOK, nil, "GET", "/api/v1/orders/"+id+"/payment", nil)
 		h.expect(t, c, http.StatusOK, nil, "GET", "/api/v1/orders/"+id+"/shipment", nil)
@@ -515,15 +518,29 @@ func (j *journeyRun) checkout(c *system.Client, token, country string) string {
 	return out.OrderID
 }
 
-// waitOrder polls the order until it has status; a final other status
-// fails at once.
+// waitOrder follows the order until it has status, as a client would:
+// each read waits for a change (If-None-Match with the last ETag, Prefer:
+// wait), so its answers, 200 at a change, 304 when none came within the
+// wait, 404 before the order appears, are all checked against the
+// document. A final other status fails at once.
 func (j *journeyRun) waitOrder(c *system.Client, id, status string) map[string]any {
 	j.t.Helper()
 	var o map[string]any
+	etag := ""
 	system.Eventually(j.t, sagaTimeout, "order "+id+" "+status, func() (bool, string) {
-		r := j.h.do(j.t, c, "GET", "/api/v1/orders/"+id, nil)
+		headers := []string{"Prefer", "wait=5"}
+		if etag != "" {
+			headers = append(headers, "If-None-Match", etag)
+		}
+		r := j.h.do(j.t, c, "GET", "/api/v1/orders/"+id, nil, headers...)
+		if got := r.Header.Get("Preference-Applied"); got != "wait=5" {
+			j.t.Errorf("GET order %s with Prefer: wait=5 answered %d with Preference-Applied %q", id, r.Status, got)
+		}
 		if r.Status != http.StatusOK {
-			return false, trim(r.Body)
+			return false, fmt.Sprintf("%d %s", r.Status, trim(r.Body))
+		}
+		if etag = r.Header.Get("ETag"); etag == "" {
+			j.t.Errorf("GET order %s answered 200 without an ETag", id)
 		}
 		o = nil
 		r.JSON(j.t, &o)

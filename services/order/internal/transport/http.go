@@ -3,7 +3,10 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,20 +38,26 @@ const maxCancelBody = 1 << 10
 // forwards unchanged:
 //
 //	GET  /api/v1/orders              the caller's orders, newest first (?limit=, ?cursor=)
-//	GET  /api/v1/orders/{id}         one of the caller's orders
+//	GET  /api/v1/orders/{id}         one of the caller's orders (If-None-Match, Prefer: wait)
 //	POST /api/v1/orders/{id}/cancel  cancel one of the caller's orders (202)
 //
 // The caller is the user the gateway authenticated (identity headers); a
-// request without one is 401, another customer's order is 404.
-func NewHTTPHandler(s Service, logger *slog.Logger) http.Handler {
+// request without one is 401, another customer's order is 404. A read that
+// asks to wait for a change is woken by changes (see Changes); the
+// cancellations served here report theirs to it.
+func NewHTTPHandler(s Service, changes *Changes, logger *slog.Logger) http.Handler {
+	return newHTTPHandler(s, changes, logger, recheck)
+}
+
+func newHTTPHandler(s Service, changes *Changes, logger *slog.Logger, recheck time.Duration) http.Handler {
 	opts := httpkit.ServerOptions(toProblem, logger)
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v1/orders", kithttp.NewServer(
 		makeListOrdersEndpoint(s), decodeListOrders, httpkit.EncodeJSON(http.StatusOK, toProblem, logger), opts...))
 	mux.Handle("GET /api/v1/orders/{id}", kithttp.NewServer(
-		makeGetOrderEndpoint(s), decodeGetOrder, httpkit.EncodeJSON(http.StatusOK, toProblem, logger), opts...))
+		makeGetOrderEndpoint(s, changes, recheck), decodeGetOrder, encodeGetOrder(httpkit.ErrorEncoder(toProblem, logger)), opts...))
 	mux.Handle("POST /api/v1/orders/{id}/cancel", kithttp.NewServer(
-		makeCancelOrderEndpoint(s), decodeCancelOrder, httpkit.EncodeJSON(http.StatusAccepted, toProblem, logger), opts...))
+		makeCancelOrderEndpoint(s, changes), decodeCancelOrder, httpkit.EncodeJSON(http.StatusAccepted, toProblem, logger), opts...))
 	mux.Handle("/api/v1/orders", methodNotAllowed("GET, HEAD"))
 	mux.Handle("/api/v1/orders/{id}", methodNotAllowed("GET, HEAD"))
 	mux.Handle("/api/v1/orders/{id}/cancel", methodNotAllowed("POST"))
@@ -85,6 +94,10 @@ func toProblem(err error) *httpkit.Problem {
 type getOrderRequest struct {
 	User domain.UserID
 	ID   domain.OrderID
+	// NoneMatch are the entity tags of If-None-Match ("*" for any).
+	NoneMatch []string
+	// Wait is how long to wait for a change (Prefer: wait), at most MaxWait.
+	Wait time.Duration
 }
 
 type cancelOrderRequest struct {
@@ -113,24 +126,125 @@ type listOrdersResponse struct {
 
 func (r listOrdersResponse) Failed() error { return r.err }
 
-func makeGetOrderEndpoint(s Service) endpoint.Endpoint {
+// getOrderResponse is the answer of a read: the order encoded with its
+// entity tag, or not modified, or an error.
+type getOrderResponse struct {
+	body        []byte
+	etag        string
+	notModified bool
+	wait        time.Duration // the wait applied, when one was asked for
+	err         error
+}
+
+func (r getOrderResponse) Failed() error { return r.err }
+
+// unchanged reports whether the answer holds nothing new for the client:
+// the order it already has, or still no order.
+func (r getOrderResponse) unchanged() bool {
+	return r.notModified || errors.Is(r.err, domain.ErrNotFound)
+}
+
+// MaxWait bounds `Prefer: wait`, below the gateway's default request
+// timeout (15 s). recheck is how often a waiting read reads the order again
+// without being woken.
+const (
+	MaxWait = 10 * time.Second
+	recheck = time.Second
+)
+
+// makeGetOrderEndpoint reads the order; while the answer is unchanged and
+// the request's wait has not passed, it waits for the order to change (or
+// for the next recheck) and reads it again. A stopping service answers
+// what it has.
+func makeGetOrderEndpoint(s Service, changes *Changes, recheck time.Duration) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(getOrderRequest)
-		o, err := s.Get(ctx, req.User, req.ID)
-		if err != nil {
-			return orderResponse{err: err}, nil
+		deadline := time.Now().Add(req.Wait)
+		for {
+			changed, release := changes.watch(req.ID)
+			res := readOrder(ctx, s, req)
+			left := time.Until(deadline)
+			if !res.unchanged() || left <= 0 || ctx.Err() != nil || changes.stopped() {
+				release()
+				res.wait = req.Wait
+				return res, nil
+			}
+			timer := time.NewTimer(min(left, recheck))
+			select {
+			case <-changed:
+			case <-timer.C:
+			case <-ctx.Done():
+			case <-changes.stopping:
+			}
+			timer.Stop()
+			release()
 		}
-		return orderResponse{orderView: toView(o)}, nil
 	}
 }
 
-func makeCancelOrderEndpoint(s Service) endpoint.Endpoint {
+// readOrder reads the order once and encodes it.
+func readOrder(ctx context.Context, s Service, req getOrderRequest) getOrderResponse {
+	o, err := s.Get(ctx, req.User, req.ID)
+	if err != nil {
+		return getOrderResponse{err: err}
+	}
+	body, err := json.Marshal(toView(o))
+	if err != nil {
+		return getOrderResponse{err: fmt.Errorf("encode order %s: %w", req.ID, err)}
+	}
+	etag := entityTag(body)
+	return getOrderResponse{body: append(body, '\n'), etag: etag, notModified: noneMatch(req.NoneMatch, etag)}
+}
+
+// entityTag is a strong entity tag of an encoded representation.
+func entityTag(body []byte) string {
+	sum := sha256.Sum256(body)
+	return `"` + hex.EncodeToString(sum[:12]) + `"`
+}
+
+// noneMatch reports whether If-None-Match's tags name etag, by the weak
+// comparison RFC 9110 prescribes for it.
+func noneMatch(tags []string, etag string) bool {
+	for _, t := range tags {
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// encodeGetOrder writes a read's answer: 200 with the order and its
+// ETag, 304 with only the ETag, or the problem.
+func encodeGetOrder(encodeErr kithttp.ErrorEncoder) kithttp.EncodeResponseFunc {
+	return func(ctx context.Context, w http.ResponseWriter, response any) error {
+		res := response.(getOrderResponse)
+		if res.wait > 0 {
+			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(res.wait/time.Second)))
+		}
+		if res.err != nil {
+			encodeErr(ctx, res.err, w)
+			return nil
+		}
+		w.Header().Set("ETag", res.etag)
+		if res.notModified {
+			w.WriteHeader(http.StatusNotModified)
+			return nil
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, err := w.Write(res.body)
+		return err
+	}
+}
+
+func makeCancelOrderEndpoint(s Service, changes *Changes) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(cancelOrderRequest)
 		o, err := s.Cancel(ctx, req.User, req.ID)
 		if err != nil {
 			return orderResponse{err: err}, nil
 		}
+		changes.Changed(req.ID)
 		return orderResponse{orderView: toView(o)}, nil
 	}
 }
@@ -179,7 +293,41 @@ func decodeGetOrder(ctx context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return getOrderRequest{User: user, ID: id}, nil
+	return getOrderRequest{User: user, ID: id, NoneMatch: entityTags(r.Header.Values("If-None-Match")), Wait: preferredWait(r.Header.Values("Prefer"))}, nil
+}
+
+// entityTags splits If-None-Match header values into their entity tags.
+func entityTags(values []string) []string {
+	var tags []string
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return tags
+}
+
+// preferredWait is the `wait` preference of Prefer header values (RFC
+// 7240: delta-seconds), capped at MaxWait; 0 when there is none. A wait
+// that is not a number of seconds is ignored, as unknown preferences are.
+func preferredWait(values []string) time.Duration {
+	for _, v := range values {
+		for pref := range strings.SplitSeq(v, ",") {
+			pref, _, _ = strings.Cut(pref, ";") // parameters of a preference
+			name, value, _ := strings.Cut(strings.TrimSpace(pref), "=")
+			if !strings.EqualFold(strings.TrimSpace(name), "wait") {
+				continue
+			}
+			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(value), `"`))
+			if err != nil || n < 0 {
+				return 0
+			}
+			return min(time.Duration(n)*time.Second, MaxWait)
+		}
+	}
+	return 0
 }
 
 // decodeCancelOrder accepts no body or an empty JSON object: a cancellation

@@ -139,8 +139,10 @@ func canonical(id string) string {
 //
 // Payloads are validated once, by contracts.Upcast, not again when decoded;
 // instead every decoder's contract struct is checked against the type it is
-// listed under, and a mismatch (a wiring mistake) panics at start.
-func NewMessageHandler(sagaIn func(tx pgx.Tx) Saga) outbox.Handler {
+// listed under, and a mismatch (a wiring mistake) panics at start. Once the
+// consumer's transaction has committed a saga step, changes hears of the
+// order.
+func NewMessageHandler(sagaIn func(tx pgx.Tx) Saga, changes *Changes) outbox.Handler {
 	decoders := decoders()
 	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
 		eventType, payload, err := contracts.Upcast(msg.Type, msg.Payload)
@@ -167,6 +169,9 @@ func NewMessageHandler(sagaIn func(tx pgx.Tx) Saga) outbox.Handler {
 		}
 		if err != nil {
 			return fmt.Errorf("message %s (%s): %w", msg.ID, eventType, err)
+		}
+		if !outbox.AfterCommit(ctx, func() { changes.Changed(id) }) {
+			changes.Changed(id) // not a consumer's transaction: nothing later to wait for
 		}
 		return nil
 	}

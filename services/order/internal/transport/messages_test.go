@@ -34,7 +34,7 @@ func (f *fakeSaga) Apply(_ context.Context, id domain.OrderID, r domain.Reply) e
 
 func handle(t *testing.T, saga *fakeSaga, eventType string, payload []byte) error {
 	t.Helper()
-	h := NewMessageHandler(func(pgx.Tx) Saga { return saga })
+	h := NewMessageHandler(func(pgx.Tx) Saga { return saga }, NewChanges())
 	return h(context.Background(), nil, outbox.Message{ID: outbox.NewID(), Type: eventType, Payload: payload})
 }
 
@@ -137,5 +137,38 @@ func TestUpperCaseOrderIDsAreCanonical(t *testing.T) {
 	}
 	if saga.ids[0] != "0190d6a5-8a41-7c52-b3d4-2e5f6a7b8c90" {
 		t.Errorf("order id %q, want lower case", saga.ids[0])
+	}
+}
+
+// A saga step that succeeds wakes the reads waiting on its order; one
+// that fails does not.
+func TestASagaStepWakesTheReadsWaitingOnItsOrder(t *testing.T) {
+	t.Parallel()
+	reserved, _ := contracts.Lookup(contracts.TypeStockReservedV1)
+	var example struct {
+		OrderID domain.OrderID `json:"order_id"`
+	}
+	if err := json.Unmarshal(reserved.Example, &example); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sagaErr error
+		woken   bool
+	}{{nil, true}, {errors.New("database gone"), false}} {
+		changes := NewChanges()
+		changed, release := changes.watch(example.OrderID)
+		h := NewMessageHandler(func(pgx.Tx) Saga { return &fakeSaga{err: c.sagaErr} }, changes)
+		_ = h(context.Background(), nil, outbox.Message{ID: outbox.NewID(), Type: contracts.TypeStockReservedV1, Payload: reserved.Example})
+		select {
+		case <-changed:
+			if !c.woken {
+				t.Errorf("saga error %v: the waiting read was woken", c.sagaErr)
+			}
+		default:
+			if c.woken {
+				t.Errorf("saga error %v: the waiting read was not woken", c.sagaErr)
+			}
+		}
+		release()
 	}
 }
