@@ -28,40 +28,7 @@ type shop struct {
 	customers []*apiclient.Client
 	seq       atomic.Int64 // idempotency keys and e-mail addresses
 	id        string
-	latency   latencyEstimate // recent checkout -> confirmed latencies
-	polls     atomic.Int64    // order reads by all pollers
-}
-
-// latencyEstimate is a moving average of recent checkout -> confirmed
-// latencies. A poller sleeps most of it before its first read, so the load
-// generator's reads per checkout stay few however long confirmation takes
-// (the measured latency does not depend on them; see awaitConfirmed).
-type latencyEstimate struct {
-	mu sync.Mutex
-	d  time.Duration
-}
-
-func (e *latencyEstimate) observe(d time.Duration) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.d == 0 {
-		e.d = d
-	} else {
-		e.d = (7*e.d + d) / 8
-	}
-}
-
-func (e *latencyEstimate) reset() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.d = 0
-}
-
-// firstRead is how long after sending a checkout its first read is due.
-func (e *latencyEstimate) firstRead() time.Duration {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.d * 3 / 4
+	polls     atomic.Int64 // order reads by all followers
 }
 
 // orderOutcome is one checkout: when it was sent, accepted, and first seen
@@ -170,26 +137,33 @@ var (
 	failedStatuses    = []string{"cancelled", "canceled", "failed", "rejected", "declined"}
 )
 
-// awaitConfirmed polls the order until it is confirmed (or later), fails,
+// orderWait is how long one read of an order may wait for it to change
+// (Prefer: wait).
+const orderWait = "wait=5"
+
+// awaitConfirmed follows the order until it is confirmed (or later), fails,
 // or timeout passes, and returns when it was confirmed: the time of the
 // "confirmed" entry of the order's timeline (the order service's clock when
-// it confirmed, on this machine), so the figure does not depend on how often
-// the poller asks. On a machine this small polling is load the system under
-// test pays for, so the first read waits for three quarters of the recent
-// average latency after sent, and the interval then starts at poll (or an
-// eighth of that average, if longer) and grows by half per read up to two
-// seconds.
-func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID string, sent time.Time, timeout, poll time.Duration) (time.Time, error) {
+// it confirmed, on this machine), so the figure does not depend on when the
+// load generator learnt of it. Every read is a long poll, as a client
+// following its order would send it: If-None-Match with the order's last
+// entity tag and `Prefer: wait`, so the order service answers at the
+// order's next change (or its appearance), and a checkout costs about one
+// read per change of the order until it is confirmed.
+func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID string, timeout time.Duration) (time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	first := sh.latency.firstRead()
-	if err := wait.Sleep(ctx, time.Until(sent.Add(first))); err != nil {
-		return time.Time{}, fmt.Errorf("order %s not confirmed within %s", orderID, timeout)
-	}
-	interval := max(poll, first/6)
+	etag := ""
 	for {
 		sh.polls.Add(1)
-		r, err := c.Do(ctx, http.MethodGet, "/api/v1/orders/"+orderID, nil)
+		headers := []string{"Prefer", orderWait}
+		if etag != "" {
+			headers = append(headers, "If-None-Match", etag)
+		}
+		r, err := c.Do(ctx, http.MethodGet, "/api/v1/orders/"+orderID, nil, headers...)
+		if ctx.Err() != nil {
+			return time.Time{}, fmt.Errorf("order %s not confirmed within %s", orderID, timeout)
+		}
 		if err != nil {
 			return time.Time{}, fmt.Errorf("wait for order %s: %w", orderID, err)
 		}
@@ -209,7 +183,6 @@ func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID
 			case slices.Contains(confirmedStatuses, v.Status):
 				for _, e := range v.Timeline {
 					if e.Type == "confirmed" {
-						sh.latency.observe(e.At.Sub(sent))
 						return e.At, nil
 					}
 				}
@@ -217,14 +190,14 @@ func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID
 			case slices.Contains(failedStatuses, v.Status):
 				return time.Time{}, fmt.Errorf("order %s ended %s", orderID, v.Status)
 			}
+			if etag = r.Header.Get("ETag"); etag == "" {
+				return time.Time{}, fmt.Errorf("order %s: the answer has no ETag", orderID)
+			}
+		case http.StatusNotModified: // no change within the wait
 		case http.StatusNotFound: // the order service has not consumed the checkout yet
 		default:
 			return time.Time{}, fmt.Errorf("get order %s = %d %.200s", orderID, r.Status, r.Body)
 		}
-		if err := wait.Sleep(ctx, interval); err != nil {
-			return time.Time{}, fmt.Errorf("order %s not confirmed within %s", orderID, timeout)
-		}
-		interval = min(interval*3/2, 2*time.Second)
 	}
 }
 
@@ -286,15 +259,12 @@ func (lr loadResult) throughput() float64 {
 // its order to be confirmed before the next checkout, so at most workers
 // orders are in flight and the figure is what the system sustains, not how
 // fast a backlog can be queued. Checkouts start for
-// duration; each accepted one is then followed by a poller until
-// confirmed, at most confirmTimeout, polling every poll. Every loop is bounded by the phase's
+// duration; each accepted one is then followed until confirmed, at most
+// confirmTimeout (see awaitConfirmed). Every loop is bounded by the phase's
 // duration plus confirmTimeout.
-func (sh *shop) drive(ctx context.Context, rate int, duration, confirmTimeout, poll time.Duration) loadResult {
+func (sh *shop) drive(ctx context.Context, rate int, duration, confirmTimeout time.Duration) loadResult {
 	ctx, cancel := context.WithTimeout(ctx, duration+confirmTimeout+30*time.Second)
 	defer cancel()
-	// Each phase learns its own latency: a slow one before it would have
-	// its pollers sleep through most of a fast one.
-	sh.latency.reset()
 	lr := loadResult{began: time.Now()}
 	polls := sh.polls.Load()
 	end := lr.began.Add(duration)
@@ -314,7 +284,7 @@ func (sh *shop) drive(ctx context.Context, rate int, duration, confirmTimeout, p
 			return
 		}
 		follow := func() {
-			at, err := sh.awaitConfirmed(ctx, c, orderID, sent, confirmTimeout, poll)
+			at, err := sh.awaitConfirmed(ctx, c, orderID, confirmTimeout)
 			record(orderOutcome{sent: sent, confirmed: at, err: err})
 		}
 		if wait {

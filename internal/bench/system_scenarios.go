@@ -77,7 +77,7 @@ func (r *runner) fixedRate(ctx context.Context, scenario string, sr *systemRun) 
 		return loadResult{}, err
 	}
 	s := newRSSSampler(sr.sys)
-	lr := sr.shop.drive(ctx, r.cfg.OrderRate, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
+	lr := sr.shop.drive(ctx, r.cfg.OrderRate, r.cfg.OrderDuration, confirmTimeout)
 	peak, err := s.stop()
 	for k, v := range peak {
 		sr.load[k] = max(sr.load[k], v)
@@ -162,7 +162,7 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 	if err != nil {
 		return err
 	}
-	full := sr.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout, 50*time.Millisecond)
+	full := sr.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout)
 	_, errs = full.confirmedLatencies()
 	r.record(ScenarioOrders, variant, "throughput", "checkouts/s", round, full.throughput())
 	r.record(ScenarioOrders, variant, "failed at full speed", "checkouts", round, float64(len(errs)))
