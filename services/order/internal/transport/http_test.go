@@ -129,18 +129,23 @@ func newTestHandler(orders *fakeOrders, changes *Changes, recheck time.Duration)
 	return newHTTPHandler(orders, changes, slog.New(slog.DiscardHandler), recheck)
 }
 
+// servePlaced places the order, serves it and reads its entity tag.
+func servePlaced(t *testing.T, recheck time.Duration) (orders *fakeOrders, changes *Changes, h http.Handler, etag string) {
+	t.Helper()
+	orders, changes = newFakeOrders(t), NewChanges()
+	orders.place(t)
+	h = newTestHandler(orders, changes, recheck)
+	return orders, changes, h, get(t, h).Header().Get("ETag")
+}
+
 // A read carries the order's entity tag; naming it in If-None-Match (as
 // is, weak, in a list or as *) answers 304 without a body, and the tag
 // changes with the order.
 func TestConditionalReadOfAnOrder(t *testing.T) {
 	t.Parallel()
-	orders := newFakeOrders(t)
-	orders.place(t)
-	h := newTestHandler(orders, NewChanges(), time.Hour)
-	first := get(t, h)
-	etag := first.Header().Get("ETag")
-	if first.Code != http.StatusOK || etag == "" {
-		t.Fatalf("GET = %d, ETag %q", first.Code, etag)
+	orders, _, h, etag := servePlaced(t, time.Hour)
+	if etag == "" {
+		t.Fatal("GET answered without an ETag")
 	}
 	for _, inm := range []string{etag, "W/" + etag, `"other", ` + etag, "*"} {
 		w := get(t, h, "If-None-Match", inm)
@@ -209,11 +214,7 @@ func TestLongPollAnswersAtTheChange(t *testing.T) {
 // a waiting read at its next recheck.
 func TestLongPollRechecksForChangesItIsNotToldOf(t *testing.T) {
 	t.Parallel()
-	orders := newFakeOrders(t)
-	orders.place(t)
-	changes := NewChanges()
-	h := newTestHandler(orders, changes, 20*time.Millisecond)
-	etag := get(t, h).Header().Get("ETag")
+	orders, changes, h, etag := servePlaced(t, 20*time.Millisecond)
 	done := getAsync(t, h, "If-None-Match", etag, "Prefer", "wait=10")
 	waitWatched(t, changes, 1)
 	orders.reserve()
@@ -307,13 +308,9 @@ func TestChangesForgetsWhatNobodyWaitsOn(t *testing.T) {
 // A stopping service answers a waiting read at once, with what it has.
 func TestLongPollEndsWhenTheServiceStops(t *testing.T) {
 	t.Parallel()
-	orders := newFakeOrders(t)
-	orders.place(t)
-	changes := NewChanges()
+	_, changes, h, etag := servePlaced(t, time.Hour)
 	ctx, stop := context.WithCancel(context.Background())
 	go changes.Run(ctx) //nolint:errcheck // returns nil when ctx ends
-	h := newTestHandler(orders, changes, time.Hour)
-	etag := get(t, h).Header().Get("ETag")
 	done := getAsync(t, h, "If-None-Match", etag, "Prefer", "wait=10")
 	waitWatched(t, changes, 1)
 	stop()
