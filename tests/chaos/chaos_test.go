@@ -12,6 +12,7 @@ package chaos
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -69,8 +70,14 @@ func TestChaosShort(t *testing.T) {
 	}
 	for _, r := range report.Runs {
 		if !r.Passed() {
-			t.Errorf("scenario %s failed (seed %d): error %q, %d violations, %d crashes; rerun with SHOPMESH_CHAOS_SCENARIOS=%s SHOPMESH_CHAOS_SEED=%d",
-				r.Scenario, cfg.Seed, r.Error, len(r.Violations), len(r.Crashes), r.Scenario, cfg.Seed)
+			// The violations again, next to the failure, so that a CI log
+			// cut to its end still says what went wrong.
+			var why strings.Builder
+			for _, v := range r.Violations {
+				fmt.Fprintf(&why, "\n  %s: %s order %s (%s): %s", v.Kind, v.Service, v.Order, v.Path, v.Detail)
+			}
+			t.Errorf("scenario %s failed (seed %d): error %q, %d violations, %d crashes; rerun with SHOPMESH_CHAOS_SCENARIOS=%s SHOPMESH_CHAOS_SEED=%d%s",
+				r.Scenario, cfg.Seed, r.Error, len(r.Violations), len(r.Crashes), r.Scenario, cfg.Seed, why.String())
 		}
 	}
 }
