@@ -2,7 +2,9 @@ package order_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"reflect"
 	"slices"
@@ -11,7 +13,11 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/internal/httpkit"
 	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/services/order"
+	"github.com/shopmesh/shopmesh/services/order/internal/domain"
+	"github.com/shopmesh/shopmesh/services/order/internal/postgres"
 )
 
 // scheduledTimeout is the payment timeout while it waits in the outbox's
@@ -612,5 +618,100 @@ func (h *harness) assertPublished(t *testing.T, o testOrder, want map[string]int
 		if !strings.HasSuffix(typ, " (scheduled)") {
 			h.published(t, o.id, typ)
 		}
+	}
+}
+
+// TestLongPoll follows an order through the real service: a read that
+// waits for an order not placed yet answers once its checkout is consumed,
+// a conditional read of it is 304, a waiting read answers when a saga
+// step commits, and one that sees no change answers 304 when its wait is
+// over (rechecking the order's revision on the way).
+func TestLongPoll(t *testing.T) {
+	t.Parallel()
+	h := start(t, time.Minute)
+	o := newOrder()
+
+	appeared := h.getAsync(t, o, "", "wait=10")
+	h.checkout(t, o, "tok_ok")
+	res := awaitResponse(t, appeared)
+	etag := res.Header.Get("Etag")
+	if res.Status != http.StatusOK || etag == "" || res.Header.Get("Preference-Applied") != "wait=10" {
+		t.Fatalf("waiting for the order to appear: %d, ETag %q, Preference-Applied %q: %s",
+			res.Status, etag, res.Header.Get("Preference-Applied"), res.Body)
+	}
+	if res := h.request(t, http.MethodGet, "/api/v1/orders/"+o.id, o.user, nil, http.Header{"If-None-Match": {etag}}); res.Status != http.StatusNotModified {
+		t.Errorf("conditional read of an unchanged order: %d, want 304", res.Status)
+	}
+
+	moved := h.getAsync(t, o, etag, "wait=10")
+	h.reply(t, o, "", contracts.TypeStockReservedV1)
+	res = awaitResponse(t, moved)
+	var v orderJSON
+	if res.Status != http.StatusOK || res.Header.Get("Etag") == etag || json.Unmarshal(res.Body, &v) != nil || !slices.Contains(v.timeline(), "stock_reserved") {
+		t.Fatalf("waiting for a saga step: %d, ETag %q (had %q): %s", res.Status, res.Header.Get("Etag"), etag, res.Body)
+	}
+
+	etag = res.Header.Get("Etag")
+	began := time.Now()
+	res = awaitResponse(t, h.getAsync(t, o, etag, "wait=2"))
+	if res.Status != http.StatusNotModified || time.Since(began) < 2*time.Second {
+		t.Errorf("waiting on an unchanged order: %d after %s, want 304 after the 2s wait", res.Status, time.Since(began))
+	}
+
+	// The rechecks read the revision alone; a failed read of it would only
+	// cost a whole read, so check it here.
+	ob, err := outbox.New(order.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := postgres.NewStore(h.pool, ob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, revision, err := store.Revision(h.ctx, domain.OrderID(o.id))
+	if err != nil || string(user) != o.user || revision < 2 {
+		t.Errorf("revision of an order placed and reserved: owner %s, revision %d, %v; want %s, at least 2", user, revision, err, o.user)
+	}
+	if _, _, err := store.Revision(h.ctx, domain.OrderID(outbox.NewID())); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("revision of an order that does not exist: %v, want ErrNotFound", err)
+	}
+}
+
+// getAsync reads the order in the background, conditionally on etag (when
+// not empty) and with Prefer: prefer.
+func (h *harness) getAsync(t *testing.T, o testOrder, etag, prefer string) <-chan response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(h.ctx, http.MethodGet, h.BaseURL+"/api/v1/orders/"+o.id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(httpkit.HeaderUserID, o.user)
+	req.Header.Set(httpkit.HeaderUserRole, "customer")
+	req.Header.Set("Prefer", prefer)
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	done := make(chan response, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- response{Status: -1, Body: []byte(err.Error())}
+			return
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		done <- response{Status: res.StatusCode, Header: res.Header, Body: body}
+	}()
+	return done
+}
+
+func awaitResponse(t *testing.T, done <-chan response) response {
+	t.Helper()
+	select {
+	case res := <-done:
+		return res
+	case <-time.After(20 * time.Second):
+		t.Fatal("no answer within 20s")
+		return response{}
 	}
 }

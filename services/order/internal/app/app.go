@@ -32,6 +32,10 @@ type Orders interface {
 type Reader interface {
 	// Get returns the order or domain.ErrNotFound.
 	Get(ctx context.Context, id domain.OrderID) (*domain.Order, error)
+	// Revision returns the order's owner and revision (every stored change
+	// raises it), or domain.ErrNotFound: whether it changed, without
+	// reading all of it.
+	Revision(ctx context.Context, id domain.OrderID) (domain.UserID, int, error)
 	// ListByUser returns up to limit of the user's orders, newest first,
 	// starting after the given position (nil: from the newest).
 	ListByUser(ctx context.Context, user domain.UserID, after *Cursor, limit int) ([]*domain.Order, error)

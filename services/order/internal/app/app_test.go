@@ -61,6 +61,14 @@ func (f *fakeOrders) Get(_ context.Context, id domain.OrderID) (*domain.Order, e
 	return domain.FromDatabase(s)
 }
 
+func (f *fakeOrders) Revision(_ context.Context, id domain.OrderID) (domain.UserID, int, error) {
+	s, ok := f.orders[id]
+	if !ok {
+		return "", 0, domain.ErrNotFound
+	}
+	return s.UserID, s.Revision, nil
+}
+
 func (f *fakeOrders) ListByUser(_ context.Context, user domain.UserID, after *app.Cursor, limit int) ([]*domain.Order, error) {
 	var all []*domain.Order
 	for _, s := range f.orders {
@@ -170,6 +178,13 @@ func TestCustomersSeeAndCancelOnlyTheirOwnOrders(t *testing.T) {
 	if _, err := f.service.Get(ctx, bob, p.ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("bob reads alice's order: err = %v", err)
 	}
+	if _, err := f.service.Revision(ctx, bob, p.ID); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("bob reads the revision of alice's order: err = %v", err)
+	}
+	before, err := f.service.Revision(ctx, alice, p.ID)
+	if err != nil || before < 1 {
+		t.Fatalf("alice reads her order's revision: %d, %v", before, err)
+	}
 	writes := f.orders.writes
 	if _, err := f.service.Cancel(ctx, bob, p.ID); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("bob cancels alice's order: err = %v", err)
@@ -183,6 +198,9 @@ func TestCustomersSeeAndCancelOnlyTheirOwnOrders(t *testing.T) {
 	}
 	if o.Status() != domain.StatusCancelled || o.CancellationReason() != domain.ReasonCustomerRequest {
 		t.Errorf("cancel returned %s (%s)", o.Status(), o.CancellationReason())
+	}
+	if after, err := f.service.Revision(ctx, alice, p.ID); err != nil || after <= before {
+		t.Errorf("revision after the cancel: %d, %v; want above %d", after, err, before)
 	}
 }
 

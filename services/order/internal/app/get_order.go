@@ -33,3 +33,18 @@ func (s *Service) Get(ctx context.Context, user domain.UserID, id domain.OrderID
 	}
 	return o, nil
 }
+
+// Revision returns the revision of one of the user's orders, which rises
+// with every change of it; another customer's order is domain.ErrNotFound,
+// as in Get. A read waiting for a change checks it before reading the
+// whole order again.
+func (s *Service) Revision(ctx context.Context, user domain.UserID, id domain.OrderID) (int, error) {
+	owner, revision, err := s.reader.Revision(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("order %s revision: %w", id, err)
+	}
+	if owner != user {
+		return 0, fmt.Errorf("order %s revision: %w", id, domain.ErrNotFound)
+	}
+	return revision, nil
+}

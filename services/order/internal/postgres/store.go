@@ -62,6 +62,22 @@ func (s *Store) Get(ctx context.Context, id domain.OrderID) (*domain.Order, erro
 	return readOrder(ctx, s.pool, id, "")
 }
 
+// Revision returns the order's owner and revision in one small read.
+func (s *Store) Revision(ctx context.Context, id domain.OrderID) (domain.UserID, int, error) {
+	var (
+		user     string
+		revision int
+	)
+	err := s.pool.QueryRow(ctx, `SELECT user_id::text, revision FROM orders WHERE id = $1`, string(id)).Scan(&user, &revision)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", 0, domain.ErrNotFound
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("read revision of order %s: %w", id, err)
+	}
+	return domain.UserID(user), revision, nil
+}
+
 // ListByUser returns up to limit of the user's orders, newest first, after
 // the cursor.
 func (s *Store) ListByUser(ctx context.Context, user domain.UserID, after *app.Cursor, limit int) ([]*domain.Order, error) {

@@ -27,6 +27,7 @@ import (
 // Service is the application as the HTTP API uses it.
 type Service interface {
 	Get(ctx context.Context, user domain.UserID, id domain.OrderID) (*domain.Order, error)
+	Revision(ctx context.Context, user domain.UserID, id domain.OrderID) (int, error)
 	List(ctx context.Context, user domain.UserID, q app.ListQuery) (app.ListResult, error)
 	Cancel(ctx context.Context, user domain.UserID, id domain.OrderID) (*domain.Order, error)
 }
@@ -131,6 +132,7 @@ func (r listOrdersResponse) Failed() error { return r.err }
 type getOrderResponse struct {
 	body        []byte
 	etag        string
+	revision    int // of the order read; 0 when there was none
 	notModified bool
 	wait        time.Duration // the wait applied, when one was asked for
 	err         error
@@ -153,16 +155,16 @@ const (
 )
 
 // makeGetOrderEndpoint reads the order; while the answer is unchanged and
-// the request's wait has not passed, it waits for the order to change (or
-// for the next recheck) and reads it again. A stopping service answers
-// what it has.
+// the request's wait has not passed, it waits for the order to change and
+// reads it again. Every recheck it reads the order's revision, and the
+// whole order only when that moved. A stopping service answers what it has.
 func makeGetOrderEndpoint(s Service, changes *Changes, recheck time.Duration) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(getOrderRequest)
 		deadline := time.Now().Add(req.Wait)
+		changed, release := changes.watch(req.ID) // before the read: a change committed after it wakes the wait
+		res := readOrder(ctx, s, req)
 		for {
-			changed, release := changes.watch(req.ID)
-			res := readOrder(ctx, s, req)
 			left := time.Until(deadline)
 			if !res.unchanged() || left <= 0 || ctx.Err() != nil || changes.stopped() {
 				release()
@@ -170,16 +172,32 @@ func makeGetOrderEndpoint(s Service, changes *Changes, recheck time.Duration) en
 				return res, nil
 			}
 			timer := time.NewTimer(min(left, recheck))
+			woken := false
 			select {
 			case <-changed:
+				woken = true
 			case <-timer.C:
 			case <-ctx.Done():
 			case <-changes.stopping:
 			}
 			timer.Stop()
 			release()
+			changed, release = changes.watch(req.ID)
+			if woken || moved(ctx, s, req, res.revision) {
+				res = readOrder(ctx, s, req)
+			}
 		}
 	}
+}
+
+// moved reports whether the order may have changed from revision (0: it
+// was not there): its revision differs, or could not be read.
+func moved(ctx context.Context, s Service, req getOrderRequest, revision int) bool {
+	now, err := s.Revision(ctx, req.User, req.ID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return revision != 0
+	}
+	return err != nil || now != revision
 }
 
 // readOrder reads the order once and encodes it.
@@ -193,7 +211,7 @@ func readOrder(ctx context.Context, s Service, req getOrderRequest) getOrderResp
 		return getOrderResponse{err: fmt.Errorf("encode order %s: %w", req.ID, err)}
 	}
 	etag := entityTag(body)
-	return getOrderResponse{body: append(body, '\n'), etag: etag, notModified: noneMatch(req.NoneMatch, etag)}
+	return getOrderResponse{body: append(body, '\n'), etag: etag, revision: o.Revision(), notModified: noneMatch(req.NoneMatch, etag)}
 }
 
 // entityTag is a strong entity tag of an encoded representation.

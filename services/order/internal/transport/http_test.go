@@ -23,10 +23,11 @@ const (
 // fakeOrders serves one order, which a test can place and move through
 // the saga; until placed it is not found.
 type fakeOrders struct {
-	mu    sync.Mutex
-	saga  domain.Saga
-	order *domain.Order
-	reads int
+	mu        sync.Mutex
+	saga      domain.Saga
+	order     *domain.Order
+	reads     int // whole orders
+	revisions int // revision checks
 }
 
 func newFakeOrders(t *testing.T) *fakeOrders {
@@ -71,6 +72,23 @@ func (f *fakeOrders) Get(_ context.Context, user domain.UserID, id domain.OrderI
 		return nil, domain.ErrNotFound
 	}
 	return domain.FromDatabase(f.order.Snapshot())
+}
+
+func (f *fakeOrders) Revision(_ context.Context, user domain.UserID, id domain.OrderID) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revisions++
+	if f.order == nil || id != f.order.ID() || !f.order.BelongsTo(user) {
+		return 0, domain.ErrNotFound
+	}
+	return f.order.Revision(), nil
+}
+
+// counts returns the whole-order reads and revision checks so far.
+func (f *fakeOrders) counts() (reads, revisions int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads, f.revisions
 }
 
 func (f *fakeOrders) List(context.Context, domain.UserID, app.ListQuery) (app.ListResult, error) {
@@ -211,12 +229,24 @@ func TestLongPollAnswersAtTheChange(t *testing.T) {
 }
 
 // A change that this process does not hear of (another replica's) reaches
-// a waiting read at its next recheck.
+// a waiting read at its next recheck. A recheck reads the order's revision,
+// and the whole order only once that moved.
 func TestLongPollRechecksForChangesItIsNotToldOf(t *testing.T) {
 	t.Parallel()
 	orders, changes, h, etag := servePlaced(t, 20*time.Millisecond)
 	done := getAsync(t, h, "If-None-Match", etag, "Prefer", "wait=10")
 	waitWatched(t, changes, 1)
+	reads, _ := orders.counts()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, revisions := orders.counts(); revisions < 3; _, revisions = orders.counts() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rechecks in 5s, with a recheck every 20ms", revisions)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if now, _ := orders.counts(); now != reads {
+		t.Errorf("rechecks of an unchanged order read it whole %d times", now-reads)
+	}
 	orders.reserve()
 	w := await(t, done, 9*time.Second)
 	if w.Code != http.StatusOK || w.Header().Get("ETag") == etag {
