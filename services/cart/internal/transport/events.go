@@ -51,20 +51,15 @@ func money(m contracts.Money) domain.Money {
 // or a domain rule the event breaks is permanent and dead-lettered; anything
 // else is retried.
 func handle[E any](svc ServiceIn, eventType string, apply func(context.Context, *app.Service, time.Time, E) error) servicekit.EventHandler {
-	decode := servicekit.DecodeAs[E](eventType)
-	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error {
-		e, err := decode(payload)
-		if err != nil {
-			return outbox.Permanent(err)
-		}
+	return servicekit.Typed(eventType, func(ctx context.Context, tx pgx.Tx, msg outbox.Message, e E) error {
 		at := msg.OccurredAt
 		if at.IsZero() {
 			at = time.Now() // an envelope without its time: treat it as the latest news
 		}
-		err = apply(ctx, svc(tx), at, e)
+		err := apply(ctx, svc(tx), at, e)
 		if errors.Is(err, domain.ErrInvalid) {
 			return outbox.Permanent(err)
 		}
 		return err
-	}
+	})
 }

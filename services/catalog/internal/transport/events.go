@@ -36,16 +36,11 @@ func RegisterEventHandlers(c *outbox.Consumer, svc ServiceIn) error {
 // applies it. An unknown type, an invalid payload or a domain rule the event
 // breaks is permanent and dead-lettered; anything else is retried.
 func handle[E any](svc ServiceIn, eventType string, apply func(context.Context, *app.Service, outbox.Message, E) error) servicekit.EventHandler {
-	decode := servicekit.DecodeAs[E](eventType)
-	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error {
-		e, err := decode(payload)
-		if err != nil {
-			return outbox.Permanent(err)
-		}
-		err = apply(ctx, svc(tx), msg, e)
+	return servicekit.Typed(eventType, func(ctx context.Context, tx pgx.Tx, msg outbox.Message, e E) error {
+		err := apply(ctx, svc(tx), msg, e)
 		if errors.Is(err, domain.ErrInvalid) {
 			return outbox.Permanent(err)
 		}
 		return err
-	}
+	})
 }

@@ -55,16 +55,11 @@ func RegisterEventHandlers(c *outbox.Consumer, svc ServiceIn) error {
 // domain rule, a confirmation of an order never reserved — is permanent and
 // dead-lettered; anything else is retried.
 func handle[E any](svc ServiceIn, eventType string, apply func(context.Context, *app.Service, E) error) servicekit.EventHandler {
-	decode := servicekit.DecodeAs[E](eventType)
-	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message, payload []byte) error {
-		e, err := decode(payload)
-		if err != nil {
-			return outbox.Permanent(err)
-		}
-		err = apply(ctx, svc(tx), e)
+	return servicekit.Typed(eventType, func(ctx context.Context, tx pgx.Tx, _ outbox.Message, e E) error {
+		err := apply(ctx, svc(tx), e)
 		if errors.Is(err, app.ErrInvalidEvent) || errors.Is(err, domain.ErrNotReserved) || errors.Is(err, domain.ErrInvalid) {
 			return outbox.Permanent(err)
 		}
 		return err
-	}
+	})
 }
