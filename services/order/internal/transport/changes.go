@@ -9,7 +9,7 @@ import (
 
 // Changes wakes the requests that wait for an order to change (GET with
 // `Prefer: wait`). It hears only of the changes this process commits, so a
-// waiting request also reads the order again every recheck: a change
+// waiting request also checks the order's revision every recheck: a change
 // another replica commits reaches it within that time.
 type Changes struct {
 	mu       sync.Mutex

@@ -147,8 +147,8 @@ func (r getOrderResponse) unchanged() bool {
 }
 
 // MaxWait bounds `Prefer: wait`, below the gateway's default request
-// timeout (15 s). recheck is how often a waiting read reads the order again
-// without being woken.
+// timeout (15 s). recheck is how often a waiting read checks the order's
+// revision without being woken.
 const (
 	MaxWait = 10 * time.Second
 	recheck = time.Second
@@ -181,6 +181,9 @@ func makeGetOrderEndpoint(s Service, changes *Changes, recheck time.Duration) en
 			case <-changes.stopping:
 			}
 			timer.Stop()
+			if ctx.Err() != nil || changes.stopped() {
+				continue // answer what it has, without reading again
+			}
 			release()
 			changed, release = changes.watch(req.ID)
 			if woken || moved(ctx, s, req, res.revision) {
