@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/httpkit"
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/services/order/internal/app"
 	"github.com/shopmesh/shopmesh/services/order/internal/domain"
 )
@@ -134,12 +135,16 @@ func await(t *testing.T, done <-chan *httptest.ResponseRecorder, within time.Dur
 // waitWatched waits until n orders are waited on.
 func waitWatched(t *testing.T, changes *Changes, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for changes.watched() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d orders waited on, want %d", changes.watched(), n)
-		}
-		time.Sleep(time.Millisecond)
+	poll(t, 10*time.Second, fmt.Sprintf("%d orders waited on", n), func() bool { return changes.watched() == n })
+}
+
+// poll waits, at most within, until cond holds.
+func poll(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if err := wait.Poll(ctx, time.Millisecond, what, func(context.Context) (bool, error) { return cond(), nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -237,13 +242,10 @@ func TestLongPollRechecksForChangesItIsNotToldOf(t *testing.T) {
 	done := getAsync(t, h, "If-None-Match", etag, "Prefer", "wait=10")
 	waitWatched(t, changes, 1)
 	reads, _ := orders.counts()
-	deadline := time.Now().Add(5 * time.Second)
-	for _, revisions := orders.counts(); revisions < 3; _, revisions = orders.counts() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d rechecks in 5s, with a recheck every 20ms", revisions)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll(t, 5*time.Second, "3 rechecks, with a recheck every 20ms", func() bool {
+		_, revisions := orders.counts()
+		return revisions >= 3
+	})
 	if now, _ := orders.counts(); now != reads {
 		t.Errorf("rechecks of an unchanged order read it whole %d times", now-reads)
 	}
