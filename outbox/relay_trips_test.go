@@ -113,3 +113,44 @@ func TestRelayWritesItsCursorWithTheNextRead(t *testing.T) {
 	}
 	f.assertExactlyOnce("ledger")
 }
+
+// A relay stopped just after the broker confirmed a batch, before the
+// read that would carry its cursor move, writes the move as it stops: the
+// relay that leads next sends none of that batch again.
+func TestARelayStoppingWritesItsLastCursorMove(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.newConsumer("ledger", nil)
+	f.declare(c)
+	for seq := 1; seq <= 2; seq++ {
+		if err := f.publish(seq, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(f.ctx)
+	defer cancel()
+	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL,
+		BatchSize: 10, PollInterval: time.Hour, DisableListen: true, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbox.SetAfterConfirm(relay, func(int) error { cancel(); return nil })
+	done := make(chan struct{})
+	go func() { defer close(done); _ = relay.Run(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the relay did not stop within 30s")
+	}
+	if s, err := outbox.ReadStats(f.ctx, f.pool); err != nil || s.Pending != 10 {
+		t.Errorf("after the stop %d events pending (%v), want the 10 of the batch not sent", s.Pending, err)
+	}
+
+	f.runRelay(nil)
+	f.startConsumer(c)
+	f.waitApplied("ledger", 20, 30*time.Second)
+	if n := f.duplicates("ledger"); n != 0 {
+		t.Errorf("%d events sent again by the next relay: the stopped relay lost its cursor move", n)
+	}
+	f.assertExactlyOnce("ledger")
+}
