@@ -145,7 +145,17 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	failures := 0
 	for {
-		n, err := r.relayBatch(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// A batch begun before a stop is finished, read, publish, confirm
+		// and the read that carries its cursor move, rather than cut off
+		// mid-statement (which closes the connection, and the move with
+		// it, so the next leader would send the batch again); the
+		// confirm timeout bounds how long that may take.
+		bctx, cancelBatch := finishing(ctx, r.cfg.ConfirmTimeout)
+		n, err := r.relayBatch(bctx)
+		cancelBatch()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -184,6 +194,14 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+}
+
+// finishing returns a context that ends grace after ctx does, so that work
+// begun before ctx ended may finish.
+func finishing(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return fctx, func() { stop(); cancel() }
 }
 
 // drainWakeups discards pending wake-ups without waiting.
