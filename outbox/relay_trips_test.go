@@ -60,6 +60,32 @@ func (c *relayTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.Tra
 func (c *relayTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 func (c *relayTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
+// unsentBatches declares the ledger consumer's queue and commits n
+// transactions of ten events each (aggregates a to j), none relayed yet.
+func (f *fixture) unsentBatches(n int) *outbox.Consumer {
+	f.t.Helper()
+	c := f.newConsumer("ledger", nil)
+	f.declare(c)
+	for seq := 1; seq <= n; seq++ {
+		if err := f.publish(seq, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// quietRelay is a relay of batches of ten on pool that neither polls nor
+// listens: it reads at its start and after each batch it sent, nothing else.
+func (f *fixture) quietRelay(pool *pgxpool.Pool) *outbox.Relay {
+	f.t.Helper()
+	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: pool, AMQPURL: f.amqpURL,
+		BatchSize: 10, PollInterval: time.Hour, DisableListen: true, Logger: testLogger()})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return relay
+}
+
 // A confirmed batch's cursor move travels with the next batch's read: a
 // backlog of three batches costs four round trips (three reads that find
 // rows, each but the first carrying the previous move, and a last one that
@@ -69,13 +95,7 @@ func (c *relayTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEnd
 func TestRelayWritesItsCursorWithTheNextRead(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	c := f.newConsumer("ledger", nil)
-	f.declare(c)
-	for seq := 1; seq <= 3; seq++ {
-		if err := f.publish(seq, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := f.unsentBatches(3)
 	trips := &relayTrips{}
 	cfg := f.pool.Config().Copy()
 	cfg.ConnConfig.Tracer = trips
@@ -84,13 +104,7 @@ func TestRelayWritesItsCursorWithTheNextRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	// No poll and no LISTEN during the test: only the relay's own reads.
-	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: pool, AMQPURL: f.amqpURL,
-		BatchSize: 10, PollInterval: time.Hour, DisableListen: true, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := f.run(relay.Run)
+	stop := f.run(f.quietRelay(pool).Run)
 	f.waitFor(30*time.Second, "the backlog relayed and the cursor written", func() (bool, string) {
 		s, err := outbox.ReadStats(f.ctx, f.pool)
 		if err != nil {
@@ -120,20 +134,10 @@ func TestRelayWritesItsCursorWithTheNextRead(t *testing.T) {
 func TestARelayStoppingWritesItsLastCursorMove(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	c := f.newConsumer("ledger", nil)
-	f.declare(c)
-	for seq := 1; seq <= 2; seq++ {
-		if err := f.publish(seq, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := f.unsentBatches(2)
 	ctx, cancel := context.WithCancel(f.ctx)
 	defer cancel()
-	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL,
-		BatchSize: 10, PollInterval: time.Hour, DisableListen: true, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	relay := f.quietRelay(f.pool)
 	outbox.SetAfterConfirm(relay, func(int) error { cancel(); return nil })
 	done := make(chan struct{})
 	go func() { defer close(done); _ = relay.Run(ctx) }()
