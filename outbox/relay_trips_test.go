@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -61,7 +62,11 @@ func (c *relayTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQ
 func (c *relayTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 // unsentBatches declares the ledger consumer's queue and commits n
-// transactions of ten events each (aggregates a to j), none relayed yet.
+// transactions of ten events each (aggregates a to j), none relayed yet. It
+// returns once a relay's first read would find them all: the relay reads
+// only below the cluster's oldest running transaction, which other tests'
+// transactions may hold back for a while, and a quiet relay that found
+// nothing would wait for its hourly poll.
 func (f *fixture) unsentBatches(n int) *outbox.Consumer {
 	f.t.Helper()
 	c := f.newConsumer("ledger", nil)
@@ -71,6 +76,10 @@ func (f *fixture) unsentBatches(n int) *outbox.Consumer {
 			f.t.Fatal(err)
 		}
 	}
+	f.waitFor(30*time.Second, "the backlog readable by a relay", func() (bool, string) {
+		k := f.count(`SELECT count(*) FROM watermill_outbox WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())`)
+		return k == 10*n, fmt.Sprintf("%d of %d rows below every running transaction", k, 10*n)
+	})
 	return c
 }
 
