@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -306,7 +307,7 @@ func BenchmarkConsumerAcks(b *testing.B) {
 			inputs[i] = make(chan amqp.Delivery, 64)
 			wg.Go(func() {
 				for d := range inputs[i] {
-					batch := gather([]amqp.Delivery{d}, inputs[i], 16)
+					batch := gather(context.Background(), []amqp.Delivery{d}, inputs[i], 16, 0)
 					time.Sleep(time.Millisecond)
 					for _, d := range batch {
 						if err := d.Ack(false); err != nil {

@@ -137,6 +137,40 @@ func TestConsumerCommitsABacklogInBatches(t *testing.T) {
 	t.Logf("%d messages in %d transactions (largest %d)", n, txs, biggest)
 }
 
+// A lingering worker gathers messages that trickle in into shared
+// transactions: 20 events committed 20 ms apart, each relayed as it
+// commits, reach one worker that waits up to 2 s to fill a batch of 64.
+// Without the linger each would be applied in its own transaction (the
+// worker finds nothing queued behind it).
+func TestALingeringConsumerBatchesATrickle(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	c := f.newBatchConsumer("ledger", reg, batchHandler("ledger"), func(c *outbox.ConsumerConfig) {
+		c.Workers, c.MaxBatch, c.Linger = 1, 64, 2*time.Second
+	})
+	f.declare(c)
+	f.runRelay(nil) // woken by each commit (Outbox.WithTx)
+	f.run(c.Run)
+	const n = 20
+	for seq := 1; seq <= n; seq++ {
+		if err := f.publish(seq, []string{"a", "b"}[seq%2]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.waitApplied("ledger", n, 60*time.Second)
+	f.assertExactlyOnce("ledger")
+	f.assertOrderPerAggregate("ledger")
+	txs := f.count(`SELECT count(DISTINCT txid) FROM applied_in`)
+	// The trickle takes about 0.4 s; a stalled machine could cut it into
+	// two or three lingers, never into twenty.
+	if txs > 3 {
+		t.Errorf("%d messages took %d transactions", n, txs)
+	}
+	t.Logf("%d messages in %d transactions", n, txs)
+}
+
 // A failing message inside a batch takes nothing else down: the others of
 // its batch are applied, once each and in order, the failing one is retried
 // on its own and dead-lettered, and aggregates behind it carry on.

@@ -52,13 +52,20 @@ type ConsumerConfig struct {
 	// to the same worker, in order. Default 4.
 	Workers int
 	// MaxBatch is the most messages a worker applies in one transaction.
-	// A worker never waits for a batch to fill: it takes what has already
-	// arrived for it, so batches form only under load, where they save a
-	// commit (and its flush) per message. A batch that fails in any way is
-	// applied again one message per transaction, with the usual retries, so
-	// batching changes no outcome. 1 applies every message on its own.
-	// Default 16, at most Prefetch.
+	// Unless Linger is set, a worker never waits for a batch to fill: it
+	// takes what has already arrived for it, so batches form only under
+	// load, where they save a commit (and its flush) per message. A batch
+	// that fails in any way is applied again one message per transaction,
+	// with the usual retries, so batching changes no outcome. 1 applies
+	// every message on its own. Default 16, at most Prefetch.
 	MaxBatch int
+	// Linger is how long a worker waits, after a batch's first message
+	// arrives, for more to fill it up to MaxBatch (a full batch starts at
+	// once). It trades up to Linger of latency for fewer, larger
+	// transactions when messages trickle in: for consumers nobody waits on
+	// within milliseconds, such as read models and reports. Default 0:
+	// never wait.
+	Linger time.Duration
 	// BatchLockTimeout bounds how long a batch transaction waits for a row
 	// lock. A batch holds its locks longer than one message would, so two
 	// batches could deadlock where single messages cannot; a batch that
@@ -125,9 +132,15 @@ func (c ConsumerConfig) Validate() error {
 		return fmt.Errorf("consumer: need 1 <= workers (%d) <= prefetch (%d)", c.Workers, c.Prefetch)
 	case c.MaxBatch < 1 || c.MaxBatch > c.Prefetch:
 		return fmt.Errorf("consumer: need 1 <= max batch (%d) <= prefetch (%d)", c.MaxBatch, c.Prefetch)
+	case c.Linger < 0 || c.Linger > MaxLinger:
+		return fmt.Errorf("consumer: linger %v must be between 0 and %v", c.Linger, MaxLinger)
 	}
 	return nil
 }
+
+// MaxLinger bounds ConsumerConfig.Linger: a batch's first message waits
+// at most this long unacknowledged in a worker.
+const MaxLinger = 5 * time.Second
 
 // Consumer receives the event types it has handlers for from its own quorum
 // queue and applies each inside an inbox-guarded transaction.
@@ -255,7 +268,7 @@ func (c *Consumer) session(ctx context.Context) error {
 			defer wg.Done()
 			batch := make([]amqp.Delivery, 0, c.cfg.MaxBatch)
 			for d := range in {
-				batch = gather(append(batch[:0], d), in, c.cfg.MaxBatch)
+				batch = gather(sctx, append(batch[:0], d), in, c.cfg.MaxBatch, c.cfg.Linger)
 				c.processBatch(sctx, batch)
 			}
 		}(inputs[i])
@@ -296,8 +309,16 @@ func (c *Consumer) session(ctx context.Context) error {
 }
 
 // gather adds to batch what has already queued on in, up to max
-// deliveries in all; it never waits for more.
-func gather(batch []amqp.Delivery, in <-chan amqp.Delivery, max int) []amqp.Delivery {
+// deliveries in all. With a linger it then waits for more until the batch
+// is full, linger has passed since it was called (when the batch's first
+// delivery had arrived), in closes or ctx ends.
+func gather(ctx context.Context, batch []amqp.Delivery, in <-chan amqp.Delivery, max int, linger time.Duration) []amqp.Delivery {
+	batch, open := takeQueued(batch, in, max)
+	if linger <= 0 || !open || len(batch) >= max {
+		return batch
+	}
+	timer := time.NewTimer(linger)
+	defer timer.Stop()
 	for len(batch) < max {
 		select {
 		case d, ok := <-in:
@@ -305,11 +326,30 @@ func gather(batch []amqp.Delivery, in <-chan amqp.Delivery, max int) []amqp.Deli
 				return batch
 			}
 			batch = append(batch, d)
-		default:
+		case <-timer.C:
+			return batch
+		case <-ctx.Done():
 			return batch
 		}
 	}
 	return batch
+}
+
+// takeQueued adds to batch what has already queued on in, up to max
+// deliveries in all, without waiting; open is false once in has closed.
+func takeQueued(batch []amqp.Delivery, in <-chan amqp.Delivery, max int) (_ []amqp.Delivery, open bool) {
+	for len(batch) < max {
+		select {
+		case d, ok := <-in:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, d)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
 }
 
 // partition maps a delivery to a worker by its aggregate id, so one
