@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shopmesh/shopmesh/outbox"
 )
 
 func TestParseSince(t *testing.T) {
@@ -56,5 +58,37 @@ func TestMigrateNeedsAdministratorURLs(t *testing.T) {
 	err := run(context.Background(), []string{"migrate"}, func(string) string { return "" }, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "SHOPMESH_POSTGRES_URL") {
 		t.Errorf("migrate without environment = %v, want it to name SHOPMESH_POSTGRES_URL", err)
+	}
+}
+
+// SHOPMESH_<SERVICE>_CONSUMER_LINGER sets the linger of the service's
+// consumers over the service's default; a bad value is refused.
+func TestConsumerLingerFromTheEnvironment(t *testing.T) {
+	vars := map[string]string{
+		"SHOPMESH_ANALYTICS_DATABASE_URL": "postgres://analytics@db/analytics",
+		"SHOPMESH_ANALYTICS_AMQP_URL":     "amqp://analytics@mq/shopmesh",
+	}
+	e := loadEnv(func(k string) string { return vars[k] })
+	kit, err := serviceKit(e, "analytics", "127.0.0.1:8112")
+	if err != nil || kit.Consumer != nil {
+		t.Fatalf("without the variable: consumer adjustment set %v, err %v", kit.Consumer != nil, err)
+	}
+	for value, want := range map[string]time.Duration{"0": 0, "250ms": 250 * time.Millisecond} {
+		vars["SHOPMESH_ANALYTICS_CONSUMER_LINGER"] = value
+		kit, err := serviceKit(e, "analytics", "127.0.0.1:8112")
+		if err != nil || kit.Consumer == nil {
+			t.Fatalf("%s: consumer adjustment set %v, err %v", value, kit.Consumer != nil, err)
+		}
+		c := outbox.ConsumerConfig{Linger: time.Second}
+		kit.Consumer(&c)
+		if c.Linger != want {
+			t.Errorf("%s: linger %v, want %v", value, c.Linger, want)
+		}
+	}
+	for _, bad := range []string{"soon", "-1s", "1m"} {
+		vars["SHOPMESH_ANALYTICS_CONSUMER_LINGER"] = bad
+		if _, err := serviceKit(e, "analytics", "127.0.0.1:8112"); err == nil || !strings.Contains(err.Error(), "SHOPMESH_ANALYTICS_CONSUMER_LINGER") {
+			t.Errorf("%q: err %v, want one naming the variable", bad, err)
+		}
 	}
 }

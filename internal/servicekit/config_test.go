@@ -66,3 +66,17 @@ func TestThenAppliesInOrderAndSkipsNil(t *testing.T) {
 		t.Errorf("Then(nil) changed the config: %+v", c)
 	}
 }
+
+// LingeringBatches is SerialBatches with DefaultLinger; an operator's
+// ConsumerLinger after it wins.
+func TestLingeringBatches(t *testing.T) {
+	var c outbox.ConsumerConfig
+	servicekit.LingeringBatches(&c)
+	if c.Workers != 1 || c.MaxBatch != 64 || c.Linger != servicekit.DefaultLinger {
+		t.Errorf("got workers %d, max batch %d, linger %v; want 1, 64, %v", c.Workers, c.MaxBatch, c.Linger, servicekit.DefaultLinger)
+	}
+	servicekit.Then(servicekit.LingeringBatches, servicekit.ConsumerLinger(0))(&c)
+	if c.Linger != 0 {
+		t.Errorf("linger %v after ConsumerLinger(0)", c.Linger)
+	}
+}

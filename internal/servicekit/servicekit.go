@@ -51,6 +51,9 @@ type Config struct {
 	RelayPollInterval time.Duration
 	// MaxConns bounds the pool (default 10).
 	MaxConns int32
+	// Consumer, when set, adjusts every consumer of the service after the
+	// service's own defaults: the operator's settings (see ConsumerLinger).
+	Consumer func(*outbox.ConsumerConfig)
 	// OnListen, when set, is called with the HTTP address once the service
 	// listens (tests and `serve all` use it to find services on free ports).
 	OnListen func(addr string)
@@ -248,6 +251,27 @@ func SerialBatches(c *outbox.ConsumerConfig) {
 	c.Workers, c.Prefetch, c.MaxBatch = 1, 128, 64
 }
 
+// LingeringBatches sets consumer defaults for a service whose effects
+// nobody waits on within milliseconds: reports, histories, notifications a
+// dispatcher sends on its next pass anyway. They are SerialBatches, and a
+// worker that receives a message waits up to DefaultLinger for others to
+// share its transaction, so a trickle of events costs a commit per linger
+// instead of one per event. An idle service applies a lone event
+// DefaultLinger later.
+func LingeringBatches(c *outbox.ConsumerConfig) {
+	SerialBatches(c)
+	c.Linger = DefaultLinger
+}
+
+// DefaultLinger is the linger of LingeringBatches.
+const DefaultLinger = 100 * time.Millisecond
+
+// ConsumerLinger is an operator's setting of every consumer's linger
+// (ConsumerConfig.Linger; 0 never waits), for Config.Consumer.
+func ConsumerLinger(d time.Duration) func(*outbox.ConsumerConfig) {
+	return func(c *outbox.ConsumerConfig) { c.Linger = d }
+}
+
 // Then applies mods in order, skipping nil ones: a service's consumer
 // defaults followed by its operator's adjustments.
 func Then(mods ...func(*outbox.ConsumerConfig)) func(*outbox.ConsumerConfig) {
@@ -272,6 +296,9 @@ func (n *Node) Consumer(name string, mod func(*outbox.ConsumerConfig)) (*outbox.
 	}
 	if mod != nil {
 		mod(&cfg)
+	}
+	if n.cfg.Consumer != nil {
+		n.cfg.Consumer(&cfg)
 	}
 	c, err := outbox.NewConsumer(cfg)
 	if err != nil {

@@ -77,8 +77,9 @@ type Config struct {
 	// lists, the most committed first. Default 50, at most 1000.
 	StockProducts int
 	// Consumer adjusts the inbox consumer's defaults (workers, retries).
-	// The defaults are servicekit.SerialBatches: nearly every message
-	// increments a counter row shared with others of its day and type.
+	// The defaults are servicekit.LingeringBatches: nearly every message
+	// increments a counter row shared with others of its day and type, and
+	// reports may trail the events by a tenth of a second.
 	Consumer func(*outbox.ConsumerConfig)
 }
 
@@ -126,7 +127,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		if err != nil {
 			return nil, nil, err
 		}
-		err = node.Inbox(Consumer, servicekit.Then(servicekit.SerialBatches, cfg.Consumer), func(inbox *outbox.Consumer) error {
+		err = node.Inbox(Consumer, servicekit.Then(servicekit.LingeringBatches, cfg.Consumer), func(inbox *outbox.Consumer) error {
 			return transport.Register(inbox, Name, svc, store.InTx)
 		})
 		if err != nil {

@@ -72,6 +72,8 @@ type Config struct {
 	// Kit.Migrations are set by Run.
 	Kit servicekit.Config
 	// Consumer adjusts the inbox consumer's defaults (workers, retries).
+	// The defaults are servicekit.LingeringBatches: the read model may
+	// trail the events by a tenth of a second.
 	Consumer func(*outbox.ConsumerConfig)
 }
 
@@ -99,7 +101,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		store := postgres.NewStore(node.Pool)
 		svc := app.NewService(store)
 		events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) })
-		err := node.Inbox(Consumer, cfg.Consumer, func(inbox *outbox.Consumer) error { return events.Register(inbox, Name) })
+		err := node.Inbox(Consumer, servicekit.Then(servicekit.LingeringBatches, cfg.Consumer), func(inbox *outbox.Consumer) error { return events.Register(inbox, Name) })
 		if err != nil {
 			return nil, nil, err
 		}

@@ -63,6 +63,8 @@ type Config struct {
 	SendBackoff    time.Duration
 	MaxSendBackoff time.Duration
 	// Consumer adjusts the inbox consumer's defaults (workers, retries).
+	// The defaults are servicekit.LingeringBatches: notifications are
+	// recorded for the next dispatch pass, which is DispatchInterval away.
 	Consumer func(*outbox.ConsumerConfig)
 }
 
@@ -134,7 +136,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		if err != nil {
 			return nil, nil, err
 		}
-		err = node.Inbox(Consumer, cfg.Consumer, func(consumer *outbox.Consumer) error {
+		err = node.Inbox(Consumer, servicekit.Then(servicekit.LingeringBatches, cfg.Consumer), func(consumer *outbox.Consumer) error {
 			handler := transport.EventHandler(svc, store.InTx)
 			for _, t := range transport.Consumes(Name) {
 				if err := consumer.Handle(t, handler); err != nil {
