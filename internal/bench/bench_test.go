@@ -243,6 +243,8 @@ func TestSystemScenarios(t *testing.T) {
 		"orders/split/confirmed at 5/s", "orders/split/p50 at 5/s", "orders/split/p99 at 5/s", "orders/split/throughput",
 		"orders/split/order reads per checkout at 5/s", "orders/split/order reads per checkout at full speed",
 		"orders/split/CPU per checkout: services", "orders/split/CPU per checkout: total", "orders/split/CPU-bound capacity",
+		"orders/split/CPU per checkout at 5/s: services", "orders/split/CPU per checkout at 5/s: total",
+		"orders/serve all/CPU per checkout at 5/s: total",
 		"orders/serve all/confirmed at 5/s", "orders/serve all/p99 at 5/s", "orders/serve all/throughput",
 		"orders/serve all/CPU per checkout: services", "orders/serve all/CPU per checkout: total",
 		"memory/gateway/RSS idle", "memory/order/RSS under load", "memory/largest service/RSS idle",

@@ -70,11 +70,17 @@ func (r *runner) startSystemRun(ctx context.Context, label string, together bool
 	return sr, nil
 }
 
-// fixedRate drives the configured fixed rate, sampling RSS, and returns
-// the phase's result.
-func (r *runner) fixedRate(ctx context.Context, scenario string, sr *systemRun) (loadResult, error) {
+// fixedRate drives the configured fixed rate once the system is quiet,
+// sampling RSS, and returns the phase's result. started, when not nil, runs
+// just before the load starts.
+func (r *runner) fixedRate(ctx context.Context, scenario string, sr *systemRun, started func() error) (loadResult, error) {
 	if err := r.settle(ctx, scenario, sr, "before the fixed rate"); err != nil {
 		return loadResult{}, err
+	}
+	if started != nil {
+		if err := started(); err != nil {
+			return loadResult{}, err
+		}
 	}
 	s := newRSSSampler(sr.sys)
 	lr := sr.shop.drive(ctx, r.cfg.OrderRate, r.cfg.OrderDuration, confirmTimeout)
@@ -128,11 +134,23 @@ func roundOrders(ctx context.Context, r *runner, round int) error {
 }
 
 // measureOrders measures checkout → confirmed latency at the fixed rate,
-// then confirmed checkouts/s with every worker at full speed and the CPU
-// one checkout cost.
+// then confirmed checkouts/s with every worker at full speed, and the CPU
+// one checkout cost in each phase (up to the quiet system after it).
 func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRun, round int) error {
 	rate := fmt.Sprintf("at %d/s", r.cfg.OrderRate)
-	lr, err := r.fixedRate(ctx, ScenarioOrders, sr)
+	meter, notes := newCPUMeter(ctx, sr.sys.pids(), r.cfg.PostgresURL, r.cfg.ManagementURL)
+	for _, n := range notes {
+		r.results.note(ScenarioOrders, n)
+	}
+	var idle map[string]float64
+	var before cpuSample
+	lr, err := r.fixedRate(ctx, ScenarioOrders, sr, func() (err error) {
+		if idle, err = meter.idleRate(ctx); err != nil {
+			return err
+		}
+		before, err = meter.sample()
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -147,19 +165,12 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 	r.record(ScenarioOrders, variant, "order reads per checkout "+rate, "reads", round, lr.pollsPerCheckout())
 	r.orderNotes(variant+" "+rate, lr, errs)
 
+	// Every checkout's work is done once the system is quiet again
+	// (shipping delivers on timers, seconds later).
 	if err := r.settle(ctx, ScenarioOrders, sr, "before full speed"); err != nil {
 		return err
 	}
-	meter, notes := newCPUMeter(ctx, sr.sys.pids(), r.cfg.PostgresURL, r.cfg.ManagementURL)
-	for _, n := range notes {
-		r.results.note(ScenarioOrders, n)
-	}
-	idle, err := meter.idleRate(ctx)
-	if err != nil {
-		return err
-	}
-	before, err := meter.sample()
-	if err != nil {
+	if before, err = r.recordPhaseCPU(meter, variant, round, rate, before, idle, len(lr.outcomes)); err != nil {
 		return err
 	}
 	full := sr.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout)
@@ -168,24 +179,29 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 	r.record(ScenarioOrders, variant, "failed at full speed", "checkouts", round, float64(len(errs)))
 	r.record(ScenarioOrders, variant, "order reads per checkout at full speed", "reads", round, full.pollsPerCheckout())
 	r.orderNotes(variant+" at full speed", full, errs)
-
-	// Every checkout's work is done once the system is quiet again
-	// (shipping delivers on timers, seconds later).
 	if err := r.settle(ctx, ScenarioOrders, sr, "after full speed"); err != nil {
 		return err
 	}
-	after, err := meter.sample()
-	if err != nil {
-		return err
-	}
-	r.recordCPU(variant, round, after.since(before, idle), len(full.outcomes))
-	return nil
+	_, err = r.recordPhaseCPU(meter, variant, round, "", before, idle, len(full.outcomes))
+	return err
 }
 
-// recordCPU reports CPU per checkout: the shopmesh processes together, each
-// server, their total, and what that total would allow on this machine's
-// cores; each process's share goes into a note.
-func (r *runner) recordCPU(variant string, round int, used map[string]time.Duration, checkouts int) {
+// recordPhaseCPU records the CPU per checkout of a phase that began at
+// before and returns the sample that ends it.
+func (r *runner) recordPhaseCPU(meter *cpuMeter, variant string, round int, phase string, before cpuSample, idle map[string]float64, checkouts int) (cpuSample, error) {
+	after, err := meter.sample()
+	if err != nil {
+		return after, err
+	}
+	r.recordCPU(variant, round, phase, after.since(before, idle), checkouts)
+	return after, nil
+}
+
+// recordCPU reports CPU per checkout in a phase (empty: at full speed,
+// where the capacity figure comes from): the shopmesh processes together,
+// each server, their total, and at full speed what that total would allow
+// on this machine's cores; each process's share goes into a note.
+func (r *runner) recordCPU(variant string, round int, phase string, used map[string]time.Duration, checkouts int) {
 	if checkouts == 0 {
 		return
 	}
@@ -201,17 +217,23 @@ func (r *runner) recordCPU(variant string, round int, used map[string]time.Durat
 		}
 	}
 	total = shopmesh + used[cpuPostgres] + used[cpuRabbitMQ]
-	r.record(ScenarioOrders, variant, "CPU per checkout: services", "ms", round, per(shopmesh))
+	metric := "CPU per checkout"
+	if phase != "" {
+		metric += " " + phase
+	}
+	r.record(ScenarioOrders, variant, metric+": services", "ms", round, per(shopmesh))
 	if _, ok := used[cpuPostgres]; ok {
-		r.record(ScenarioOrders, variant, "CPU per checkout: PostgreSQL", "ms", round, per(used[cpuPostgres]))
+		r.record(ScenarioOrders, variant, metric+": PostgreSQL", "ms", round, per(used[cpuPostgres]))
 	}
 	if _, ok := used[cpuRabbitMQ]; ok {
-		r.record(ScenarioOrders, variant, "CPU per checkout: RabbitMQ", "ms", round, per(used[cpuRabbitMQ]))
+		r.record(ScenarioOrders, variant, metric+": RabbitMQ", "ms", round, per(used[cpuRabbitMQ]))
 	}
-	r.record(ScenarioOrders, variant, "CPU per checkout: total", "ms", round, per(total))
-	r.record(ScenarioOrders, variant, "CPU per checkout: load generator", "ms", round, per(used[cpuGenerator]))
-	r.record(ScenarioOrders, variant, "CPU-bound capacity", "checkouts/s", round, float64(runtime.NumCPU())*1000/per(total))
-	r.results.note(ScenarioOrders, fmt.Sprintf("%s round %d CPU ms per checkout by process: %s", variant, round+1, strings.Join(split, ", ")))
+	r.record(ScenarioOrders, variant, metric+": total", "ms", round, per(total))
+	r.record(ScenarioOrders, variant, metric+": load generator", "ms", round, per(used[cpuGenerator]))
+	if phase == "" {
+		r.record(ScenarioOrders, variant, "CPU-bound capacity", "checkouts/s", round, float64(runtime.NumCPU())*1000/per(total))
+	}
+	r.results.note(ScenarioOrders, fmt.Sprintf("%s round %d %s by process: %s", variant, round+1, metric, strings.Join(split, ", ")))
 }
 
 // settle waits for the system to finish the previous phase's work; a
@@ -249,7 +271,7 @@ func setupMemory(ctx context.Context, r *runner) error {
 		return err
 	}
 	for _, sr := range []*systemRun{r.split, r.all} {
-		lr, err := r.fixedRate(ctx, ScenarioMemory, sr)
+		lr, err := r.fixedRate(ctx, ScenarioMemory, sr, nil)
 		if err != nil {
 			return err
 		}
