@@ -491,8 +491,8 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	if err != nil {
 		return 0
 	}
-	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	st, err := c.applyIn(tctx, tx, msgs, handlers, claimed)
+	defer tx.close(tctx)
+	st, err := c.applyIn(tctx, tx.tx, msgs, handlers, claimed)
 	var failed *handlerError
 	switch {
 	case errors.As(err, &failed):
@@ -502,7 +502,10 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	case err != nil:
 		return 0
 	}
-	if err := tx.Commit(tctx); err != nil {
+	if err := tx.commit(tctx, st.held); err != nil {
+		if st.held != nil { // a held write may have failed: no message can be blamed
+			return eachAlone
+		}
 		return 0
 	}
 	st.committed()
@@ -533,13 +536,13 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(context.WithoutCancel(tctx)) //nolint:errcheck // no-op after commit
-	st, err := c.applyIn(tctx, tx, msgs, []Handler{h}, claimed)
+	defer tx.close(tctx)
+	st, err := c.applyIn(tctx, tx.tx, msgs, []Handler{h}, claimed)
 	if err != nil {
 		return err
 	}
-	if err := tx.Commit(tctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	if err := tx.commit(tctx, st.held); err != nil {
+		return err
 	}
 	st.committed()
 	if !claimed[0] {
@@ -550,21 +553,29 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 
 // applyIn is a consumer transaction's work between its claim and its
 // commit, alone or batched: run the handler of each message claimed, flush
-// the transaction's Deferreds, count the duplicates (the messages not
-// claimed). It returns the transaction's state, whose committed runs after
-// the commit. A handler's failure is a *handlerError naming the message; a
-// flush's wraps errFlush.
+// the transaction's Deferreds and count the duplicates (the messages not
+// claimed). It returns the transaction's state: held is what its commit
+// must carry, committed runs after the commit. A handler's failure is a
+// *handlerError naming the message; a flush's wraps errFlush, and so does a
+// handler's failure when statements an earlier handler held were sent with
+// its own (either may have failed).
 func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msgs []Message, handlers []Handler, claimed []bool) (*deferredState, error) {
-	hctx, deferred := withDeferred(ctx)
+	hctx, st := withDeferred(ctx, tx)
 	for i, msg := range msgs {
-		if err := c.handle(hctx, tx, msg, handlers[i], claimed[i]); err != nil {
+		st.handler, st.sentOthers = i, false
+		if err := c.handle(hctx, st.tx, msg, handlers[i], claimed[i]); err != nil {
+			if st.sentOthers { // what an earlier handler held failed with it, perhaps
+				return nil, fmt.Errorf("%w: %w", errFlush, err)
+			}
 			return nil, &handlerError{index: i, err: err}
 		}
 	}
-	if err := deferred.flush(ctx, tx); err != nil {
+	st.handler = len(msgs)
+	if err := st.flush(ctx, st.tx); err != nil {
 		return nil, fmt.Errorf("%w: %w", errFlush, err)
 	}
-	return deferred, c.countDuplicates(ctx, tx, unclaimed(claimed))
+	c.queueDuplicates(st, unclaimed(claimed))
+	return st, nil
 }
 
 // handlerError is the failure of the handler of msgs[index]; it unwraps to
@@ -585,7 +596,7 @@ var errFlush = errors.New("deferred writes")
 // and so does a batch transaction's lock timeout. claimed reports which
 // messages were new: not the ones the inbox already held, nor second copies
 // within msgs.
-func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout bool) (tx pgx.Tx, claimed []bool, err error) {
+func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout bool) (tx *consumerTx, claimed []bool, err error) {
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	if lockTimeout {
@@ -593,10 +604,7 @@ func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout bool) 
 	}
 	claimed = make([]bool, len(msgs))
 	c.queueClaim(b, msgs, claimed)
-	br := c.cfg.Pool.SendBatch(ctx, b)
-	tx = br.Tx()
-	if err := br.Close(); err != nil {
-		_ = tx.Rollback(context.WithoutCancel(ctx)) // returns the connection to the pool
+	if tx, err = beginTx(ctx, c.cfg.Pool, b); err != nil {
 		return nil, nil, fmt.Errorf("begin and claim: %w", err)
 	}
 	return tx, claimed, nil
@@ -647,18 +655,16 @@ func (c *Consumer) queueClaim(b *pgx.Batch, msgs []Message, claimed []bool) {
 	})
 }
 
-// countDuplicates adds n to the consumer's absorbed redeliveries in tx. It
-// runs last before the commit: the counter is one row per consumer, which
-// concurrent transactions of the consumer would otherwise wait on longer.
-func (c *Consumer) countDuplicates(ctx context.Context, tx pgx.Tx, n int) error {
+// queueDuplicates adds n to the consumer's absorbed redeliveries with the
+// transaction's commit, the last statement before it: the counter is one
+// row per consumer, which concurrent transactions of the consumer would
+// otherwise wait on longer.
+func (c *Consumer) queueDuplicates(st *deferredState, n int) {
 	if n == 0 {
-		return nil
+		return
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO inbox_duplicates (consumer, count) VALUES ($1, $2)
-		ON CONFLICT (consumer) DO UPDATE SET count = inbox_duplicates.count + $2`, c.cfg.Name, n); err != nil {
-		return fmt.Errorf("count duplicates: %w", err)
-	}
-	return nil
+	st.hold(&pgx.Batch{QueuedQueries: []*pgx.QueuedQuery{{SQL: `INSERT INTO inbox_duplicates (consumer, count) VALUES ($1, $2)
+		ON CONFLICT (consumer) DO UPDATE SET count = inbox_duplicates.count + $2`, Arguments: []any{c.cfg.Name, n}}}})
 }
 
 // handle runs msg's handler inside tx with the message's correlation,

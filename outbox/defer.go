@@ -95,11 +95,22 @@ type deferredState struct {
 	byKey map[any]Deferred
 	order []Deferred
 	after []func()
+	// tx is the transaction the handlers are given; held is what they
+	// hold for the commit (SendAtCommit), since the handler heldFrom ran.
+	// handler is the message whose handler runs; sentOthers reports that
+	// statements an earlier handler held were sent while it ran.
+	tx         *handlerTx
+	held       *pgx.Batch
+	heldFrom   int
+	handler    int
+	sentOthers bool
 }
 
-// withDeferred gives ctx a fresh transaction scope for Defer.
-func withDeferred(ctx context.Context) (context.Context, *deferredState) {
+// withDeferred gives ctx a fresh transaction scope for Defer in tx, and
+// returns the transaction handlers are given.
+func withDeferred(ctx context.Context, tx pgx.Tx) (context.Context, *deferredState) {
 	st := &deferredState{}
+	st.tx = &handlerTx{Tx: tx, st: st}
 	return context.WithValue(ctx, deferredKey, st), st
 }
 
@@ -110,9 +121,21 @@ func (st *deferredState) committed() {
 	}
 }
 
-// flush writes the transaction's Deferreds in creation order.
+// flush writes the transaction's Deferreds in creation order, in tx (the
+// handlers' transaction, which sends what is held before anything else):
+// a BatchDeferred's statements are held for the commit.
 func (st *deferredState) flush(ctx context.Context, tx pgx.Tx) error {
 	for _, d := range st.order {
+		if q, ok := d.(BatchDeferred); ok {
+			b := &pgx.Batch{}
+			if err := q.QueueFlush(b); err != nil {
+				return err
+			}
+			if err := SendAtCommit(ctx, tx, b); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := d.Flush(ctx, tx); err != nil {
 			return err
 		}

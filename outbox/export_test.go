@@ -24,11 +24,10 @@ func Claim(c *Consumer, ctx context.Context, msgs []Message) ([]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
-	if err := c.countDuplicates(ctx, tx, unclaimed(claimed)); err != nil {
-		return nil, err
-	}
-	return claimed, tx.Commit(ctx)
+	defer tx.close(ctx)
+	_, st := withDeferred(ctx, tx.tx)
+	c.queueDuplicates(st, unclaimed(claimed))
+	return claimed, tx.commit(ctx, st.held)
 }
 
 // WorkerOf is the worker (of n) that applies aggregate's messages.

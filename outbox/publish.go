@@ -38,6 +38,8 @@ func (o *Outbox) Source() string { return o.source }
 // Publish writes events into the outbox in tx. Nothing reaches the broker
 // unless tx commits; after a commit, call Notify (or use WithTx, which does)
 // so the relay forwards the events at once instead of at its next poll.
+// Inside a consumer's transaction the insert travels with the
+// transaction's next statement or its COMMIT (SendAtCommit).
 func (o *Outbox) Publish(ctx context.Context, tx pgx.Tx, events ...Event) error {
 	msgs, err := o.messages(ctx, events)
 	if err != nil {
@@ -106,6 +108,20 @@ type latestOf struct{ eventType, aggregateID string }
 
 func (l *latest) Flush(ctx context.Context, tx pgx.Tx) error { return write(ctx, tx, l.msgs) }
 
+// QueueFlush queues the insert of the kept events, to travel with the
+// consumer transaction's COMMIT.
+func (l *latest) QueueFlush(b *pgx.Batch) error {
+	if len(l.msgs) == 0 {
+		return nil
+	}
+	q, err := insert(l.msgs)
+	if err != nil {
+		return err
+	}
+	b.Queue(q.Query, q.Args...)
+	return nil
+}
+
 // write inserts msgs into the outbox table in tx, in one statement.
 func write(ctx context.Context, tx pgx.Tx, msgs []*message.Message) error {
 	if len(msgs) == 0 {
@@ -115,7 +131,9 @@ func write(ctx context.Context, tx pgx.Tx, msgs []*message.Message) error {
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, q.Query, q.Args...); err != nil {
+	b := &pgx.Batch{}
+	b.Queue(q.Query, q.Args...)
+	if err := SendAtCommit(ctx, tx, b); err != nil {
 		return fmt.Errorf("write %d events to outbox: %w", len(msgs), err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/internal/wait"
@@ -300,10 +301,29 @@ func (c *commitClock) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tr
 	return ctx
 }
 
-// TraceQueryEnd implements pgx.QueryTracer: a successful COMMIT stamps the
-// messages bound to the connection, a ROLLBACK forgets them.
+// TraceQueryEnd implements pgx.QueryTracer (see ended).
 func (c *commitClock) TraceQueryEnd(_ context.Context, conn *pgx.Conn, data pgx.TraceQueryEndData) {
-	tag := data.CommandTag.String()
+	c.ended(conn, data.CommandTag, data.Err)
+}
+
+// TraceBatchStart implements pgx.BatchTracer.
+func (c *commitClock) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+// TraceBatchQuery implements pgx.BatchTracer: a consumer sends its COMMIT
+// in a batch with its last writes (see ended).
+func (c *commitClock) TraceBatchQuery(_ context.Context, conn *pgx.Conn, data pgx.TraceBatchQueryData) {
+	c.ended(conn, data.CommandTag, data.Err)
+}
+
+// TraceBatchEnd implements pgx.BatchTracer.
+func (c *commitClock) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// ended stamps the messages bound to conn when a statement's tag is a
+// successful COMMIT and forgets them on a ROLLBACK.
+func (c *commitClock) ended(conn *pgx.Conn, commandTag pgconn.CommandTag, err error) {
+	tag := commandTag.String()
 	if tag != "COMMIT" && tag != "ROLLBACK" {
 		return
 	}
@@ -312,7 +332,7 @@ func (c *commitClock) TraceQueryEnd(_ context.Context, conn *pgx.Conn, data pgx.
 	ids := c.pending[conn]
 	delete(c.pending, conn)
 	c.mu.Unlock()
-	if data.Err == nil && tag == "COMMIT" {
+	if err == nil && tag == "COMMIT" {
 		for _, id := range ids {
 			c.record(id, now)
 		}

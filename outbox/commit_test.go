@@ -1,0 +1,209 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopmesh/shopmesh/outbox"
+)
+
+// sends counts what a pool sends to the server on its own: each batch and
+// each statement outside one (pgx's tracer hooks; preparing a statement
+// the first time on a connection is not counted).
+type sends struct{ n atomic.Int64 }
+
+func (s *sends) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if !strings.HasPrefix(d.SQL, "-- ping") {
+		s.n.Add(1)
+	}
+	return ctx
+}
+func (s *sends) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (s *sends) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	s.n.Add(1)
+	return ctx
+}
+func (s *sends) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (s *sends) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// tracedPool is a second pool on the fixture's database whose sends are
+// counted.
+func (f *fixture) tracedPool() (*pgxpool.Pool, *sends) {
+	f.t.Helper()
+	cfg := f.pool.Config()
+	s := &sends{}
+	cfg.ConnConfig.Tracer = s
+	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(pool.Close)
+	return pool, s
+}
+
+// heldLedger records each message in the ledger with a statement held for
+// the commit, after reading the poison table (a read, so a batch's earlier
+// holds go out in front of it). A poisoned message's held statement fails
+// on the server (a division by zero), after its handler has returned.
+func heldLedger(consumer string) outbox.Handler {
+	return func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+		var p tick
+		if err := msg.Decode(&p); err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 1 / (1 - (SELECT count(*) FROM poison WHERE message_id = $1))::int`, msg.ID)
+		b.Queue(`INSERT INTO ledger (consumer, message_id, aggregate, seq) VALUES ($1, $2, $3, $4)`,
+			consumer, msg.ID, msg.AggregateID, p.Seq)
+		return outbox.SendAtCommit(ctx, tx, b)
+	}
+}
+
+// A handler's held writes travel with the COMMIT: a message whose handler
+// only holds costs its transaction two sends (the BEGIN with the claim, the
+// writes with the COMMIT), where sending the same batch itself costs three.
+// The writes are committed, once each.
+func TestHeldWritesTravelWithTheCommit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		handler outbox.Handler
+		perMsg  int64
+	}{
+		{"held", heldLedger("held"), 2},
+		{"sent", func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+			b := &pgx.Batch{}
+			b.Queue(`INSERT INTO ledger (consumer, message_id, aggregate, seq) VALUES ('sent', $1, $2, 0)`, msg.ID, msg.AggregateID)
+			return tx.SendBatch(ctx, b).Close()
+		}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			pool, counted := f.tracedPool()
+			c := f.newConsumerWith(tc.name, tc.handler, func(c *outbox.ConsumerConfig) {
+				c.Pool, c.Workers, c.MaxBatch = pool, 1, 1
+			})
+			f.declare(c)
+			const n = 20
+			f.backlog(n, "a", "b")
+			f.run(c.Run)
+			f.waitApplied(tc.name, n, 60*time.Second)
+			f.assertExactlyOnce(tc.name)
+			if got := counted.n.Load(); got != tc.perMsg*n {
+				t.Errorf("%d messages, one per transaction, cost %d sends, want %d", n, got, tc.perMsg*n)
+			}
+		})
+	}
+}
+
+// Held writes keep their place: a handler that reads what an earlier
+// handler of its batch held sees it (the holds go out in front of the
+// read), so a read-modify-write per aggregate, held, adds up; and a held
+// write that fails on the server, after its handler returned, fails only
+// its own message, which is dead-lettered, while its batch is applied
+// again without it, every other message once.
+func TestHeldWritesKeepTheirPlaceAndFailAlone(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if _, err := f.pool.Exec(f.ctx, `CREATE TABLE counters (aggregate TEXT PRIMARY KEY, n INT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	ledger := heldLedger("held")
+	handler := func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+		var n int
+		err := tx.QueryRow(ctx, `SELECT n FROM counters WHERE aggregate = $1`, msg.AggregateID).Scan(&n)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO counters (aggregate, n) VALUES ($1, $2) ON CONFLICT (aggregate) DO UPDATE SET n = $2`, msg.AggregateID, n+1)
+		if err := outbox.SendAtCommit(ctx, tx, b); err != nil {
+			return err
+		}
+		return ledger(ctx, tx, msg)
+	}
+	reg, metrics := f.newMetrics()
+	c := f.newConsumerWith("held", handler, func(c *outbox.ConsumerConfig) {
+		c.Workers, c.MaxBatch, c.MaxAttempts, c.Metrics = 1, 16, 2, metrics
+	})
+	f.declare(c)
+	const n = 200
+	for seq := 1; seq <= n; seq++ {
+		id := outbox.NewID()
+		if seq == n/2 {
+			if _, err := f.pool.Exec(f.ctx, `INSERT INTO poison VALUES ($1)`, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+			return f.ob.Publish(f.ctx, tx, outbox.Event{ID: id, Type: tickType, AggregateID: []string{"a", "b"}[seq%2], Payload: tick{seq}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.relayAll()
+	f.run(c.Run)
+	f.waitFor(60*time.Second, "every message applied or dead-lettered", func() (bool, string) {
+		applied, dead := f.count(`SELECT count(*) FROM ledger`), f.count(`SELECT count(*) FROM dead_letters`)
+		return applied+dead == n, fmt.Sprintf("%d applied, %d dead-lettered", applied, dead)
+	})
+	if k := f.count(`SELECT count(*) FROM dead_letters d JOIN poison p USING (message_id)`); k != 1 {
+		t.Errorf("%d dead letters are the poisoned message, want 1 (and no other)", k)
+	}
+	if k := f.count(`SELECT count(*) FROM ledger`); k != n-1 {
+		t.Errorf("ledger holds %d applications, want %d", k, n-1)
+	}
+	if k := f.count(`SELECT count(DISTINCT message_id) FROM ledger`); k != n-1 {
+		t.Errorf("ledger holds %d messages, want %d", k, n-1)
+	}
+	f.assertOrderPerAggregate("held")
+	// Every applied message added one to its aggregate's counter: none read
+	// a counter an earlier handler of its batch had moved but not sent.
+	if k := f.count(`SELECT coalesce(sum(n), 0) FROM counters`); k != n-1 {
+		t.Errorf("counters add up to %d, want %d: a read missed a held write", k, n-1)
+	}
+	if splits := counterSum(t, reg, "shopmesh_consumer_batch_splits_total"); splits < 1 {
+		t.Errorf("no batch split: the poisoned message was never in a batch, so this proves nothing")
+	}
+}
+
+// A batch with result callbacks is sent at once, even inside a consumer's
+// transaction: a callback's check must be able to stop the commit.
+func TestSendAtCommitSendsABatchWithCallbacksAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	checked := make(chan error, 1)
+	handler := func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 1`).Exec(func(pgconn.CommandTag) error { return errors.New("refused") })
+		err := outbox.SendAtCommit(ctx, tx, b)
+		select {
+		case checked <- err:
+		default:
+		}
+		return outbox.Permanent(errors.New("done"))
+	}
+	c := f.newConsumerWith("callbacks", handler, nil)
+	f.declare(c)
+	f.backlog(1, "a")
+	f.run(c.Run)
+	select {
+	case err := <-checked:
+		if err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("SendAtCommit = %v, want the callback's error at once", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the handler never ran")
+	}
+}
