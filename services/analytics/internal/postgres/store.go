@@ -48,13 +48,27 @@ type totalsKey struct{}
 // totalsWriter writes a transaction's totals.
 type totalsWriter struct{ totals *domain.Totals }
 
+var _ outbox.BatchDeferred = (*totalsWriter)(nil)
+
 func newTotalsWriter() *totalsWriter { return &totalsWriter{totals: domain.NewTotals()} }
 
-// Flush writes the totals in one round trip, one statement per table. Tables
-// are written in one fixed order and rows in key order (the totals' order),
-// so concurrent writers never deadlock.
+// Flush writes the totals in one round trip, one statement per table.
 func (w *totalsWriter) Flush(ctx context.Context, tx pgx.Tx) error {
 	b := &pgx.Batch{}
+	if err := w.QueueFlush(b); err != nil || b.Len() == 0 {
+		return err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write analytics totals: %w", err)
+	}
+	return nil
+}
+
+// QueueFlush queues the totals' writes, one statement per table, to travel
+// with the consumer transaction's COMMIT. Tables are written in one fixed
+// order and rows in key order (the totals' order), so concurrent writers
+// never deadlock.
+func (w *totalsWriter) QueueFlush(b *pgx.Batch) error {
 	queueEventCounts(b, w.totals.EventCounts())
 	queueCartTouches(b, w.totals.CartTouches())
 	queueDailySales(b, w.totals.DailySales())
@@ -62,12 +76,6 @@ func (w *totalsWriter) Flush(ctx context.Context, tx pgx.Tx) error {
 	queueNamings(b, w.totals.Namings())
 	queueProductSales(b, w.totals.ProductSales())
 	queueStockMoves(b, w.totals.StockMoves())
-	if b.Len() == 0 {
-		return nil
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write analytics totals: %w", err)
-	}
 	return nil
 }
 

@@ -281,7 +281,7 @@ func saveLines(ctx context.Context, tx pgx.Tx, userID string, before, after []do
 	if b.Len() == 0 {
 		return nil
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := outbox.SendAtCommit(ctx, tx, b); err != nil {
 		return fmt.Errorf("save cart lines: %w", err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/customer/internal/app"
 	"github.com/shopmesh/shopmesh/services/customer/internal/domain"
 )
@@ -233,7 +234,7 @@ func updateOrder(ctx context.Context, tx pgx.Tx, orderID string, fn app.OrderFun
 			SELECT $1, s.step, s.at FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS s(step, at, i) ORDER BY s.i`,
 			next.ID(), steps, ats)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := outbox.SendAtCommit(ctx, tx, b); err != nil {
 		return fmt.Errorf("save order %s: %w", orderID, err)
 	}
 	return nil

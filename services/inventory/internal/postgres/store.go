@@ -73,7 +73,7 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, b *pgx.Batch, events []out
 	if err := s.ob.Queue(ctx, b, now...); err != nil {
 		return err
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := outbox.SendAtCommit(ctx, tx, b); err != nil {
 		return fmt.Errorf("write %s: %w", what, err)
 	}
 	return s.ob.PublishLatest(ctx, tx, levels...)

@@ -124,12 +124,27 @@ func (r *records) add(n *domain.Notification) {
 	r.correlations = append(r.correlations, n.CorrelationID())
 }
 
+var _ outbox.BatchDeferred = (*records)(nil)
+
 // Flush inserts the notifications in the order they were recorded.
 func (r *records) Flush(ctx context.Context, tx pgx.Tx) error {
+	b := &pgx.Batch{}
+	if err := r.QueueFlush(b); err != nil || b.Len() == 0 {
+		return err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("insert %d notifications: %w", len(r.ids), err)
+	}
+	return nil
+}
+
+// QueueFlush queues the insert of the notifications, in the order they were
+// recorded, to travel with the consumer transaction's COMMIT.
+func (r *records) QueueFlush(b *pgx.Batch) error {
 	if len(r.ids) == 0 {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `
+	b.Queue(`
 		INSERT INTO notifications (id, event_id, event_type, audience, user_id, recipient, channel, template,
 		                           subject, body, order_id, created_at, status, attempts, next_attempt_at, correlation_id)
 		SELECT n.id, n.event_id, n.event_type, n.audience, n.user_id, n.recipient, n.channel, n.template,
@@ -142,9 +157,6 @@ func (r *records) Flush(ctx context.Context, tx pgx.Tx) error {
 		ON CONFLICT ON CONSTRAINT notifications_once DO NOTHING`,
 		r.ids, r.eventIDs, r.eventTypes, r.audiences, r.userIDs, r.recipients, r.channels, r.templates,
 		r.subjects, r.bodies, r.orderIDs, r.createdAt, r.statuses, r.attempts, r.nextAttemptAt, r.correlations)
-	if err != nil {
-		return fmt.Errorf("insert %d notifications: %w", len(r.ids), err)
-	}
 	return nil
 }
 

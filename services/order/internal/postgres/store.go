@@ -143,7 +143,7 @@ func (s *TxStore) Create(ctx context.Context, o *domain.Order, events []domain.E
 	if err := s.queueEvents(ctx, b, o, events); err != nil {
 		return false, err
 	}
-	if err := s.tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := outbox.SendAtCommit(ctx, s.tx, b); err != nil {
 		return false, fmt.Errorf("write timeline and events of order %s: %w", o.ID(), err)
 	}
 	return true, nil

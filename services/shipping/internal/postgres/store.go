@@ -130,7 +130,7 @@ func update(ctx context.Context, tx pgx.Tx, ob *outbox.Outbox, orderID string, f
 	if err := ob.Queue(ctx, b, events...); err != nil {
 		return fmt.Errorf("publish events of order %s: %w", orderID, err)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := outbox.SendAtCommit(ctx, tx, b); err != nil {
 		return fmt.Errorf("save the shipment of order %s: %w", orderID, err)
 	}
 	return nil
