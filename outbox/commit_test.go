@@ -3,7 +3,6 @@ package outbox_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -138,29 +137,9 @@ func TestHeldWritesKeepTheirPlaceAndFailAlone(t *testing.T) {
 	})
 	f.declare(c)
 	const n = 200
-	for seq := 1; seq <= n; seq++ {
-		id := outbox.NewID()
-		if seq == n/2 {
-			if _, err := f.pool.Exec(f.ctx, `INSERT INTO poison VALUES ($1)`, id); err != nil {
-				t.Fatal(err)
-			}
-		}
-		err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
-			return f.ob.Publish(f.ctx, tx, outbox.Event{ID: id, Type: tickType, AggregateID: []string{"a", "b"}[seq%2], Payload: tick{seq}})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.relayAll()
+	f.poisonedBacklog(n, n/2, "a", "b")
 	f.run(c.Run)
-	f.waitFor(60*time.Second, "every message applied or dead-lettered", func() (bool, string) {
-		applied, dead := f.count(`SELECT count(*) FROM ledger`), f.count(`SELECT count(*) FROM dead_letters`)
-		return applied+dead == n, fmt.Sprintf("%d applied, %d dead-lettered", applied, dead)
-	})
-	if k := f.count(`SELECT count(*) FROM dead_letters d JOIN poison p USING (message_id)`); k != 1 {
-		t.Errorf("%d dead letters are the poisoned message, want 1 (and no other)", k)
-	}
+	f.waitPoisonSettled(n)
 	if k := f.count(`SELECT count(*) FROM ledger`); k != n-1 {
 		t.Errorf("ledger holds %d applications, want %d", k, n-1)
 	}

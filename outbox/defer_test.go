@@ -65,6 +65,44 @@ func tallyHandler(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
 	return err
 }
 
+// poisonedBacklog publishes n ticks, seq 1..n, over aggregates in turn
+// (one event per transaction), lists the one with seq poisoned in the
+// poison table, and relays them all before any consumer runs. It returns
+// the poisoned message's id.
+func (f *fixture) poisonedBacklog(n, poisoned int, aggregates ...string) (poisonedID string) {
+	f.t.Helper()
+	for seq := 1; seq <= n; seq++ {
+		id := outbox.NewID()
+		if seq == poisoned {
+			poisonedID = id
+			if _, err := f.pool.Exec(f.ctx, `INSERT INTO poison VALUES ($1)`, id); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+		err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+			return f.ob.Publish(f.ctx, tx, outbox.Event{ID: id, Type: tickType, AggregateID: aggregates[seq%len(aggregates)], Payload: tick{seq}})
+		})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	f.relayAll()
+	return poisonedID
+}
+
+// waitPoisonSettled waits until each of n messages is applied or
+// dead-lettered, and checks that the poisoned one, alone, was.
+func (f *fixture) waitPoisonSettled(n int) {
+	f.t.Helper()
+	f.waitFor(60*time.Second, "every message applied or dead-lettered", func() (bool, string) {
+		applied, dead := f.count(`SELECT count(*) FROM ledger`), f.count(`SELECT count(*) FROM dead_letters`)
+		return applied+dead == n, fmt.Sprintf("%d applied, %d dead-lettered", applied, dead)
+	})
+	if k := f.count(`SELECT count(*) FROM dead_letters d JOIN poison p USING (message_id)`); k != 1 {
+		f.t.Errorf("%d dead letters are the poisoned message, want 1 (and no other)", k)
+	}
+}
+
 // A Deferred is flushed once per consumer transaction, after its handlers:
 // a backlog applied in batches is written once per batch, and what it adds
 // up counts every message exactly once. A batch whose flush fails is applied
@@ -80,30 +118,9 @@ func TestDeferredFlushesOncePerTransaction(t *testing.T) {
 	})
 	f.declare(c)
 	const n = 300
-	aggregates := []string{"a", "b", "c"}
-	for seq := 1; seq <= n; seq++ {
-		id := outbox.NewID()
-		if seq == n/2 {
-			if _, err := f.pool.Exec(f.ctx, `INSERT INTO poison VALUES ($1)`, id); err != nil {
-				t.Fatal(err)
-			}
-		}
-		err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
-			return f.ob.Publish(f.ctx, tx, outbox.Event{ID: id, Type: tickType, AggregateID: aggregates[seq%3], Payload: tick{seq}})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.relayAll()
+	f.poisonedBacklog(n, n/2, "a", "b", "c")
 	f.run(c.Run)
-	f.waitFor(60*time.Second, "every message applied or dead-lettered", func() (bool, string) {
-		applied, dead := f.count(`SELECT count(*) FROM ledger`), f.count(`SELECT count(*) FROM dead_letters`)
-		return applied+dead == n, fmt.Sprintf("%d applied, %d dead-lettered", applied, dead)
-	})
-	if k := f.count(`SELECT count(*) FROM dead_letters d JOIN poison p USING (message_id)`); k != 1 {
-		t.Errorf("%d dead letters are the poisoned message, want 1 (and no other)", k)
-	}
+	f.waitPoisonSettled(n)
 	if k := f.count(`SELECT coalesce(sum(n), 0) FROM tallies`); k != n-1 {
 		t.Errorf("tallies add up to %d, want %d: a message counted twice or lost", k, n-1)
 	}
@@ -273,28 +290,9 @@ func TestAfterCommitRunsOnceItsTransactionCommitted(t *testing.T) {
 	})
 	f.declare(c)
 	const n = 200
-	var poisoned string
-	for seq := 1; seq <= n; seq++ {
-		id := outbox.NewID()
-		if seq == n/2 {
-			poisoned = id
-			if _, err := f.pool.Exec(f.ctx, `INSERT INTO poison VALUES ($1)`, id); err != nil {
-				t.Fatal(err)
-			}
-		}
-		err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
-			return f.ob.Publish(f.ctx, tx, outbox.Event{ID: id, Type: tickType, AggregateID: "a", Payload: tick{seq}})
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.relayAll()
+	poisoned := f.poisonedBacklog(n, n/2, "a")
 	f.run(c.Run)
-	f.waitFor(60*time.Second, "every message applied or dead-lettered", func() (bool, string) {
-		applied, dead := f.count(`SELECT count(*) FROM ledger WHERE consumer = 'after'`), f.count(`SELECT count(*) FROM dead_letters`)
-		return applied+dead == n, fmt.Sprintf("%d applied, %d dead-lettered", applied, dead)
-	})
+	f.waitPoisonSettled(n)
 	// The last commit's registrations run just after it.
 	f.waitFor(10*time.Second, "every applied message's registration ran", func() (bool, string) {
 		mu.Lock()
