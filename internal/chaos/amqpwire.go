@@ -313,7 +313,7 @@ const (
 type pgEventKind int
 
 const (
-	pgCommit      pgEventKind = iota // a simple-protocol COMMIT
+	pgCommit      pgEventKind = iota // a COMMIT, sent as a simple query or in a batch
 	pgCursorWrite                    // the relay's UPDATE of its cursor (after the broker confirmed)
 )
 
@@ -338,6 +338,8 @@ const (
 	stmtOther stmtKind = iota
 	stmtInboxClaim
 	stmtCursorWrite
+	stmtCommit     // COMMIT as a prepared statement: a consumer's, in the batch with its last writes
+	stmtTxBoundary // BEGIN or ROLLBACK as a prepared statement
 )
 
 func newPGParser() *pgParser { return &pgParser{stmts: map[string]stmtKind{}} }
@@ -349,6 +351,10 @@ func classifySQL(q string) stmtKind {
 		return stmtInboxClaim
 	case strings.HasPrefix(s, "update watermill_offsets_outbox"):
 		return stmtCursorWrite
+	case s == "commit" || s == "end":
+		return stmtCommit
+	case s == "rollback" || s == "abort" || strings.HasPrefix(s, "begin"):
+		return stmtTxBoundary
 	}
 	return stmtOther
 }
@@ -411,6 +417,11 @@ func (p *pgParser) feed(data []byte) []pgEvent {
 				p.inboxTx = true
 			case stmtCursorWrite:
 				out = append(out, pgEvent{kind: pgCursorWrite})
+			case stmtCommit:
+				out = append(out, pgEvent{kind: pgCommit, consumerTx: p.inboxTx})
+				p.inboxTx = false
+			case stmtTxBoundary:
+				p.inboxTx = false
 			}
 		}
 		p.buf = p.buf[1+n:]

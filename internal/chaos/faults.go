@@ -29,6 +29,9 @@ type faultRun struct {
 	mu           sync.Mutex
 	log          []string
 	expectedDead map[string][]string
+	// targeted counts the protocol moments faults waited for, missed those
+	// that did not come in time (the fault then acted at once, or not).
+	targeted, missed int
 }
 
 func (f *faultRun) record(format string, args ...any) {
@@ -95,7 +98,22 @@ func (f *faultRun) awaitTrigger(ctx context.Context, t *trigger) bool {
 	case <-ctx.Done():
 	}
 	t.disarm()
-	return t.Fired() > 0
+	hit := t.Fired() > 0
+	f.mu.Lock()
+	f.targeted++
+	if !hit {
+		f.missed++
+	}
+	f.mu.Unlock()
+	return hit
+}
+
+// moments reports how many protocol moments faults waited for and how
+// many of them did not come.
+func (f *faultRun) moments() (targeted, missed int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.targeted, f.missed
 }
 
 // restartAfterKill waits for a killed process to be gone and starts it.

@@ -40,8 +40,12 @@ type Result struct {
 	// Planned orders; Orders is how many checkouts were accepted.
 	Planned int `json:"planned"`
 	Orders  int `json:"orders"`
-	// Faults is what was injected, in order.
+	// Faults is what was injected, in order. Targeted counts the protocol
+	// moments (a COMMIT, a publish in a batch) faults waited for; Missed
+	// those that did not come in time, where the fault acted at once.
 	Faults      []string `json:"faults"`
+	Targeted    int      `json:"targeted_moments"`
+	Missed      int      `json:"missed_moments"`
 	FaultErrors []string `json:"fault_errors,omitempty"`
 	// Redeliveries are deliveries the broker flagged redelivered;
 	// Duplicates are redeliveries absorbed by the inboxes (inbox_duplicates).
@@ -108,7 +112,7 @@ func (r *Result) fill(l *ledger, w *workload, wire wireCounts, dups int64, crash
 // WriteTable prints the report as a table, then every violation.
 func (r *Report) WriteTable(out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "SCENARIO\tSEED\tORDERS\tFAULTS\tREDELIVERIES\tDUPS ABSORBED\tREPUBLISHED\tLOST\tDOUBLE-APPLIED\tSTUCK\tWRONG\tOTHER\tDRAIN\tRESULT\t")
+	fmt.Fprintln(tw, "SCENARIO\tSEED\tORDERS\tFAULTS\tMISSED\tREDELIVERIES\tDUPS ABSORBED\tREPUBLISHED\tLOST\tDOUBLE-APPLIED\tSTUCK\tWRONG\tOTHER\tDRAIN\tRESULT\t")
 	for _, x := range r.Runs {
 		other := x.Inconsistent + x.DeadLetters + x.Unsent + x.NotAccepted + len(x.Crashes)
 		result := "ok"
@@ -118,8 +122,8 @@ func (r *Report) WriteTable(out io.Writer) error {
 		case !x.Passed():
 			result = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d/%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", x.Scenario, x.Seed, x.Orders, x.Planned,
-			len(x.Faults), x.Redeliveries, x.Duplicates, x.Wire.Republished, x.Lost, x.DoubleApplied, x.Stuck, x.WrongOutcome, other,
+		fmt.Fprintf(tw, "%s\t%d\t%d/%d\t%d\t%d/%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", x.Scenario, x.Seed, x.Orders, x.Planned,
+			len(x.Faults), x.Missed, x.Targeted, x.Redeliveries, x.Duplicates, x.Wire.Republished, x.Lost, x.DoubleApplied, x.Stuck, x.WrongOutcome, other,
 			x.DrainTime.Round(100*time.Millisecond), result)
 	}
 	if err := tw.Flush(); err != nil {

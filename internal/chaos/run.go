@@ -344,6 +344,7 @@ func (s *system) runScenario(parent context.Context, sc scenario) (res Result) {
 	}
 	stopFaults()
 	res.Faults = f.faults()
+	res.Targeted, res.Missed = f.moments()
 
 	// Heal, drain and check on their own budget.
 	ctx, cancel = context.WithTimeout(parent, s.drainTimeout()+3*time.Minute)
@@ -359,6 +360,7 @@ func (s *system) runScenario(parent context.Context, sc scenario) (res Result) {
 			res.FaultErrors = append(res.FaultErrors, err.Error())
 		}
 		res.Faults = f.faults()
+		res.Targeted, res.Missed = f.moments()
 		drainErr = s.drain(ctx, ids, s.drainTimeout())
 	}
 	res.DrainTime = time.Since(healed)
@@ -393,6 +395,11 @@ func (s *system) runScenario(parent context.Context, sc scenario) (res Result) {
 	}
 	wire := s.proxies.wireStats().sub(wireBefore)
 	res.fill(l, w, wire, dupsAfter-dupsBefore, s.procs.crashesSince(crashesBefore))
+	if res.Targeted > 0 && res.Missed == res.Targeted {
+		// Every fault acted at a random moment instead: the scenario did not
+		// test what it names, and the proxies no longer see what they wait for.
+		res.Error = fmt.Sprintf("none of the %d protocol moments its faults waited for came within %s", res.Targeted, f.wait)
+	}
 	log.Info("scenario done", "passed", res.Passed(), "violations", len(res.Violations), "took", time.Since(began).Round(time.Millisecond))
 	return res
 }

@@ -138,6 +138,8 @@ func TestPGParser(t *testing.T) {
 	binary.BigEndian.PutUint32(startup, uint32(len(startup)))
 	var stream []byte
 	stream = append(stream, startup...)
+	stream = append(stream, pgMessage('P', cstr("stmt_begin"), cstr("begin"), []byte{0, 0})...)
+	stream = append(stream, pgMessage('P', cstr("stmt_commit"), cstr("COMMIT"), []byte{0, 0})...)
 	stream = append(stream, pgMessage('Q', cstr("begin"))...)
 	stream = append(stream, pgMessage('P', cstr("stmt_1"), cstr("INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"), []byte{0, 0})...)
 	stream = append(stream, pgMessage('B', cstr(""), cstr("stmt_1"), []byte{0, 0, 0, 0, 0, 0})...)
@@ -146,12 +148,24 @@ func TestPGParser(t *testing.T) {
 	stream = append(stream, pgMessage('P', cstr(""), cstr("UPDATE watermill_offsets_outbox SET offset_acked = $1"), []byte{0, 0})...)
 	stream = append(stream, pgMessage('B', cstr(""), cstr(""), []byte{0, 0, 0, 0, 0, 0})...)
 	stream = append(stream, pgMessage('Q', cstr("commit"))...)
+	// A consumer as it runs now: BEGIN and the claim in one batch, the
+	// COMMIT in another with the last writes, its statements prepared once
+	// and then only bound.
+	for range 2 {
+		stream = append(stream, pgMessage('B', cstr(""), cstr("stmt_begin"), []byte{0, 0, 0, 0, 0, 0})...)
+		stream = append(stream, pgMessage('B', cstr(""), cstr("stmt_1"), []byte{0, 0, 0, 0, 0, 0})...)
+		stream = append(stream, pgMessage('B', cstr(""), cstr("stmt_commit"), []byte{0, 0, 0, 0, 0, 0})...)
+	}
+	// A batch outside a consumer's transaction commits without a claim.
+	stream = append(stream, pgMessage('B', cstr(""), cstr("stmt_begin"), []byte{0, 0, 0, 0, 0, 0})...)
+	stream = append(stream, pgMessage('B', cstr(""), cstr("stmt_commit"), []byte{0, 0, 0, 0, 0, 0})...)
 	p := newPGParser()
 	var evs []pgEvent
 	for i := 0; i < len(stream); i += 4 {
 		evs = append(evs, p.feed(stream[i:min(i+4, len(stream))])...)
 	}
-	want := []pgEvent{{kind: pgCommit, consumerTx: true}, {kind: pgCursorWrite}, {kind: pgCommit}}
+	want := []pgEvent{{kind: pgCommit, consumerTx: true}, {kind: pgCursorWrite}, {kind: pgCommit},
+		{kind: pgCommit, consumerTx: true}, {kind: pgCommit, consumerTx: true}, {kind: pgCommit}}
 	if len(evs) != len(want) {
 		t.Fatalf("events %+v, want %+v", evs, want)
 	}
