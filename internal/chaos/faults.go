@@ -88,8 +88,23 @@ func (f *faultRun) producers() []string {
 }
 
 // awaitTrigger waits until t acted, ctx ended or the wait passed; it
-// reports whether t acted.
+// reports whether t acted, and counts the moment t waited for as targeted
+// and, when it did not come, missed.
 func (f *faultRun) awaitTrigger(ctx context.Context, t *trigger) bool {
+	hit := f.awaitCondition(ctx, t)
+	f.mu.Lock()
+	f.targeted++
+	if !hit {
+		f.missed++
+	}
+	f.mu.Unlock()
+	return hit
+}
+
+// awaitCondition is awaitTrigger for a trigger that waits for a condition
+// of the workload (a compensation being delivered), not for the moment a
+// fault acts at: it counts nothing.
+func (f *faultRun) awaitCondition(ctx context.Context, t *trigger) bool {
 	timer := time.NewTimer(f.wait)
 	defer timer.Stop()
 	select {
@@ -98,14 +113,7 @@ func (f *faultRun) awaitTrigger(ctx context.Context, t *trigger) bool {
 	case <-ctx.Done():
 	}
 	t.disarm()
-	hit := t.Fired() > 0
-	f.mu.Lock()
-	f.targeted++
-	if !hit {
-		f.missed++
-	}
-	f.mu.Unlock()
-	return hit
+	return t.Fired() > 0
 }
 
 // moments reports how many protocol moments faults waited for and how
@@ -456,7 +464,7 @@ func (f *faultRun) compensationKill(ctx context.Context, svc, eventType string, 
 		return ok && e.kind == evDeliver && e.routingKey == eventType
 	}, func() { f.s.proxies.pg[svc].ctl.arm(commit) })
 	f.s.proxies.amqp[svc].ctl.arm(armed)
-	got := f.awaitTrigger(ctx, armed)
+	got := f.awaitCondition(ctx, armed)
 	if got && f.awaitTrigger(ctx, commit) {
 		f.record("SIGKILL %s %s the COMMIT of a compensation (%s)", svc, when, eventType)
 	} else {

@@ -395,9 +395,10 @@ func (s *system) runScenario(parent context.Context, sc scenario) (res Result) {
 	}
 	wire := s.proxies.wireStats().sub(wireBefore)
 	res.fill(l, w, wire, dupsAfter-dupsBefore, s.procs.crashesSince(crashesBefore))
-	if res.Targeted > 0 && res.Missed == res.Targeted {
+	if res.Targeted >= 2 && res.Missed == res.Targeted {
 		// Every fault acted at a random moment instead: the scenario did not
-		// test what it names, and the proxies no longer see what they wait for.
+		// test what it names, and the proxies no longer see what they wait
+		// for. (One moment missed alone can be the workload's lull.)
 		res.Error = fmt.Sprintf("none of the %d protocol moments its faults waited for came within %s", res.Targeted, f.wait)
 	}
 	log.Info("scenario done", "passed", res.Passed(), "violations", len(res.Violations), "took", time.Since(began).Round(time.Millisecond))
