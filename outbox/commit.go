@@ -86,7 +86,9 @@ func (st *deferredState) sendHeld(ctx context.Context, tx pgx.Tx) error {
 // handlerTx is the transaction a consumer's handlers are given: pgx's,
 // except that statements held for the commit (SendAtCommit) go out before
 // any other statement, in front of a batch or on their own before a
-// query, so holding them never changes what a statement sees.
+// query, so holding them never changes what a statement sees. What goes
+// around it (Conn, LargeObjects, a savepoint's own statements) does not
+// send them first: hold nothing on tx while a savepoint of it is open.
 type handlerTx struct {
 	pgx.Tx
 	st *deferredState
