@@ -131,15 +131,8 @@ func TestHeldWritesKeepTheirPlaceAndFailAlone(t *testing.T) {
 		}
 		return ledger(ctx, tx, msg)
 	}
-	reg, metrics := f.newMetrics()
-	c := f.newConsumerWith("held", handler, func(c *outbox.ConsumerConfig) {
-		c.Workers, c.MaxBatch, c.MaxAttempts, c.Metrics = 1, 16, 2, metrics
-	})
-	f.declare(c)
 	const n = 200
-	f.poisonedBacklog(n, n/2, "a", "b")
-	f.run(c.Run)
-	f.waitPoisonSettled(n)
+	reg, _ := f.applyPoisoned("held", handler, n, "a", "b")
 	if k := f.count(`SELECT count(*) FROM ledger`); k != n-1 {
 		t.Errorf("ledger holds %d applications, want %d", k, n-1)
 	}

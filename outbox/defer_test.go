@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopmesh/shopmesh/outbox"
 )
@@ -65,16 +66,24 @@ func tallyHandler(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
 	return err
 }
 
-// poisonedBacklog publishes n ticks, seq 1..n, over aggregates in turn
-// (one event per transaction), lists the one with seq poisoned in the
-// poison table, and relays them all before any consumer runs. It returns
-// the poisoned message's id.
-func (f *fixture) poisonedBacklog(n, poisoned int, aggregates ...string) (poisonedID string) {
+// applyPoisoned runs a consumer named name with handler h, one worker,
+// batches of up to 16 and two attempts, over a backlog of n ticks spread
+// over aggregates in turn (one event per transaction, relayed before the
+// consumer starts) whose middle one is poisoned, until every message is
+// applied or dead-lettered; it checks that the poisoned one, alone, was.
+// It returns the consumer's metrics and the poisoned message's id.
+func (f *fixture) applyPoisoned(name string, h outbox.Handler, n int, aggregates ...string) (*prometheus.Registry, string) {
 	f.t.Helper()
+	reg, metrics := f.newMetrics()
+	c := f.newConsumerWith(name, h, func(c *outbox.ConsumerConfig) {
+		c.Workers, c.MaxBatch, c.MaxAttempts, c.Metrics = 1, 16, 2, metrics
+	})
+	f.declare(c)
+	var poisoned string
 	for seq := 1; seq <= n; seq++ {
 		id := outbox.NewID()
-		if seq == poisoned {
-			poisonedID = id
+		if seq == n/2 {
+			poisoned = id
 			if _, err := f.pool.Exec(f.ctx, `INSERT INTO poison VALUES ($1)`, id); err != nil {
 				f.t.Fatal(err)
 			}
@@ -87,13 +96,7 @@ func (f *fixture) poisonedBacklog(n, poisoned int, aggregates ...string) (poison
 		}
 	}
 	f.relayAll()
-	return poisonedID
-}
-
-// waitPoisonSettled waits until each of n messages is applied or
-// dead-lettered, and checks that the poisoned one, alone, was.
-func (f *fixture) waitPoisonSettled(n int) {
-	f.t.Helper()
+	f.run(c.Run)
 	f.waitFor(60*time.Second, "every message applied or dead-lettered", func() (bool, string) {
 		applied, dead := f.count(`SELECT count(*) FROM ledger`), f.count(`SELECT count(*) FROM dead_letters`)
 		return applied+dead == n, fmt.Sprintf("%d applied, %d dead-lettered", applied, dead)
@@ -101,6 +104,7 @@ func (f *fixture) waitPoisonSettled(n int) {
 	if k := f.count(`SELECT count(*) FROM dead_letters d JOIN poison p USING (message_id)`); k != 1 {
 		f.t.Errorf("%d dead letters are the poisoned message, want 1 (and no other)", k)
 	}
+	return reg, poisoned
 }
 
 // A Deferred is flushed once per consumer transaction, after its handlers:
@@ -112,15 +116,8 @@ func TestDeferredFlushesOncePerTransaction(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.tallyTables()
-	reg, metrics := f.newMetrics()
-	c := f.newConsumerWith("tally", tallyHandler, func(c *outbox.ConsumerConfig) {
-		c.Workers, c.MaxBatch, c.MaxAttempts, c.Metrics = 1, 16, 2, metrics
-	})
-	f.declare(c)
 	const n = 300
-	f.poisonedBacklog(n, n/2, "a", "b", "c")
-	f.run(c.Run)
-	f.waitPoisonSettled(n)
+	reg, _ := f.applyPoisoned("tally", tallyHandler, n, "a", "b", "c")
 	if k := f.count(`SELECT coalesce(sum(n), 0) FROM tallies`); k != n-1 {
 		t.Errorf("tallies add up to %d, want %d: a message counted twice or lost", k, n-1)
 	}
@@ -284,15 +281,8 @@ func TestAfterCommitRunsOnceItsTransactionCommitted(t *testing.T) {
 		}
 		return ledger(ctx, tx, msg)
 	}
-	reg, metrics := f.newMetrics()
-	c := f.newConsumerWith("after", handler, func(c *outbox.ConsumerConfig) {
-		c.Workers, c.MaxBatch, c.MaxAttempts, c.Metrics = 1, 16, 2, metrics
-	})
-	f.declare(c)
 	const n = 200
-	poisoned := f.poisonedBacklog(n, n/2, "a")
-	f.run(c.Run)
-	f.waitPoisonSettled(n)
+	reg, poisoned := f.applyPoisoned("after", handler, n, "a")
 	// The last commit's registrations run just after it.
 	f.waitFor(10*time.Second, "every applied message's registration ran", func() (bool, string) {
 		mu.Lock()
