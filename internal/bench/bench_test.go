@@ -247,6 +247,8 @@ func TestSystemScenarios(t *testing.T) {
 		"orders/serve all/CPU per checkout at 5/s: total",
 		"orders/serve all/confirmed at 5/s", "orders/serve all/p99 at 5/s", "orders/serve all/throughput",
 		"orders/serve all/CPU per checkout: services", "orders/serve all/CPU per checkout: total",
+		"orders/split/PostgreSQL round trips per checkout", "orders/split/PostgreSQL round trips per checkout at 5/s",
+		"orders/serve all/PostgreSQL round trips per checkout", "orders/serve all/PostgreSQL round trips per checkout at 5/s",
 		"memory/gateway/RSS idle", "memory/order/RSS under load", "memory/largest service/RSS idle",
 		"memory/serve all/RSS idle", "memory/serve all/RSS under load",
 	} {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/shopmesh/shopmesh/internal/procfs"
 	"github.com/shopmesh/shopmesh/internal/rabbitmgmt"
-	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // CPU accounting of the orders scenario: how much processor time one
@@ -108,22 +107,6 @@ func (m *eventMeter) record(r *runner, scenario, variant string, round int, used
 			r.record(scenario, variant, "CPU per event: "+names[part], "us", round, float64(d.Microseconds())/float64(events))
 		}
 	}
-}
-
-// idleRate is each part's CPU per second while the system is quiet.
-func (m *cpuMeter) idleRate(ctx context.Context) (map[string]float64, error) {
-	a, err := m.sample()
-	if err != nil {
-		return nil, err
-	}
-	if err := wait.Sleep(ctx, idleCPUWindow); err != nil {
-		return nil, err
-	}
-	b, err := m.sample()
-	if err != nil {
-		return nil, err
-	}
-	return b.perSecond(a), nil
 }
 
 // cpuSample is cumulative CPU time per part at one moment.

@@ -142,13 +142,13 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 	for _, n := range notes {
 		r.results.note(ScenarioOrders, n)
 	}
-	var idle map[string]float64
-	var before cpuSample
+	var idle idleRate
+	var before phaseMark
 	lr, err := r.fixedRate(ctx, ScenarioOrders, sr, func() (err error) {
-		if idle, err = meter.idleRate(ctx); err != nil {
+		if idle, err = measureIdle(ctx, meter, sr.sys); err != nil {
 			return err
 		}
-		before, err = meter.sample()
+		before, err = mark(ctx, meter, sr.sys)
 		return err
 	})
 	if err != nil {
@@ -170,7 +170,7 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 	if err := r.settle(ctx, ScenarioOrders, sr, "before full speed"); err != nil {
 		return err
 	}
-	if before, err = r.recordPhaseCPU(meter, variant, round, rate, before, idle, len(lr.outcomes)); err != nil {
+	if before, err = r.recordPhase(ctx, meter, sr.sys, variant, round, rate, before, idle, len(lr.outcomes)); err != nil {
 		return err
 	}
 	full := sr.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout)
@@ -182,19 +182,88 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 	if err := r.settle(ctx, ScenarioOrders, sr, "after full speed"); err != nil {
 		return err
 	}
-	_, err = r.recordPhaseCPU(meter, variant, round, "", before, idle, len(full.outcomes))
+	_, err = r.recordPhase(ctx, meter, sr.sys, variant, round, "", before, idle, len(full.outcomes))
 	return err
 }
 
-// recordPhaseCPU records the CPU per checkout of a phase that began at
-// before and returns the sample that ends it.
-func (r *runner) recordPhaseCPU(meter *cpuMeter, variant string, round int, phase string, before cpuSample, idle map[string]float64, checkouts int) (cpuSample, error) {
-	after, err := meter.sample()
+// phaseMark is what is read at the start and end of a load phase: the
+// processes' cumulative CPU and the services' PostgreSQL round trips.
+type phaseMark struct {
+	cpu   cpuSample
+	trips map[string]float64
+}
+
+// idleRate is each part's CPU and each service's round trips per second
+// while the system is quiet (relays polling, brokers ticking): a phase's
+// figures are what it used beyond that.
+type idleRate struct {
+	cpu, trips map[string]float64
+}
+
+func mark(ctx context.Context, meter *cpuMeter, sys *system) (m phaseMark, err error) {
+	if m.cpu, err = meter.sample(); err != nil {
+		return m, err
+	}
+	m.trips, err = sys.roundTrips(ctx)
+	return m, err
+}
+
+// measureIdle measures the idle rates over idleCPUWindow.
+func measureIdle(ctx context.Context, meter *cpuMeter, sys *system) (idleRate, error) {
+	a, err := mark(ctx, meter, sys)
+	if err != nil {
+		return idleRate{}, err
+	}
+	if err := wait.Sleep(ctx, idleCPUWindow); err != nil {
+		return idleRate{}, err
+	}
+	b, err := mark(ctx, meter, sys)
+	if err != nil {
+		return idleRate{}, err
+	}
+	wall := b.cpu.at.Sub(a.cpu.at).Seconds()
+	idle := idleRate{cpu: b.cpu.perSecond(a.cpu), trips: map[string]float64{}}
+	for svc, v := range b.trips {
+		idle.trips[svc] = (v - a.trips[svc]) / wall
+	}
+	return idle, nil
+}
+
+// recordPhase records the CPU and the round trips per checkout of a phase
+// that began at before and returns the mark that ends it.
+func (r *runner) recordPhase(ctx context.Context, meter *cpuMeter, sys *system, variant string, round int, phase string, before phaseMark, idle idleRate, checkouts int) (phaseMark, error) {
+	after, err := mark(ctx, meter, sys)
 	if err != nil {
 		return after, err
 	}
-	r.recordCPU(variant, round, phase, after.since(before, idle), checkouts)
+	r.recordCPU(variant, round, phase, after.cpu.since(before.cpu, idle.cpu), checkouts)
+	r.recordRoundTrips(variant, round, phase, before, after, idle.trips, checkouts)
 	return after, nil
+}
+
+// recordRoundTrips reports the PostgreSQL round trips one checkout cost in
+// a phase beyond the idle rate, all services together, each service's
+// share in a note. Unlike CPU time the count hardly moves with the
+// machine's other load: it shows what a change saved in requests to the
+// database.
+func (r *runner) recordRoundTrips(variant string, round int, phase string, before, after phaseMark, idle map[string]float64, checkouts int) {
+	if checkouts == 0 {
+		return
+	}
+	wall := after.cpu.at.Sub(before.cpu.at).Seconds()
+	var total float64
+	var split []string
+	for _, svc := range slices.Sorted(maps.Keys(after.trips)) {
+		n := max(after.trips[svc]-before.trips[svc]-idle[svc]*wall, 0) / float64(checkouts)
+		total += n
+		split = append(split, fmt.Sprintf("%s %.1f", svc, n))
+	}
+	metric := "PostgreSQL round trips per checkout"
+	if phase != "" {
+		metric += " " + phase
+	}
+	r.record(ScenarioOrders, variant, metric, "round trips", round, total)
+	r.results.note(ScenarioOrders, fmt.Sprintf("%s round %d %s by service: %s", variant, round+1, metric, strings.Join(split, ", ")))
 }
 
 // recordCPU reports CPU per checkout in a phase (empty: at full speed,

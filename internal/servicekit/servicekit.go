@@ -146,13 +146,19 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		poolCfg.MaxConns = 10
 	}
 	poolCfg.ConnConfig.RuntimeParams["application_name"] = "shopmesh-" + cfg.Name
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
+	n := &Node{cfg: cfg, Logger: logger, Metrics: cfg.Metrics, Registry: cfg.Registry}
+	if n.Registry == nil {
+		n.Registry = prometheus.NewRegistry()
+		n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if poolCfg.ConnConfig.Tracer, err = newRoundTrips(n.Registry, cfg.Name); err != nil {
+		return nil, err
+	}
+	if n.Pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 		return nil, fmt.Errorf("%s database: %w", cfg.Name, err)
 	}
-	n := &Node{cfg: cfg, Pool: pool, Logger: logger, Metrics: cfg.Metrics, Registry: cfg.Registry}
 	if err := n.open(ctx); err != nil {
-		pool.Close()
+		n.Pool.Close()
 		return nil, err
 	}
 	return n, nil
@@ -176,10 +182,6 @@ func (n *Node) open(ctx context.Context) error {
 		return err
 	}
 	n.Outbox = ob
-	if n.Registry == nil {
-		n.Registry = prometheus.NewRegistry()
-		n.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
 	if n.Metrics == nil {
 		if n.Metrics, err = outbox.NewMetrics(n.Registry); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
@@ -113,4 +114,78 @@ func grep(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Every service's pool counts its round trips to PostgreSQL by kind, each
+// service under its own label when several share a registry (serve all):
+// a statement on its own is one, a batch is one however many statements it
+// carries.
+func TestNodesCountTheirRoundTrips(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	metrics, err := outbox.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(name string) *servicekit.Node {
+		node, err := servicekit.Open(ctx, servicekit.Config{
+			Name: name, DatabaseURL: testenv.NewDatabase(t), AMQPURL: testenv.NewVHost(t), Registry: reg, Metrics: metrics,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(node.Close)
+		return node
+	}
+	a, b := open("alpha"), open("beta")
+	trips := func(service, kind string) float64 {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() != servicekit.RoundTripsMetric {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["service"] == service && labels["kind"] == kind {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatalf("no %s{service=%q,kind=%q}", servicekit.RoundTripsMetric, service, kind)
+		return 0
+	}
+	statements, batches, beta := trips("alpha", "statement"), trips("alpha", "batch"), trips("beta", "statement")
+	if _, err := a.Pool.Exec(ctx, `SELECT $1::int`, 1); err != nil {
+		t.Fatal(err)
+	}
+	batch := &pgx.Batch{}
+	for i := range 3 {
+		batch.Queue(`SELECT $1::int`, i)
+	}
+	if err := a.Pool.SendBatch(ctx, batch).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := trips("alpha", "statement") - statements; got != 1 {
+		t.Errorf("alpha sent one statement: %v counted", got)
+	}
+	if got := trips("alpha", "batch") - batches; got != 1 {
+		t.Errorf("alpha sent one batch of three statements: %v counted", got)
+	}
+	if got := trips("beta", "statement") - beta; got != 0 {
+		t.Errorf("beta sent nothing: %v counted", got)
+	}
+	if _, err := b.Pool.Exec(ctx, `SELECT $1::int`, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := trips("beta", "statement") - beta; got != 1 {
+		t.Errorf("beta sent one statement: %v counted", got)
+	}
 }

@@ -189,6 +189,10 @@ func (s *System) Process(target string) *Process {
 	return nil
 }
 
+// Addr returns the HTTP address (host:port) of a service or "gateway",
+// where it serves its API and /metrics; empty for an unknown name.
+func (s *System) Addr(name string) string { return s.addrs[name] }
+
 // WaitReady polls every running process's addresses until all answer
 // ready, a process exits, or timeout passes.
 func (s *System) WaitReady(ctx context.Context, timeout time.Duration) error {
