@@ -492,7 +492,7 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 		return 0
 	}
 	defer tx.close(tctx)
-	st, err := c.applyIn(tctx, tx.tx, msgs, handlers, claimed)
+	st, err := c.applyIn(tctx, tx, msgs, handlers, claimed)
 	var failed *handlerError
 	switch {
 	case errors.As(err, &failed):
@@ -537,7 +537,7 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 		return err
 	}
 	defer tx.close(tctx)
-	st, err := c.applyIn(tctx, tx.tx, msgs, []Handler{h}, claimed)
+	st, err := c.applyIn(tctx, tx, msgs, []Handler{h}, claimed)
 	if err != nil {
 		return err
 	}
@@ -559,7 +559,7 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 // *handlerError naming the message; a flush's wraps errFlush, and so does a
 // handler's failure when statements an earlier handler held were sent with
 // its own (either may have failed).
-func (c *Consumer) applyIn(ctx context.Context, tx pgx.Tx, msgs []Message, handlers []Handler, claimed []bool) (*deferredState, error) {
+func (c *Consumer) applyIn(ctx context.Context, tx *connTx, msgs []Message, handlers []Handler, claimed []bool) (*deferredState, error) {
 	hctx, st := withDeferred(ctx, tx)
 	for i, msg := range msgs {
 		st.handler, st.sentOthers = i, false
@@ -592,13 +592,12 @@ func (e *handlerError) Unwrap() error { return e.err }
 var errFlush = errors.New("deferred writes")
 
 // begin opens a consumer transaction and claims msgs in the inbox in one
-// round trip: the BEGIN travels in the claim's batch (pgx's Batch.BeginTx),
+// round trip: the BEGIN travels in the claim's batch (beginTx),
 // and so does a batch transaction's lock timeout. claimed reports which
 // messages were new: not the ones the inbox already held, nor second copies
 // within msgs.
-func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout bool) (tx *consumerTx, claimed []bool, err error) {
+func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout bool) (tx *connTx, claimed []bool, err error) {
 	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
 	if lockTimeout {
 		b.Queue(`SELECT set_config('lock_timeout', $1, true)`, c.lockTimeout)
 	}

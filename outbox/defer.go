@@ -108,9 +108,9 @@ type deferredState struct {
 
 // withDeferred gives ctx a fresh transaction scope for Defer in tx, and
 // returns the transaction handlers are given.
-func withDeferred(ctx context.Context, tx pgx.Tx) (context.Context, *deferredState) {
+func withDeferred(ctx context.Context, tx *connTx) (context.Context, *deferredState) {
 	st := &deferredState{}
-	st.tx = &handlerTx{Tx: tx, st: st}
+	st.tx = &handlerTx{c: tx, st: st}
 	return context.WithValue(ctx, deferredKey, st), st
 }
 

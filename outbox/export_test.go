@@ -25,7 +25,7 @@ func Claim(c *Consumer, ctx context.Context, msgs []Message) ([]bool, error) {
 		return nil, err
 	}
 	defer tx.close(ctx)
-	_, st := withDeferred(ctx, tx.tx)
+	_, st := withDeferred(ctx, tx)
 	c.queueDuplicates(st, unclaimed(claimed))
 	return claimed, tx.commit(ctx, st.held)
 }

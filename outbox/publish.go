@@ -10,6 +10,7 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -38,7 +39,7 @@ func (o *Outbox) Source() string { return o.source }
 // Publish writes events into the outbox in tx. Nothing reaches the broker
 // unless tx commits; after a commit, call Notify (or use WithTx, which does)
 // so the relay forwards the events at once instead of at its next poll.
-// Inside a consumer's transaction the insert travels with the
+// Inside a consumer's transaction or WithTx's the insert travels with the
 // transaction's next statement or its COMMIT (SendAtCommit).
 func (o *Outbox) Publish(ctx context.Context, tx pgx.Tx, events ...Event) error {
 	msgs, err := o.messages(ctx, events)
@@ -150,8 +151,9 @@ func insert(msgs []*message.Message) (wsql.Query, error) {
 }
 
 // Schedule writes events that enter the outbox at dueAt (a saga timeout, a
-// delayed retry). Like Publish it is part of tx: a rolled-back transaction
-// schedules nothing. The relay's scheduler moves due events into the outbox.
+// delayed retry). Like Publish it is part of tx (and held for its commit
+// where tx holds writes): a rolled-back transaction schedules nothing. The
+// relay's scheduler moves due events into the outbox.
 func (o *Outbox) Schedule(ctx context.Context, tx pgx.Tx, dueAt time.Time, events ...Event) error {
 	msgs, err := o.messages(ctx, events)
 	if err != nil {
@@ -172,11 +174,13 @@ func (o *Outbox) Schedule(ctx context.Context, tx pgx.Tx, dueAt time.Time, event
 	}
 	// One statement for the whole call; WITH ORDINALITY keeps the events'
 	// order in the id sequence the scheduler moves them by.
-	if _, err := tx.Exec(ctx, `
+	b := &pgx.Batch{}
+	b.Queue(`
 		INSERT INTO outbox_scheduled (due_at, uuid, payload, metadata)
 		SELECT $1, e.uuid, e.payload::json, e.metadata::json
 		FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e(uuid, payload, metadata, n)
-		ORDER BY e.n`, dueAt, ids, payloads, metadata); err != nil {
+		ORDER BY e.n`, dueAt, ids, payloads, metadata)
+	if err := SendAtCommit(ctx, tx, b); err != nil {
 		return fmt.Errorf("schedule %d events: %w", len(msgs), err)
 	}
 	return nil
@@ -206,9 +210,44 @@ func (o *Outbox) Within(ctx context.Context, db interface {
 	return o.WithTx(ctx, db, fn)
 }
 
-// WithTx runs fn in a transaction on db, commits, and wakes the relay. On a
-// transaction db it runs fn in a savepoint.
+// WithTx runs fn in a transaction on db, commits, and wakes the relay. On
+// a pool the transaction costs no round trips of its own: its BEGIN
+// travels with fn's first statement, and what fn holds for the commit
+// (Publish, SendAtCommit) with its COMMIT; so a transaction whose last
+// statements are held writes ends in one round trip, and one that sent
+// and held nothing sends nothing. On a transaction db it runs fn in a
+// savepoint.
 func (o *Outbox) WithTx(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, fn func(tx pgx.Tx) error) error {
+	pool, ok := db.(*pgxpool.Pool)
+	if !ok {
+		if err := withBegin(ctx, db, fn); err != nil {
+			return err
+		}
+		o.Notify()
+		return nil
+	}
+	t, err := acquire(ctx, pool)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer t.close(ctx)
+	st := &deferredState{}
+	st.tx = &handlerTx{c: t, st: st}
+	if err := fn(st.tx); err != nil {
+		return err
+	}
+	if err := t.commit(ctx, st.takeHeld()); err != nil {
+		return err
+	}
+	o.Notify()
+	return nil
+}
+
+// withBegin runs fn in the transaction db.Begin opens (a savepoint when db
+// is a transaction) and commits it.
+func withBegin(ctx context.Context, db interface {
 	Begin(context.Context) (pgx.Tx, error)
 }, fn func(tx pgx.Tx) error) error {
 	tx, err := db.Begin(ctx)
@@ -222,7 +261,6 @@ func (o *Outbox) WithTx(ctx context.Context, db interface {
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	o.Notify()
 	return nil
 }
 
