@@ -65,17 +65,30 @@ func (s *Store) Cart(ctx context.Context, userID string) (domain.Cart, error) {
 func (s *Store) UpdateCart(ctx context.Context, userID, productID string, fn app.CartUpdate) (domain.Cart, error) {
 	var out domain.Cart
 	err := s.ob.Within(ctx, s.db, func(tx pgx.Tx) error {
-		c, before, err := lockCart(ctx, tx, userID)
+		var (
+			p       *domain.Product
+			readErr error
+		)
+		also := func(b *pgx.Batch) {
+			if productID == "" {
+				return
+			}
+			b.Queue(`SELECT `+productColumns+` FROM products WHERE id = $1 FOR SHARE`, productID).QueryRow(func(row pgx.Row) error {
+				product, err := scanProduct(row)
+				if err != nil {
+					readErr = err // domain.ErrProductNotFound is the caller's answer, not a failed batch
+					return nil
+				}
+				p = &product
+				return nil
+			})
+		}
+		c, before, err := lockCart(ctx, tx, userID, also)
 		if err != nil {
 			return err
 		}
-		var p *domain.Product
-		if productID != "" {
-			product, err := scanProduct(tx.QueryRow(ctx, `SELECT `+productColumns+` FROM products WHERE id = $1 FOR SHARE`, productID))
-			if err != nil {
-				return err
-			}
-			p = &product
+		if readErr != nil {
+			return readErr
 		}
 		events, err := fn(&c, p)
 		if err != nil {
@@ -94,18 +107,22 @@ func (s *Store) UpdateCart(ctx context.Context, userID, productID string, fn app
 func (s *Store) Checkout(ctx context.Context, userID, key string, fn app.CheckoutUpdate) (domain.Checkout, error) {
 	var out domain.Checkout
 	err := s.ob.Within(ctx, s.db, func(tx pgx.Tx) error {
-		c, before, err := lockCart(ctx, tx, userID)
+		prior := &domain.Checkout{UserID: userID, Key: key}
+		c, before, err := lockCart(ctx, tx, userID, func(b *pgx.Batch) {
+			b.Queue(`SELECT request_hash, order_id, created_at FROM checkouts WHERE user_id = $1 AND idempotency_key = $2`,
+				userID, key).QueryRow(func(row pgx.Row) error {
+				err := row.Scan(&prior.RequestHash, &prior.OrderID, &prior.CreatedAt)
+				switch {
+				case errors.Is(err, pgx.ErrNoRows):
+					prior = nil
+				case err != nil:
+					return fmt.Errorf("read checkout: %w", err)
+				}
+				return nil
+			})
+		})
 		if err != nil {
 			return err
-		}
-		prior := &domain.Checkout{UserID: userID, Key: key}
-		err = tx.QueryRow(ctx, `SELECT request_hash, order_id, created_at FROM checkouts WHERE user_id = $1 AND idempotency_key = $2`,
-			userID, key).Scan(&prior.RequestHash, &prior.OrderID, &prior.CreatedAt)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			prior = nil
-		case err != nil:
-			return fmt.Errorf("read checkout: %w", err)
 		}
 		record, events, err := fn(&c, prior)
 		if err != nil {
@@ -118,8 +135,10 @@ func (s *Store) Checkout(ctx context.Context, userID, key string, fn app.Checkou
 			out = *prior
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO checkouts (user_id, idempotency_key, request_hash, order_id, created_at)
-			VALUES ($1, $2, $3, $4, $5)`, userID, key, record.RequestHash, record.OrderID, record.CreatedAt); err != nil {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO checkouts (user_id, idempotency_key, request_hash, order_id, created_at)
+			VALUES ($1, $2, $3, $4, $5)`, userID, key, record.RequestHash, record.OrderID, record.CreatedAt)
+		if err := outbox.SendAtCommit(ctx, tx, b); err != nil {
 			return fmt.Errorf("record checkout: %w", err)
 		}
 		if err := saveLines(ctx, tx, userID, before, c.Lines()); err != nil {
@@ -212,26 +231,40 @@ func scanProduct(row pgx.Row) (domain.Product, error) {
 }
 
 // lockCart creates the user's cart row if needed and locks it, then loads
-// the lines; it returns the cart and its lines as loaded.
-func lockCart(ctx context.Context, tx pgx.Tx, userID string) (domain.Cart, []domain.Line, error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO carts (user_id) VALUES ($1)
-		ON CONFLICT (user_id) DO UPDATE SET updated_at = now()`, userID); err != nil {
-		return domain.Cart{}, nil, fmt.Errorf("lock cart: %w", err)
+// the lines, in one round trip with what also queues (reads with result
+// callbacks, run after the lock is granted); it returns the cart and its
+// lines as loaded.
+func lockCart(ctx context.Context, tx pgx.Tx, userID string, also func(*pgx.Batch)) (domain.Cart, []domain.Line, error) {
+	var lines []domain.Line
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO carts (user_id) VALUES ($1)
+		ON CONFLICT (user_id) DO UPDATE SET updated_at = now()`, userID)
+	b.Queue(selectLines, userID).Query(func(rows pgx.Rows) (err error) {
+		lines, err = collectLines(rows)
+		return err
+	})
+	if also != nil {
+		also(b)
 	}
-	lines, err := loadLines(ctx, tx, userID)
-	if err != nil {
-		return domain.Cart{}, nil, err
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return domain.Cart{}, nil, fmt.Errorf("lock cart: %w", err)
 	}
 	c, err := toCart(userID, lines)
 	return c, lines, err
 }
 
+const selectLines = `SELECT product_id, sku, name, quantity, unit_price_minor, currency, added_at
+	FROM cart_lines WHERE user_id = $1 ORDER BY added_at, product_id`
+
 func loadLines(ctx context.Context, q querier, userID string) ([]domain.Line, error) {
-	rows, err := q.Query(ctx, `SELECT product_id, sku, name, quantity, unit_price_minor, currency, added_at
-		FROM cart_lines WHERE user_id = $1 ORDER BY added_at, product_id`, userID)
+	rows, err := q.Query(ctx, selectLines, userID)
 	if err != nil {
 		return nil, fmt.Errorf("read cart lines: %w", err)
 	}
+	return collectLines(rows)
+}
+
+func collectLines(rows pgx.Rows) ([]domain.Line, error) {
 	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Line, error) {
 		var l domain.Line
 		err := row.Scan(&l.ProductID, &l.SKU, &l.Name, &l.Quantity, &l.UnitPrice.AmountMinor, &l.UnitPrice.Currency, &l.AddedAt)
