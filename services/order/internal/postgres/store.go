@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/outbox"
@@ -172,28 +171,28 @@ func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFu
 	if err != nil {
 		return err
 	}
-	// The row, the new timeline entries and the events in one round trip.
+	// The row, the new timeline entries and the events travel with the
+	// transaction's COMMIT. The update fails on the server unless it
+	// changed the row at the revision read (order_written).
 	b := &pgx.Batch{}
 	b.Queue(`
-		UPDATE orders SET state = $2, cancellation_reason = $3, payment_token = $4, payment_deadline = $5,
-			payment_id = $6, payment_amount_minor = $7, payment_currency = $8, shipment_id = $9,
-			refund_requested = $10, refunded = $11, stock_released = $12, stock_returned = $13,
-			updated_at = $14, revision = $15
-		WHERE id = $1 AND revision = $16`,
+		WITH written AS (
+			UPDATE orders SET state = $2, cancellation_reason = $3, payment_token = $4, payment_deadline = $5,
+				payment_id = $6, payment_amount_minor = $7, payment_currency = $8, shipment_id = $9,
+				refund_requested = $10, refunded = $11, stock_released = $12, stock_returned = $13,
+				updated_at = $14, revision = $15
+			WHERE id = $1 AND revision = $16
+			RETURNING 1)
+		SELECT order_written((SELECT count(*) FROM written), $1, $16)`,
 		w.ID, w.State, w.Reason, w.PaymentToken, w.PaymentDeadline,
 		w.PaymentID, w.PaymentAmountMinor, w.PaymentCurrency, w.ShipmentID,
 		w.RefundRequested, w.Refunded, w.StockReleased, w.StockReturned,
-		w.UpdatedAt, w.Revision, before).Exec(func(tag pgconn.CommandTag) error {
-		if tag.RowsAffected() != 1 {
-			return fmt.Errorf("revision %d changed underneath", before)
-		}
-		return nil
-	})
+		w.UpdatedAt, w.Revision, before)
 	queueTimeline(b, o.Timeline()[seen:], id, seen)
 	if err := s.queueEvents(ctx, b, o, events); err != nil {
 		return err
 	}
-	if err := s.tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := outbox.SendAtCommit(ctx, s.tx, b); err != nil {
 		return fmt.Errorf("update order %s: %w", id, err)
 	}
 	return nil
