@@ -24,6 +24,7 @@ type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // Store owns its transactions.
@@ -150,6 +151,9 @@ type lineRow struct {
 	Quantity  int    `json:"quantity"`
 }
 
+// load reads the order's shipment and its history in one round trip (and
+// one implicit transaction on a pool, so the two agree); with lock, the
+// history is read once the row's lock is granted.
 func load(ctx context.Context, q querier, orderID string, lock bool) (*domain.Shipment, error) {
 	query := `SELECT id, order_id, user_id, carrier, tracking, address, lines, status, failure_reason, failure_detail, due_at
 	          FROM shipments WHERE order_id = $1`
@@ -162,14 +166,34 @@ func load(ctx context.Context, q querier, orderID string, lock bool) (*domain.Sh
 		address addressRow
 		lines   []lineRow
 		dueAt   *time.Time
+		found   bool
 	)
-	err := q.QueryRow(ctx, query, orderID).Scan(&st.ID, &st.OrderID, &st.UserID, &st.Carrier, &st.Tracking,
-		&address, &lines, &status, &st.FailureReason, &st.FailureDetail, &dueAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, domain.ErrNotFound
-	}
-	if err != nil {
+	b := &pgx.Batch{}
+	b.Queue(query, orderID).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&st.ID, &st.OrderID, &st.UserID, &st.Carrier, &st.Tracking,
+			&address, &lines, &status, &st.FailureReason, &st.FailureDetail, &dueAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		found = err == nil
+		return err
+	})
+	b.Queue(`SELECT status, at FROM shipment_steps WHERE shipment_id = (SELECT id FROM shipments WHERE order_id = $1)
+		ORDER BY seq`, orderID).Query(func(rows pgx.Rows) (err error) {
+		st.History, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Step, error) {
+			var s domain.Step
+			var status string
+			err := row.Scan(&status, &s.At)
+			s.Status = domain.Status(status)
+			return s, err
+		})
+		return err
+	})
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("load shipment of order %s: %w", orderID, err)
+	}
+	if !found {
+		return nil, domain.ErrNotFound
 	}
 	st.Status = domain.Status(status)
 	st.Address = domain.Address(address)
@@ -178,20 +202,6 @@ func load(ctx context.Context, q querier, orderID string, lock bool) (*domain.Sh
 	}
 	if dueAt != nil {
 		st.DueAt = *dueAt
-	}
-	rows, err := q.Query(ctx, `SELECT status, at FROM shipment_steps WHERE shipment_id = $1 ORDER BY seq`, st.ID)
-	if err != nil {
-		return nil, fmt.Errorf("load steps of shipment %s: %w", st.ID, err)
-	}
-	st.History, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.Step, error) {
-		var s domain.Step
-		var status string
-		err := row.Scan(&status, &s.At)
-		s.Status = domain.Status(status)
-		return s, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load steps of shipment %s: %w", st.ID, err)
 	}
 	return domain.FromDatabase(st)
 }
