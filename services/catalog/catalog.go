@@ -79,7 +79,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	return servicekit.Serve(ctx, cfg.Kit, func(node *servicekit.Node) (http.Handler, []servicekit.Background, error) {
 		store := postgres.New(node.Pool, node.Outbox)
 		inTx := func(tx pgx.Tx) *app.Service { return app.New(store.InTx(tx)) }
-		err := node.Inbox("inbox", nil, func(c *outbox.Consumer) error { return transport.RegisterEventHandlers(c, inTx) })
+		// The product listing's stock levels may trail inventory by a
+		// tenth of a second: its updates share transactions.
+		err := node.Inbox("inbox", servicekit.LingeringBatches, func(c *outbox.Consumer) error { return transport.RegisterEventHandlers(c, inTx) })
 		if err != nil {
 			return nil, nil, err
 		}

@@ -60,8 +60,9 @@ type Config struct {
 	// defaults to DefaultVATRateBasisPoints.
 	VATRateBasisPoints int
 	// Consumer adjusts the inbox consumer's defaults (workers, retries).
-	// The defaults are servicekit.SerialBatches: every invoice and credit
-	// note takes the next number of its series and year, one row.
+	// The defaults are servicekit.LingeringBatches: every invoice and
+	// credit note takes the next number of its series and year, one row,
+	// and nobody waits on an invoice within a tenth of a second.
 	Consumer func(*outbox.ConsumerConfig)
 }
 
@@ -93,7 +94,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return nil, nil, err
 		}
 		events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) }, node.Logger)
-		if err := node.Inbox("inbox", servicekit.Then(servicekit.SerialBatches, cfg.Consumer), events.Register); err != nil {
+		if err := node.Inbox("inbox", servicekit.Then(servicekit.LingeringBatches, cfg.Consumer), events.Register); err != nil {
 			return nil, nil, err
 		}
 		return transport.NewHTTPHandler(transport.MakeEndpoints(svc), node.Logger), nil, nil

@@ -80,6 +80,8 @@ type Config struct {
 	// fail except for users deactivated before their bonus.
 	BonusFailDomain string
 	// Consumer adjusts the inbox consumer's defaults (workers, retries).
+	// The defaults are servicekit.LingeringBatches: nobody waits on points
+	// within a tenth of a second.
 	Consumer func(*outbox.ConsumerConfig)
 }
 
@@ -126,7 +128,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 			return nil, nil, err
 		}
 		events := transport.NewEvents(func(tx pgx.Tx) *app.Service { return svc.With(store.InTx(tx)) }, logger)
-		err = node.Inbox(Consumer, cfg.Consumer, func(inbox *outbox.Consumer) error { return events.Register(inbox, Name) })
+		err = node.Inbox(Consumer, servicekit.Then(servicekit.LingeringBatches, cfg.Consumer), func(inbox *outbox.Consumer) error { return events.Register(inbox, Name) })
 		if err != nil {
 			return nil, nil, err
 		}
