@@ -144,11 +144,12 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 	}
 	var idle idleRate
 	var before phaseMark
-	lr, err := r.fixedRate(ctx, ScenarioOrders, sr, func() (err error) {
-		if idle, err = measureIdle(ctx, meter, sr.sys); err != nil {
+	lr, err := r.fixedRate(ctx, ScenarioOrders, sr, func() error {
+		quiet, err := mark(ctx, meter, sr.sys)
+		if err != nil {
 			return err
 		}
-		before, err = mark(ctx, meter, sr.sys)
+		idle, before, err = idleSince(ctx, meter, sr.sys, quiet)
 		return err
 	})
 	if err != nil {
@@ -170,7 +171,7 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 	if err := r.settle(ctx, ScenarioOrders, sr, "before full speed"); err != nil {
 		return err
 	}
-	if before, err = r.recordPhase(ctx, meter, sr.sys, variant, round, rate, before, idle, len(lr.outcomes)); err != nil {
+	if before, idle, err = r.endPhase(ctx, meter, sr.sys, variant, round, rate, before, idle, len(lr.outcomes)); err != nil {
 		return err
 	}
 	full := sr.shop.drive(ctx, 0, r.cfg.OrderDuration, confirmTimeout)
@@ -182,7 +183,7 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 	if err := r.settle(ctx, ScenarioOrders, sr, "after full speed"); err != nil {
 		return err
 	}
-	_, err = r.recordPhase(ctx, meter, sr.sys, variant, round, "", before, idle, len(full.outcomes))
+	_, _, err = r.endPhase(ctx, meter, sr.sys, variant, round, "", before, idle, len(full.outcomes))
 	return err
 }
 
@@ -208,37 +209,68 @@ func mark(ctx context.Context, meter *cpuMeter, sys *system) (m phaseMark, err e
 	return m, err
 }
 
-// measureIdle measures the idle rates over idleCPUWindow.
-func measureIdle(ctx context.Context, meter *cpuMeter, sys *system) (idleRate, error) {
-	a, err := mark(ctx, meter, sys)
-	if err != nil {
-		return idleRate{}, err
-	}
+// idleSince measures the idle rates over idleCPUWindow from a, a mark
+// taken when the system was quiet, and returns them with the mark that
+// ends the window.
+func idleSince(ctx context.Context, meter *cpuMeter, sys *system, a phaseMark) (idleRate, phaseMark, error) {
 	if err := wait.Sleep(ctx, idleCPUWindow); err != nil {
-		return idleRate{}, err
+		return idleRate{}, a, err
 	}
 	b, err := mark(ctx, meter, sys)
 	if err != nil {
-		return idleRate{}, err
+		return idleRate{}, a, err
 	}
 	wall := b.cpu.at.Sub(a.cpu.at).Seconds()
 	idle := idleRate{cpu: b.cpu.perSecond(a.cpu), trips: map[string]float64{}}
 	for svc, v := range b.trips {
 		idle.trips[svc] = (v - a.trips[svc]) / wall
 	}
-	return idle, nil
+	return idle, b, nil
 }
 
-// recordPhase records the CPU and the round trips per checkout of a phase
-// that began at before and returns the mark that ends it.
-func (r *runner) recordPhase(ctx context.Context, meter *cpuMeter, sys *system, variant string, round int, phase string, before phaseMark, idle idleRate, checkouts int) (phaseMark, error) {
+// lower is each part's lower rate of i and o. Idle is measured before and
+// after a phase and the lower taken, so that a window that caught
+// something passing (PostgreSQL's autovacuum after a load, the other
+// system's last timers) does not make the phase seem to have used less
+// than it did.
+func (i idleRate) lower(o idleRate) idleRate {
+	low := func(a, b map[string]float64) map[string]float64 {
+		out := map[string]float64{}
+		for k, v := range a {
+			if w, ok := b[k]; ok {
+				v = min(v, w)
+			}
+			out[k] = v
+		}
+		return out
+	}
+	return idleRate{cpu: low(i.cpu, o.cpu), trips: low(i.trips, o.trips)}
+}
+
+// endPhase ends a phase that began at before, once the system is quiet
+// again: it measures the idle rates after it and records the phase's CPU
+// and round trips per checkout beyond the lower of the idle rates before
+// (idle) and after. It returns the mark and idle rates the next phase
+// starts from.
+func (r *runner) endPhase(ctx context.Context, meter *cpuMeter, sys *system, variant string, round int, phase string, before phaseMark, idle idleRate, checkouts int) (phaseMark, idleRate, error) {
 	after, err := mark(ctx, meter, sys)
 	if err != nil {
-		return after, err
+		return after, idle, err
 	}
-	r.recordCPU(variant, round, phase, after.cpu.since(before.cpu, idle.cpu), checkouts)
-	r.recordRoundTrips(variant, round, phase, before, after, idle.trips, checkouts)
-	return after, nil
+	idleAfter, next, err := idleSince(ctx, meter, sys, after)
+	if err != nil {
+		return next, idle, err
+	}
+	low := idle.lower(idleAfter)
+	name := phase
+	if name == "" {
+		name = "at full speed"
+	}
+	r.results.note(ScenarioOrders, fmt.Sprintf("%s round %d idle CPU before / after the phase %s: PostgreSQL %.1f / %.1f ms/s, RabbitMQ %.1f / %.1f ms/s",
+		variant, round+1, name, idle.cpu[cpuPostgres]/1e6, idleAfter.cpu[cpuPostgres]/1e6, idle.cpu[cpuRabbitMQ]/1e6, idleAfter.cpu[cpuRabbitMQ]/1e6))
+	r.recordCPU(variant, round, phase, after.cpu.since(before.cpu, low.cpu), checkouts)
+	r.recordRoundTrips(variant, round, phase, before, after, low.trips, checkouts)
+	return next, idleAfter, nil
 }
 
 // recordRoundTrips reports the PostgreSQL round trips one checkout cost in
