@@ -20,8 +20,9 @@ const Topic = "outbox"
 // Outbox writes a service's events into its database inside the caller's
 // transaction. It is safe for concurrent use.
 type Outbox struct {
-	source string
-	wake   chan struct{}
+	source    string
+	wake      chan struct{}
+	scheduled chan struct{} // Schedule wakes the relay's scheduler
 }
 
 // New returns the outbox of the named service. The name is the events'
@@ -30,7 +31,7 @@ func New(service string) (*Outbox, error) {
 	if !serviceName.MatchString(service) {
 		return nil, fmt.Errorf("outbox: service name %q must be lower-case letters, digits or _", service)
 	}
-	return &Outbox{source: service, wake: make(chan struct{}, 1)}, nil
+	return &Outbox{source: service, wake: make(chan struct{}, 1), scheduled: make(chan struct{}, 1)}, nil
 }
 
 // Source is the service name events are published under.
@@ -182,6 +183,10 @@ func (o *Outbox) Schedule(ctx context.Context, tx pgx.Tx, dueAt time.Time, event
 		ORDER BY e.n`, dueAt, ids, payloads, metadata)
 	if err := SendAtCommit(ctx, tx, b); err != nil {
 		return fmt.Errorf("schedule %d events: %w", len(msgs), err)
+	}
+	select { // the scheduler looks often while the transaction may commit
+	case o.scheduled <- struct{}{}:
+	default:
 	}
 	return nil
 }

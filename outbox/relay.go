@@ -35,6 +35,10 @@ type RelayConfig struct {
 	BatchSize int
 	// PollInterval is the safety-net poll when no wake-up arrives. Default 500ms.
 	PollInterval time.Duration
+	// SchedulerIdlePoll is the longest the scheduler (see Schedule) sleeps:
+	// while nothing is scheduled and this process has scheduled nothing
+	// lately, it looks this often. Default 5s.
+	SchedulerIdlePoll time.Duration
 	// ConfirmTimeout bounds the wait for publisher confirms. Default 10s.
 	ConfirmTimeout time.Duration
 	// ListenNotify makes the relay LISTEN on the outbox's channel so that
@@ -53,6 +57,9 @@ func (c *RelayConfig) setDefaults() {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.SchedulerIdlePoll == 0 {
+		c.SchedulerIdlePoll = 5 * time.Second
 	}
 	if c.ConfirmTimeout == 0 {
 		c.ConfirmTimeout = 10 * time.Second

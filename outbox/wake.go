@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shopmesh/shopmesh/internal/wait"
 )
@@ -55,10 +56,20 @@ func (r *Relay) listenOnce(ctx context.Context) error {
 // transaction (delete from the schedule, insert into the outbox), so a crash
 // neither loses nor doubles a scheduled event. Several relays may run it at
 // once: SKIP LOCKED hands each due row to exactly one of them.
+//
+// Each look also reads when the next scheduled event is due, and the
+// scheduler sleeps until then: at most SchedulerIdlePoll while the schedule
+// is empty, at least its short interval while events wait. Schedule in this
+// process wakes it, and for SchedulerIdlePoll after that it looks at the
+// short interval, so an event whose transaction commits after the wake-up
+// is not left for the idle poll. An event scheduled only by another process
+// (a replica that stopped before its due time) is found within
+// SchedulerIdlePoll.
 func (r *Relay) runScheduler(ctx context.Context) {
-	interval := min(r.cfg.PollInterval, 250*time.Millisecond)
+	short := min(r.cfg.PollInterval, 250*time.Millisecond)
+	var lookFast time.Time // until then, look at the short interval
 	for {
-		n, err := r.moveDue(ctx)
+		n, next, err := r.moveDue(ctx)
 		if err != nil && ctx.Err() == nil {
 			r.cfg.Logger.Warn("scheduler failed", "err", err)
 		}
@@ -66,14 +77,34 @@ func (r *Relay) runScheduler(ctx context.Context) {
 			r.cfg.Outbox.Notify()
 			continue
 		}
-		if wait.Sleep(ctx, interval) != nil {
-			return
+		sleep := r.cfg.SchedulerIdlePoll
+		if next >= 0 {
+			sleep = min(sleep, max(short, next))
 		}
+		if err != nil || time.Now().Before(lookFast) {
+			sleep = short
+		}
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-r.cfg.Outbox.scheduled:
+			lookFast = time.Now().Add(r.cfg.SchedulerIdlePoll)
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 
-func (r *Relay) moveDue(ctx context.Context) (int64, error) {
-	tag, err := r.cfg.Pool.Exec(ctx, `
+// moveDue moves up to 500 due events into the outbox and reports, from the
+// same round trip, how long until the next scheduled event is due (by the
+// database's clock; negative when none is scheduled, 0 when one is due
+// already, such as a row another relay has locked).
+func (r *Relay) moveDue(ctx context.Context) (moved int64, next time.Duration, err error) {
+	next = -1
+	b := &pgx.Batch{}
+	b.Queue(`
 		WITH due AS (
 			DELETE FROM outbox_scheduled WHERE id IN (
 				SELECT id FROM outbox_scheduled WHERE due_at <= now()
@@ -81,9 +112,23 @@ func (r *Relay) moveDue(ctx context.Context) (int64, error) {
 			RETURNING id, uuid, payload, metadata
 		)
 		INSERT INTO watermill_outbox (uuid, payload, metadata, transaction_id)
-		SELECT uuid, payload, metadata, pg_current_xact_id() FROM due ORDER BY id`)
-	if err != nil {
-		return 0, fmt.Errorf("move due scheduled events: %w", err)
+		SELECT uuid, payload, metadata, pg_current_xact_id() FROM due ORDER BY id`).Exec(func(tag pgconn.CommandTag) error {
+		moved = tag.RowsAffected()
+		return nil
+	})
+	// The batch is one implicit transaction: this read sees the move.
+	b.Queue(`SELECT extract(epoch FROM min(due_at) - now())::float8 FROM outbox_scheduled`).QueryRow(func(row pgx.Row) error {
+		var secs *float64 // NULL: nothing scheduled
+		if err := row.Scan(&secs); err != nil {
+			return err
+		}
+		if secs != nil {
+			next = max(time.Duration(*secs*float64(time.Second)), 0)
+		}
+		return nil
+	})
+	if err := r.cfg.Pool.SendBatch(ctx, b).Close(); err != nil {
+		return 0, -1, fmt.Errorf("move due scheduled events: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return moved, next, nil
 }
