@@ -562,6 +562,11 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 func (c *Consumer) applyIn(ctx context.Context, tx *connTx, msgs []Message, handlers []Handler, claimed []bool) (*deferredState, error) {
 	hctx, st := withDeferred(ctx, tx)
 	for i, msg := range msgs {
+		if claimed[i] {
+			st.batch = append(st.batch, msg)
+		}
+	}
+	for i, msg := range msgs {
 		st.handler, st.sentOthers = i, false
 		if err := c.handle(hctx, st.tx, msg, handlers[i], claimed[i]); err != nil {
 			if st.sentOthers { // what an earlier handler held failed with it, perhaps

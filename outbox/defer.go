@@ -89,12 +89,27 @@ func AfterCommit(ctx context.Context, fn func()) (ok bool) {
 	return true
 }
 
+// Batch returns the messages whose handlers run in the consumer transaction
+// ctx belongs to (ctx being a Handler's), in the order they run, the
+// running handler's among them; nil outside a consumer's Handler. A store
+// can read for all of them in one round trip where each handler would
+// read for its own (keeping what it read for the transaction with Defer);
+// whatever a handler writes in between is its to account for.
+func Batch(ctx context.Context) []Message {
+	st, _ := ctx.Value(deferredKey).(*deferredState)
+	if st == nil {
+		return nil
+	}
+	return st.batch
+}
+
 // deferredState is one consumer transaction's Deferreds and what runs
 // after its commit.
 type deferredState struct {
 	byKey map[any]Deferred
 	order []Deferred
 	after []func()
+	batch []Message // the messages whose handlers run in the transaction
 	// tx is the transaction the handlers are given; held is what they
 	// hold for the commit (SendAtCommit), since the handler heldFrom ran.
 	// handler is the message whose handler runs; sentOthers reports that

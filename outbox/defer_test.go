@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -307,5 +308,57 @@ func TestAfterCommitRunsOnceItsTransactionCommitted(t *testing.T) {
 	}
 	if splits := counterSum(t, reg, "shopmesh_consumer_batch_splits_total"); splits < 1 {
 		t.Errorf("no batch split: the poisoned message was never in a batch, so this proves nothing")
+	}
+}
+
+// Batch names the messages whose handlers run in the handler's
+// transaction: its own among them, every message in exactly one
+// transaction's batch, several in one when a backlog is applied; nothing
+// outside a handler.
+func TestBatchNamesTheMessagesOfTheTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if got := outbox.Batch(f.ctx); got != nil {
+		t.Fatalf("Batch outside a handler = %v, want nil", got)
+	}
+	var (
+		mu      sync.Mutex
+		batches = map[string][]string{} // message -> the batch its handler saw
+	)
+	c := f.newConsumerWith("batch", func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+		var ids []string
+		for _, m := range outbox.Batch(ctx) {
+			ids = append(ids, m.ID)
+		}
+		mu.Lock()
+		batches[msg.ID] = ids
+		mu.Unlock()
+		_, err := tx.Exec(ctx, `INSERT INTO ledger (consumer, message_id, aggregate, seq) VALUES ('batch', $1, $2, 0)`, msg.ID, msg.AggregateID)
+		return err
+	}, func(c *outbox.ConsumerConfig) { c.Workers, c.MaxBatch = 1, 16 })
+	f.declare(c)
+	const n = 40
+	f.backlog(n, "a", "b", "c")
+	f.run(c.Run)
+	f.waitApplied("batch", n, 60*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	largest := 0
+	for id, batch := range batches {
+		if !slices.Contains(batch, id) {
+			t.Errorf("message %s ran in a batch without it: %v", id, batch)
+		}
+		for _, other := range batch { // a batch is the same for each of its messages
+			if !slices.Equal(batches[other], batch) {
+				t.Errorf("messages %s and %s of one batch saw %v and %v", id, other, batch, batches[other])
+			}
+		}
+		largest = max(largest, len(batch))
+	}
+	if len(batches) != n {
+		t.Errorf("%d messages handled, want %d", len(batches), n)
+	}
+	if largest < 2 {
+		t.Errorf("a backlog of %d was applied one message per transaction: no batch to name", n)
 	}
 }

@@ -8,13 +8,14 @@ package postgres
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shopmesh/shopmesh/internal/ids"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/notification/internal/app"
 	"github.com/shopmesh/shopmesh/services/notification/internal/domain"
@@ -38,27 +39,108 @@ func (s *Store) InTx(tx pgx.Tx) app.Tx { return txStore{tx} }
 
 type txStore struct{ tx pgx.Tx }
 
+// Contact returns the user's contact. In a consumer's transaction the first
+// lookup reads the contacts of every user its batch's messages name (a
+// payload's user_id) in one round trip, and the transaction's later
+// lookups are answered from what it read; a contact the transaction writes
+// (Registered, Deactivated) is read again.
 func (t txStore) Contact(ctx context.Context, userID string) (domain.Contact, bool, error) {
+	read, inBatch := outbox.Defer(ctx, contactsKey{}, func() *contacts { return &contacts{byID: map[string]*domain.Contact{}} })
+	if !inBatch {
+		read = &contacts{byID: map[string]*domain.Contact{}}
+	}
+	key, ok := ids.Canonical(userID)
+	if !ok {
+		key = userID // the read fails, as it should
+	}
+	if _, ok := read.byID[key]; !ok {
+		users := []string{key}
+		if inBatch && !read.batchRead {
+			read.batchRead = true
+			users = batchUsers(ctx, key)
+		}
+		if err := read.load(ctx, t.tx, users); err != nil {
+			return domain.Contact{}, false, err
+		}
+	}
+	if c := read.byID[key]; c != nil {
+		found := *c
+		found.UserID = userID
+		return found, true, nil
+	}
+	return domain.Contact{UserID: userID}, false, nil
+}
+
+type contactsKey struct{}
+
+// contacts are the contacts a consumer transaction has read, by user; nil
+// for a user without one. Writing nothing, they flush nothing.
+type contacts struct {
+	byID      map[string]*domain.Contact
+	batchRead bool
+}
+
+func (*contacts) Flush(context.Context, pgx.Tx) error { return nil }
+
+// load reads the contacts of ids, noting the users without one.
+func (c *contacts) load(ctx context.Context, tx pgx.Tx, users []string) error {
+	rows, err := tx.Query(ctx, `SELECT user_id::text, email, name, deactivated_at FROM contacts WHERE user_id = ANY($1::uuid[])`, users)
+	if err != nil {
+		return fmt.Errorf("read contacts: %w", err)
+	}
+	for _, id := range users {
+		c.byID[id] = nil
+	}
 	var (
+		id            string
 		email, name   *string
 		deactivatedAt *time.Time
 	)
-	err := t.tx.QueryRow(ctx, `SELECT email, name, deactivated_at FROM contacts WHERE user_id = $1`, userID).
-		Scan(&email, &name, &deactivatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return domain.Contact{UserID: userID}, false, nil
-	}
+	_, err = pgx.ForEachRow(rows, []any{&id, &email, &name, &deactivatedAt}, func() error {
+		ct := &domain.Contact{UserID: id, Deactivated: deactivatedAt != nil}
+		if email != nil {
+			ct.Email = *email
+		}
+		if name != nil {
+			ct.Name = *name
+		}
+		c.byID[id] = ct
+		return nil
+	})
 	if err != nil {
-		return domain.Contact{}, false, fmt.Errorf("read contact %s: %w", userID, err)
+		return fmt.Errorf("read contacts: %w", err)
 	}
-	c := domain.Contact{UserID: userID, Deactivated: deactivatedAt != nil}
-	if email != nil {
-		c.Email = *email
+	return nil
+}
+
+// forget makes the transaction read userID's contact again.
+func forget(ctx context.Context, userID string) {
+	if read, ok := outbox.Defer(ctx, contactsKey{}, func() *contacts { return &contacts{byID: map[string]*domain.Contact{}} }); ok {
+		if key, ok := ids.Canonical(userID); ok {
+			delete(read.byID, key)
+		}
+		delete(read.byID, userID)
 	}
-	if name != nil {
-		c.Name = *name
+}
+
+// batchUsers are the users the transaction's messages name, userID first,
+// each once, in their canonical form.
+func batchUsers(ctx context.Context, userID string) []string {
+	users := []string{userID}
+	seen := map[string]bool{userID: true}
+	for _, m := range outbox.Batch(ctx) {
+		var p struct {
+			UserID string `json:"user_id"`
+		}
+		if json.Unmarshal(m.Payload, &p) != nil {
+			continue
+		}
+		if id, ok := ids.Canonical(p.UserID); ok && !seen[id] {
+			seen[id] = true
+			users = append(users, id)
+		}
 	}
-	return c, true, nil
+	return users
 }
 
 func (t txStore) Registered(ctx context.Context, userID, email, name string, at time.Time) error {
@@ -71,6 +153,7 @@ func (t txStore) Registered(ctx context.Context, userID, email, name string, at 
 	if err != nil {
 		return fmt.Errorf("store contact %s: %w", userID, err)
 	}
+	forget(ctx, userID)
 	return nil
 }
 
@@ -83,6 +166,7 @@ func (t txStore) Deactivated(ctx context.Context, userID string, at time.Time) e
 	if err != nil {
 		return fmt.Errorf("deactivate contact %s: %w", userID, err)
 	}
+	forget(ctx, userID)
 	return nil
 }
 
