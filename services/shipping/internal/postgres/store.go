@@ -48,12 +48,12 @@ func (s *Store) InTx(tx pgx.Tx) *TxStore { return &TxStore{tx: tx, ob: s.ob} }
 
 // Shipment returns the shipment of an order, or domain.ErrNotFound.
 func (s *Store) Shipment(ctx context.Context, orderID string) (*domain.Shipment, error) {
-	return load(ctx, s.pool, orderID, false)
+	return load(ctx, s.pool, orderID, false, "")
 }
 
 // Update runs fn on the order's locked shipment in a new transaction.
 func (s *Store) Update(ctx context.Context, orderID string, fn app.UpdateFunc) error {
-	return s.ob.WithTx(ctx, s.pool, func(tx pgx.Tx) error { return update(ctx, tx, s.ob, orderID, fn) })
+	return s.ob.WithTx(ctx, s.pool, func(tx pgx.Tx) error { return update(ctx, tx, s.ob, orderID, fn, "") })
 }
 
 // UpdateDue advances due shipments in one transaction. The due rows are
@@ -61,7 +61,8 @@ func (s *Store) Update(ctx context.Context, orderID string, fn app.UpdateFunc) e
 // work and a shipment being cancelled (its row locked by the cancellation)
 // is simply skipped until that transaction ends. Each shipment is applied
 // under a savepoint: one that fails is rolled back alone, stays due, and is
-// retried at the next poll.
+// retried at the next poll. The savepoint is set in the round trip that
+// reads the shipment and released in the one that writes it.
 func (s *Store) UpdateDue(ctx context.Context, now time.Time, limit int, fn app.UpdateFunc) (int, error) {
 	var (
 		n    int
@@ -78,9 +79,12 @@ func (s *Store) UpdateDue(ctx context.Context, now time.Time, limit int, fn app.
 		if err != nil {
 			return fmt.Errorf("select due shipments: %w", err)
 		}
-		for _, orderID := range orderIDs {
-			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return update(ctx, sp, s.ob, orderID, fn) })
-			if err != nil {
+		for i, orderID := range orderIDs {
+			sp := fmt.Sprintf("due_%d", i)
+			if err := update(ctx, tx, s.ob, orderID, fn, sp); err != nil {
+				if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); rerr != nil {
+					return fmt.Errorf("advance shipment of order %s: %w (and roll back: %w)", orderID, err, rerr)
+				}
 				errs = append(errs, fmt.Errorf("advance shipment of order %s: %w", orderID, err))
 				continue
 			}
@@ -102,16 +106,20 @@ type TxStore struct {
 
 // Shipment returns the shipment of an order, or domain.ErrNotFound.
 func (s *TxStore) Shipment(ctx context.Context, orderID string) (*domain.Shipment, error) {
-	return load(ctx, s.tx, orderID, false)
+	return load(ctx, s.tx, orderID, false, "")
 }
 
 // Update runs fn on the order's locked shipment in the joined transaction.
 func (s *TxStore) Update(ctx context.Context, orderID string, fn app.UpdateFunc) error {
-	return update(ctx, s.tx, s.ob, orderID, fn)
+	return update(ctx, s.tx, s.ob, orderID, fn, "")
 }
 
-func update(ctx context.Context, tx pgx.Tx, ob *outbox.Outbox, orderID string, fn app.UpdateFunc) error {
-	cur, err := load(ctx, tx, orderID, true)
+// update runs fn on the order's locked shipment in tx and writes what it
+// decided with its events, held for the commit. Under a savepoint (sp not
+// empty) it sets the savepoint in the read's round trip and sends the
+// writes at once with the savepoint's release.
+func update(ctx context.Context, tx pgx.Tx, ob *outbox.Outbox, orderID string, fn app.UpdateFunc, sp string) error {
+	cur, err := load(ctx, tx, orderID, true, sp)
 	if errors.Is(err, domain.ErrNotFound) {
 		cur = nil
 	} else if err != nil {
@@ -131,7 +139,12 @@ func update(ctx context.Context, tx pgx.Tx, ob *outbox.Outbox, orderID string, f
 	if err := ob.Queue(ctx, b, events...); err != nil {
 		return fmt.Errorf("publish events of order %s: %w", orderID, err)
 	}
-	if err := outbox.SendAtCommit(ctx, tx, b); err != nil {
+	send := outbox.SendAtCommit
+	if sp != "" {
+		b.Queue("RELEASE SAVEPOINT " + sp)
+		send = func(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error { return tx.SendBatch(ctx, b).Close() }
+	}
+	if err := send(ctx, tx, b); err != nil {
 		return fmt.Errorf("save the shipment of order %s: %w", orderID, err)
 	}
 	return nil
@@ -153,8 +166,9 @@ type lineRow struct {
 
 // load reads the order's shipment and its history in one round trip (and
 // one implicit transaction on a pool, so the two agree); with lock, the
-// history is read once the row's lock is granted.
-func load(ctx context.Context, q querier, orderID string, lock bool) (*domain.Shipment, error) {
+// history is read once the row's lock is granted. A savepoint sp, if not
+// empty, is set first in the same round trip.
+func load(ctx context.Context, q querier, orderID string, lock bool, sp string) (*domain.Shipment, error) {
 	query := `SELECT id, order_id, user_id, carrier, tracking, address, lines, status, failure_reason, failure_detail, due_at
 	          FROM shipments WHERE order_id = $1`
 	if lock {
@@ -169,6 +183,9 @@ func load(ctx context.Context, q querier, orderID string, lock bool) (*domain.Sh
 		found   bool
 	)
 	b := &pgx.Batch{}
+	if sp != "" {
+		b.Queue("SAVEPOINT " + sp)
+	}
 	b.Queue(query, orderID).QueryRow(func(row pgx.Row) error {
 		err := row.Scan(&st.ID, &st.OrderID, &st.UserID, &st.Carrier, &st.Tracking,
 			&address, &lines, &status, &st.FailureReason, &st.FailureDetail, &dueAt)
