@@ -9,12 +9,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/shopmesh/shopmesh/internal/pgmigrate"
-	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/order"
 	"github.com/shopmesh/shopmesh/services/order/internal/domain"
 	"github.com/shopmesh/shopmesh/services/order/internal/postgres"
-	"github.com/shopmesh/shopmesh/tests/testenv"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 )
 
 // A change of an order is written with its transaction's COMMIT, too late
@@ -26,21 +24,7 @@ func TestAnUpdateFromAStaleRevisionFailsOnTheServer(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, testenv.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := outbox.Migrate(ctx, pool, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := pgmigrate.Up(ctx, pool, order.Migrations, "order_schema_version", nil); err != nil {
-		t.Fatal(err)
-	}
-	ob, err := outbox.New("order")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, ob := servicetest.StoreDatabase(ctx, t, "order", order.Migrations)
 	store, err := postgres.NewStore(pool, ob)
 	if err != nil {
 		t.Fatal(err)

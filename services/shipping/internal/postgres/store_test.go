@@ -9,14 +9,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/shopmesh/shopmesh/internal/pgmigrate"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/shipping"
 	"github.com/shopmesh/shopmesh/services/shipping/internal/domain"
 	"github.com/shopmesh/shopmesh/services/shipping/internal/postgres"
-	"github.com/shopmesh/shopmesh/tests/testenv"
+	"github.com/shopmesh/shopmesh/tests/servicetest"
 )
 
 // A pass over due shipments applies each under its own savepoint: the one
@@ -26,21 +24,7 @@ func TestADueShipmentThatFailsIsRolledBackAlone(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, testenv.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := outbox.Migrate(ctx, pool, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := pgmigrate.Up(ctx, pool, shipping.Migrations, "shipping_schema_version", nil); err != nil {
-		t.Fatal(err)
-	}
-	ob, err := outbox.New("shipping")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, ob := servicetest.StoreDatabase(ctx, t, "shipping", shipping.Migrations)
 	store := postgres.NewStore(pool, ob)
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	orders := []string{
