@@ -2,8 +2,11 @@ package customer_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -335,4 +338,69 @@ func TestAPIRejectsBadRequests(t *testing.T) {
 	if n := h.Query(`SELECT count(*) FROM profiles`); n != 0 {
 		t.Errorf("requests created %d profiles", n)
 	}
+}
+
+// Events of several orders' whole lives that queued while the service was
+// down are applied together: each order's entry is read once for the
+// transaction and changed by one handler after another (a later handler
+// sees what an earlier one wrote), and the batch commits without being
+// split, every order ending delivered with each step once.
+func TestQueuedOrderLivesApplyTogether(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	ada := newID()
+	h.PublishAt(newID(), contracts.TypeUserRegisteredV1, ada, sec(0), contracts.UserRegisteredV1{UserID: ada, Email: "ada@example.com", Name: "Ada"})
+	h.Eventually("the registration applied", func() bool { return h.Applied() == 1 })
+	h.Stop()
+	orders := []string{newID(), newID(), newID()}
+	for i, o := range orders {
+		h.publishEvents(lifecycle(o, ada, 10*(i+1), ""))
+	}
+	h.Restart()
+	h.Eventually("every event applied", func() bool { return h.Applied() == 16 })
+
+	var hist historyView
+	h.getJSON("/api/v1/me/history", ada, &hist)
+	if len(hist.Items) != len(orders) {
+		t.Fatalf("history = %+v", hist)
+	}
+	for _, item := range hist.Items {
+		if item.Status != "delivered" || len(item.Timeline) != 5 || !item.UpdatedAt.Equal(item.PlacedAt.Add(3*time.Second)) {
+			t.Errorf("order %s = %+v", item.OrderID, item)
+		}
+	}
+	metrics := h.metrics()
+	if splits := metrics["shopmesh_consumer_batch_splits_total"]; splits != 0 {
+		t.Errorf("%v batches split: a handler's write failed against another's in the same transaction", splits)
+	}
+	if txs, msgs := metrics["shopmesh_consumer_batch_messages_count"], metrics["shopmesh_consumer_batch_messages_sum"]; !(msgs > txs) {
+		t.Errorf("%v messages in %v transactions since the restart: no batch to apply together", msgs, txs)
+	}
+}
+
+// metrics are the service's own counters, each summed over its labels.
+func (h *harness) metrics() map[string]float64 {
+	h.t.Helper()
+	resp, err := http.Get(h.BaseURL + "/metrics")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, rest, _ := strings.Cut(line, "{")
+		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
+			if v, err := strconv.ParseFloat(rest[i+1:], 64); err == nil {
+				out[name] += v
+			}
+		}
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shopmesh/shopmesh/internal/ids"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/customer/internal/app"
 	"github.com/shopmesh/shopmesh/services/customer/internal/domain"
@@ -188,9 +189,10 @@ func ordersCount(ctx context.Context, q querier, userID string) (int, error) {
 
 // updateOrder reads the order with its timeline and writes what fn changed,
 // one round trip each: the timeline is read after the row lock is granted,
-// and the row and its new steps are written together.
+// and the row and its new steps are written together. In a consumer's
+// transaction the read is the batch's (see lockBatchOrder).
 func updateOrder(ctx context.Context, tx pgx.Tx, orderID string, fn app.OrderFunc) error {
-	cur, err := lockOrder(ctx, tx, orderID)
+	cur, err := lockBatchOrder(ctx, tx, orderID)
 	if err != nil {
 		return err
 	}
@@ -237,24 +239,127 @@ func updateOrder(ctx context.Context, tx pgx.Tx, orderID string, fn app.OrderFun
 	if err := outbox.SendAtCommit(ctx, tx, b); err != nil {
 		return fmt.Errorf("save order %s: %w", orderID, err)
 	}
+	stored(ctx, next)
 	return nil
 }
 
-// lockOrder locks and reads an order with its timeline in one round trip;
-// nil when the order is not stored yet.
-func lockOrder(ctx context.Context, tx pgx.Tx, orderID string) (_ *domain.Order, err error) {
+// lockBatchOrder returns the order's history entry, locked; nil when it is
+// not stored yet. In a consumer's transaction the first call locks and
+// reads the entries of every order the batch's messages name (a payload's
+// order_id) in one round trip, and later calls are answered from them, as
+// the transaction changed them (stored); elsewhere it reads the one order.
+func lockBatchOrder(ctx context.Context, tx pgx.Tx, orderID string) (*domain.Order, error) {
+	read, inBatch := outbox.Defer(ctx, historiesKey{}, newHistories)
+	if !inBatch {
+		found, err := lockOrders(ctx, tx, []string{orderID})
+		if err != nil || len(found) == 0 {
+			return nil, err
+		}
+		return found[0], nil
+	}
+	key, ok := ids.Canonical(orderID)
+	if !ok {
+		key = orderID // the read fails, as it should
+	}
+	if o, ok := read.byID[key]; ok {
+		return o, nil
+	}
+	orders := []string{key}
+	if !read.batchRead {
+		read.batchRead = true
+		orders = batchOrders(ctx, key)
+	}
+	found, err := lockOrders(ctx, tx, orders)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range orders {
+		read.byID[id] = nil
+	}
+	for _, o := range found {
+		read.byID[o.ID()] = o
+	}
+	return read.byID[key], nil
+}
+
+type historiesKey struct{}
+
+// histories are the history entries a consumer transaction has read and
+// changed, by order; nil for an order not stored. The writes are the
+// handlers' own (held for the commit): these flush nothing.
+type histories struct {
+	byID      map[string]*domain.Order
+	batchRead bool
+}
+
+func newHistories() *histories { return &histories{byID: map[string]*domain.Order{}} }
+
+func (*histories) Flush(context.Context, pgx.Tx) error { return nil }
+
+// stored notes o, just written, as the transaction's current entry of its
+// order: rebuilt as a read would return it (its new steps no longer new,
+// times at the database's microsecond precision).
+func stored(ctx context.Context, o *domain.Order) {
+	read, inBatch := outbox.Defer(ctx, historiesKey{}, newHistories)
+	if !inBatch {
+		return
+	}
+	key, ok := ids.Canonical(o.ID())
+	if !ok {
+		return
+	}
+	s := domain.StoredOrder{ID: key, UserID: o.UserID(), Status: o.Status(), CancellationReason: o.CancellationReason(),
+		PlacedAt: o.PlacedAt().Truncate(time.Microsecond), UpdatedAt: o.UpdatedAt().Truncate(time.Microsecond)}
+	if t, ok := o.Total(); ok {
+		s.Total = &t
+	}
+	for _, e := range o.Timeline() {
+		s.Timeline = append(s.Timeline, domain.TimelineEntry{Step: e.Step, At: e.At.Truncate(time.Microsecond)})
+	}
+	rebuilt, err := domain.OrderFromDatabase(s)
+	if err != nil {
+		delete(read.byID, key) // read it again
+		return
+	}
+	read.byID[key] = rebuilt
+}
+
+// batchOrders are the orders the transaction's messages name, orderID
+// first, each once, in their canonical form.
+func batchOrders(ctx context.Context, orderID string) []string {
+	orders := []string{orderID}
+	seen := map[string]bool{orderID: true}
+	for _, m := range outbox.Batch(ctx) {
+		var p struct {
+			OrderID string `json:"order_id"`
+		}
+		if json.Unmarshal(m.Payload, &p) != nil {
+			continue
+		}
+		if id, ok := ids.Canonical(p.OrderID); ok && !seen[id] {
+			seen[id] = true
+			orders = append(orders, id)
+		}
+	}
+	return orders
+}
+
+// lockOrders locks and reads orders with their timelines in one round
+// trip, in the orders' order (so that two such reads cannot deadlock); the
+// timelines are read after the row locks are granted.
+func lockOrders(ctx context.Context, tx pgx.Tx, orderIDs []string) (_ []*domain.Order, err error) {
 	b := &pgx.Batch{}
-	b.Queue(orderColumns+` FROM history_orders o WHERE o.order_id = $1 FOR UPDATE`, orderID)
-	b.Queue(selectTimelines, []string{orderID})
+	b.Queue(orderColumns+` FROM history_orders o WHERE o.order_id = ANY($1::uuid[]) ORDER BY o.order_id FOR UPDATE`, orderIDs)
+	b.Queue(selectTimelines, orderIDs)
 	br := tx.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("load order %s: %w", orderID, cerr)
+			err = fmt.Errorf("load orders %v: %w", orderIDs, cerr)
 		}
 	}()
 	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("load order %s: %w", orderID, err)
+		return nil, fmt.Errorf("load orders %v: %w", orderIDs, err)
 	}
 	stored, err := collectOrders(rows)
 	if err != nil {
@@ -262,13 +367,9 @@ func lockOrder(ctx context.Context, tx pgx.Tx, orderID string) (_ *domain.Order,
 	}
 	trows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("read the timeline of order %s: %w", orderID, err)
+		return nil, fmt.Errorf("read the timelines of orders %v: %w", orderIDs, err)
 	}
-	found, err := withTimelines(stored, trows)
-	if err != nil || len(found) == 0 {
-		return nil, err
-	}
-	return found[0], nil
+	return withTimelines(stored, trows)
 }
 
 const orderColumns = `SELECT o.order_id::text, o.user_id::text, o.status, o.total_minor, o.currency,
