@@ -212,11 +212,21 @@ func (f *fixture) waitFor(timeout time.Duration, what string, cond func() (bool,
 
 func (f *fixture) count(query string, args ...any) int {
 	f.t.Helper()
-	var n int
-	if err := f.pool.QueryRow(f.ctx, query, args...).Scan(&n); err != nil {
-		f.t.Fatalf("%s: %v", query, err)
+	n, err := f.tryCount(query, args...)
+	if err != nil {
+		f.t.Fatal(err)
 	}
 	return n
+}
+
+// tryCount is count for a wait that outlasts a failed query, such as one
+// on a pooled connection a database restart broke (the pool replaces it).
+func (f *fixture) tryCount(query string, args ...any) (int, error) {
+	var n int
+	if err := f.pool.QueryRow(f.ctx, query, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("%s: %w", query, err)
+	}
+	return n, nil
 }
 
 // waitApplied waits until consumer has applied want distinct messages.
