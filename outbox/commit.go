@@ -387,9 +387,9 @@ func (t *connTx) commit(ctx context.Context, tail *pgx.Batch) error {
 		t.close(ctx)
 		return nil
 	}
-	b := &pgx.Batch{}
-	if tail != nil {
-		b.QueuedQueries = append(b.QueuedQueries, tail.QueuedQueries...)
+	b := tail // the owner's, taken for the commit
+	if b == nil {
+		b = &pgx.Batch{}
 	}
 	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
 		if tag.String() != "COMMIT" {

@@ -124,9 +124,16 @@ type deferredState struct {
 // withDeferred gives ctx a fresh transaction scope for Defer in tx, and
 // returns the transaction handlers are given.
 func withDeferred(ctx context.Context, tx *connTx) (context.Context, *deferredState) {
+	st := newDeferredState(tx)
+	return context.WithValue(ctx, deferredKey, st), st
+}
+
+// newDeferredState is the state of a transaction on tx that holds writes
+// for its commit, with the transaction its functions are given.
+func newDeferredState(tx *connTx) *deferredState {
 	st := &deferredState{}
 	st.tx = &handlerTx{c: tx, st: st}
-	return context.WithValue(ctx, deferredKey, st), st
+	return st
 }
 
 // committed runs what AfterCommit registered, in order.

@@ -56,15 +56,10 @@ func (o *Outbox) Publish(ctx context.Context, tx pgx.Tx, events ...Event) error 
 // broker unless the transaction commits, and Notify wakes the relay after.
 func (o *Outbox) Queue(ctx context.Context, b *pgx.Batch, events ...Event) error {
 	msgs, err := o.messages(ctx, events)
-	if err != nil || len(msgs) == 0 {
-		return err
-	}
-	q, err := insert(msgs)
 	if err != nil {
 		return err
 	}
-	b.Queue(q.Query, q.Args...)
-	return nil
+	return queueInsert(b, msgs)
 }
 
 // PublishLatest publishes snapshot events: each carries the whole current
@@ -112,43 +107,34 @@ func (l *latest) Flush(ctx context.Context, tx pgx.Tx) error { return write(ctx,
 
 // QueueFlush queues the insert of the kept events, to travel with the
 // consumer transaction's COMMIT.
-func (l *latest) QueueFlush(b *pgx.Batch) error {
-	if len(l.msgs) == 0 {
-		return nil
-	}
-	q, err := insert(l.msgs)
-	if err != nil {
-		return err
-	}
-	b.Queue(q.Query, q.Args...)
-	return nil
-}
+func (l *latest) QueueFlush(b *pgx.Batch) error { return queueInsert(b, l.msgs) }
 
-// write inserts msgs into the outbox table in tx, in one statement.
+// write inserts msgs into the outbox table in tx, in one statement (held
+// for the commit where tx holds writes).
 func write(ctx context.Context, tx pgx.Tx, msgs []*message.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	q, err := insert(msgs)
-	if err != nil {
+	b := &pgx.Batch{}
+	if err := queueInsert(b, msgs); err != nil || b.Len() == 0 {
 		return err
 	}
-	b := &pgx.Batch{}
-	b.Queue(q.Query, q.Args...)
 	if err := SendAtCommit(ctx, tx, b); err != nil {
 		return fmt.Errorf("write %d events to outbox: %w", len(msgs), err)
 	}
 	return nil
 }
 
-// insert is the statement that writes msgs into the outbox table: the one
-// watermill-sql's publisher runs, built by its PostgreSQL schema adapter.
-func insert(msgs []*message.Message) (wsql.Query, error) {
+// queueInsert queues the statement that writes msgs into the outbox table,
+// if there are any: the one watermill-sql's publisher runs, built by its
+// PostgreSQL schema adapter.
+func queueInsert(b *pgx.Batch, msgs []*message.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
 	q, err := schemaAdapter{}.InsertQuery(wsql.InsertQueryParams{Topic: Topic, Msgs: msgs})
 	if err != nil {
-		return q, fmt.Errorf("outbox insert of %d events: %w", len(msgs), err)
+		return fmt.Errorf("outbox insert of %d events: %w", len(msgs), err)
 	}
-	return q, nil
+	b.Queue(q.Query, q.Args...)
+	return nil
 }
 
 // Schedule writes events that enter the outbox at dueAt (a saga timeout, a
@@ -238,8 +224,7 @@ func (o *Outbox) WithTx(ctx context.Context, db interface {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer t.close(ctx)
-	st := &deferredState{}
-	st.tx = &handlerTx{c: t, st: st}
+	st := newDeferredState(t)
 	if err := fn(st.tx); err != nil {
 		return err
 	}
