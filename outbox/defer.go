@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -101,6 +102,27 @@ func Batch(ctx context.Context) []Message {
 		return nil
 	}
 	return st.batch
+}
+
+// BatchKeys returns first, then each key the other messages of the
+// consumer transaction ctx belongs to name, each once: what a store reads
+// for the whole batch in one round trip. key reads a message's payload,
+// decoded as P, and reports whether it names one (a payload that does not
+// decode names none). Outside a consumer's Handler it returns only first.
+func BatchKeys[P any](ctx context.Context, first string, key func(P) (string, bool)) []string {
+	keys := []string{first}
+	seen := map[string]bool{first: true}
+	for _, m := range Batch(ctx) {
+		var p P
+		if json.Unmarshal(m.Payload, &p) != nil {
+			continue
+		}
+		if k, ok := key(p); ok && !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // deferredState is one consumer transaction's Deferreds and what runs

@@ -267,7 +267,11 @@ func lockBatchOrder(ctx context.Context, tx pgx.Tx, orderID string) (*domain.Ord
 	orders := []string{key}
 	if !read.batchRead {
 		read.batchRead = true
-		orders = batchOrders(ctx, key)
+		orders = outbox.BatchKeys(ctx, key, func(p struct {
+			OrderID string `json:"order_id"`
+		}) (string, bool) {
+			return ids.Canonical(p.OrderID)
+		})
 	}
 	found, err := lockOrders(ctx, tx, orders)
 	if err != nil {
@@ -322,26 +326,6 @@ func stored(ctx context.Context, o *domain.Order) {
 		return
 	}
 	read.byID[key] = rebuilt
-}
-
-// batchOrders are the orders the transaction's messages name, orderID
-// first, each once, in their canonical form.
-func batchOrders(ctx context.Context, orderID string) []string {
-	orders := []string{orderID}
-	seen := map[string]bool{orderID: true}
-	for _, m := range outbox.Batch(ctx) {
-		var p struct {
-			OrderID string `json:"order_id"`
-		}
-		if json.Unmarshal(m.Payload, &p) != nil {
-			continue
-		}
-		if id, ok := ids.Canonical(p.OrderID); ok && !seen[id] {
-			seen[id] = true
-			orders = append(orders, id)
-		}
-	}
-	return orders
 }
 
 // lockOrders locks and reads orders with their timelines in one round

@@ -8,7 +8,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -45,9 +44,9 @@ type txStore struct{ tx pgx.Tx }
 // lookups are answered from what it read; a contact the transaction writes
 // (Registered, Deactivated) is read again.
 func (t txStore) Contact(ctx context.Context, userID string) (domain.Contact, bool, error) {
-	read, inBatch := outbox.Defer(ctx, contactsKey{}, func() *contacts { return &contacts{byID: map[string]*domain.Contact{}} })
+	read, inBatch := outbox.Defer(ctx, contactsKey{}, newContacts)
 	if !inBatch {
-		read = &contacts{byID: map[string]*domain.Contact{}}
+		read = newContacts()
 	}
 	key, ok := ids.Canonical(userID)
 	if !ok {
@@ -57,7 +56,11 @@ func (t txStore) Contact(ctx context.Context, userID string) (domain.Contact, bo
 		users := []string{key}
 		if inBatch && !read.batchRead {
 			read.batchRead = true
-			users = batchUsers(ctx, key)
+			users = outbox.BatchKeys(ctx, key, func(p struct {
+				UserID string `json:"user_id"`
+			}) (string, bool) {
+				return ids.Canonical(p.UserID)
+			})
 		}
 		if err := read.load(ctx, t.tx, users); err != nil {
 			return domain.Contact{}, false, err
@@ -79,6 +82,8 @@ type contacts struct {
 	byID      map[string]*domain.Contact
 	batchRead bool
 }
+
+func newContacts() *contacts { return &contacts{byID: map[string]*domain.Contact{}} }
 
 func (*contacts) Flush(context.Context, pgx.Tx) error { return nil }
 
@@ -115,32 +120,12 @@ func (c *contacts) load(ctx context.Context, tx pgx.Tx, users []string) error {
 
 // forget makes the transaction read userID's contact again.
 func forget(ctx context.Context, userID string) {
-	if read, ok := outbox.Defer(ctx, contactsKey{}, func() *contacts { return &contacts{byID: map[string]*domain.Contact{}} }); ok {
+	if read, ok := outbox.Defer(ctx, contactsKey{}, newContacts); ok {
 		if key, ok := ids.Canonical(userID); ok {
 			delete(read.byID, key)
 		}
 		delete(read.byID, userID)
 	}
-}
-
-// batchUsers are the users the transaction's messages name, userID first,
-// each once, in their canonical form.
-func batchUsers(ctx context.Context, userID string) []string {
-	users := []string{userID}
-	seen := map[string]bool{userID: true}
-	for _, m := range outbox.Batch(ctx) {
-		var p struct {
-			UserID string `json:"user_id"`
-		}
-		if json.Unmarshal(m.Payload, &p) != nil {
-			continue
-		}
-		if id, ok := ids.Canonical(p.UserID); ok && !seen[id] {
-			seen[id] = true
-			users = append(users, id)
-		}
-	}
-	return users
 }
 
 func (t txStore) Registered(ctx context.Context, userID, email, name string, at time.Time) error {
