@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,29 +18,35 @@ import (
 
 // sends counts what a pool sends to the server on its own: each batch and
 // each statement outside one (pgx's tracer hooks; preparing a statement
-// the first time on a connection is not counted).
-type sends struct{ n atomic.Int64 }
+// the first time on a connection is not counted); with only set, just
+// those with a statement containing it.
+type sends struct {
+	only string
+	n    atomic.Int64
+}
 
 func (s *sends) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	if !strings.HasPrefix(d.SQL, "-- ping") {
+	if !strings.HasPrefix(d.SQL, "-- ping") && strings.Contains(d.SQL, s.only) {
 		s.n.Add(1)
 	}
 	return ctx
 }
 func (s *sends) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (s *sends) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	s.n.Add(1)
+func (s *sends) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	if slices.ContainsFunc(d.Batch.QueuedQueries, func(q *pgx.QueuedQuery) bool { return strings.Contains(q.SQL, s.only) }) {
+		s.n.Add(1)
+	}
 	return ctx
 }
 func (s *sends) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 func (s *sends) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
-// tracedPool is a second pool on the fixture's database whose sends are
-// counted.
-func (f *fixture) tracedPool() (*pgxpool.Pool, *sends) {
+// tracedPool is a second pool on the fixture's database whose sends (with
+// a statement containing only) are counted.
+func (f *fixture) tracedPool(only string) (*pgxpool.Pool, *sends) {
 	f.t.Helper()
 	cfg := f.pool.Config()
-	s := &sends{}
+	s := &sends{only: only}
 	cfg.ConnConfig.Tracer = s
 	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
 	if err != nil {
@@ -88,7 +95,7 @@ func TestHeldWritesTravelWithTheCommit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			pool, counted := f.tracedPool()
+			pool, counted := f.tracedPool("")
 			c := f.newConsumerWith(tc.name, tc.handler, func(c *outbox.ConsumerConfig) {
 				c.Pool, c.Workers, c.MaxBatch = pool, 1, 1
 			})

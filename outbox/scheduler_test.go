@@ -1,47 +1,19 @@
 package outbox_test
 
 import (
-	"context"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/outbox"
 )
 
-// schedulerLooks counts the scheduler's looks at the schedule on a pool.
-type schedulerLooks struct{ n atomic.Int64 }
-
-func (s *schedulerLooks) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	return ctx
-}
-func (s *schedulerLooks) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (s *schedulerLooks) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	return ctx
-}
-func (s *schedulerLooks) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
-	if strings.Contains(d.SQL, "DELETE FROM outbox_scheduled") {
-		s.n.Add(1)
-	}
-}
-func (s *schedulerLooks) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
-
 // schedulerRelay runs a relay whose scheduler sleeps up to idle, on a pool
-// whose scheduler looks are counted.
-func (f *fixture) schedulerRelay(idle time.Duration) *schedulerLooks {
+// whose scheduler looks (its batches, which move due events) are counted.
+func (f *fixture) schedulerRelay(idle time.Duration) *sends {
 	f.t.Helper()
-	cfg := f.pool.Config()
-	looks := &schedulerLooks{}
-	cfg.ConnConfig.Tracer = looks
-	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(pool.Close)
+	pool, looks := f.tracedPool("DELETE FROM outbox_scheduled")
 	r, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: pool, AMQPURL: f.amqpURL,
 		PollInterval: 50 * time.Millisecond, SchedulerIdlePoll: idle, Logger: testLogger()})
 	if err != nil {

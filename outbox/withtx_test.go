@@ -25,7 +25,7 @@ func TestWithTxSpendsNoRoundTripsOfItsOwn(t *testing.T) {
 	if _, err := f.pool.Exec(f.ctx, `CREATE TABLE wt_rows (n INT PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
-	pool, counted := f.tracedPool()
+	pool, counted := f.tracedPool("")
 	held := func(tx pgx.Tx, n int) error {
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO wt_rows VALUES ($1)`, n)
