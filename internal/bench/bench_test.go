@@ -261,6 +261,16 @@ func TestSystemScenarios(t *testing.T) {
 			t.Errorf("figure %s = %v (present %v), want positive", k, v, ok)
 		}
 	}
+	// Each saga step is a part of checkout → confirmed.
+	for _, v := range []string{variantSplit, variantAll} {
+		whole := figures["orders/"+v+"/p99 at 5/s"]
+		for _, step := range stepNames {
+			k := "orders/" + v + "/p50 " + step + " at 5/s"
+			if got, ok := figures[k]; !ok || !(got > 0) || got > whole {
+				t.Errorf("figure %s = %v (present %v), want positive and at most the whole's p99 %v", k, got, ok, whole)
+			}
+		}
+	}
 	// Serve all's figures come with their ratio to split's.
 	for _, sc := range rep.Scenarios {
 		for _, f := range sc.Figures {

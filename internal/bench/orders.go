@@ -31,11 +31,29 @@ type shop struct {
 	polls     atomic.Int64 // order reads by all followers
 }
 
-// orderOutcome is one checkout: when it was sent, accepted, and first seen
-// confirmed.
+// orderOutcome is one checkout: when it was sent and when its order
+// reached each saga step (the order's timeline).
 type orderOutcome struct {
-	sent, confirmed time.Time
-	err             error
+	sent time.Time
+	sagaSteps
+	err error
+}
+
+// sagaSteps are the times of an order's timeline entries on the way to
+// confirmed: placed (the order service consumed the checkout), stock
+// reserved (inventory answered) and confirmed (payment answered). Each
+// step after the first is two deliveries: the order service's event to a
+// participant and its answer back.
+type sagaSteps struct {
+	placed, reserved, confirmed time.Time
+}
+
+// stepNames name the intervals sagaSteps.intervals returns.
+var stepNames = [...]string{"checkout → placed", "placed → stock reserved", "stock reserved → confirmed"}
+
+// intervals are the time from sent to placed and between the steps.
+func (s sagaSteps) intervals(sent time.Time) [len(stepNames)]time.Duration {
+	return [...]time.Duration{s.placed.Sub(sent), s.reserved.Sub(s.placed), s.confirmed.Sub(s.reserved)}
 }
 
 // newShop seeds products and registers workers customers.
@@ -142,15 +160,15 @@ var (
 const orderWait = "wait=5"
 
 // awaitConfirmed follows the order until it is confirmed (or later), fails,
-// or timeout passes, and returns when it was confirmed: the time of the
-// "confirmed" entry of the order's timeline (the order service's clock when
-// it confirmed, on this machine), so the figure does not depend on when the
-// load generator learnt of it. Every read is a long poll, as a client
+// or timeout passes, and returns when it reached each step to confirmed:
+// the times of the entries of the order's timeline (the order service's
+// clock, on this machine), so the figures do not depend on when the load
+// generator learnt of them. Every read is a long poll, as a client
 // following its order would send it: If-None-Match with the order's last
 // entity tag and `Prefer: wait`, so the order service answers at the
 // order's next change (or its appearance), and a checkout costs about one
 // read per change of the order until it is confirmed.
-func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID string, timeout time.Duration) (time.Time, error) {
+func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID string, timeout time.Duration) (sagaSteps, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	etag := ""
@@ -162,10 +180,10 @@ func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID
 		}
 		r, err := c.Do(ctx, http.MethodGet, "/api/v1/orders/"+orderID, nil, headers...)
 		if ctx.Err() != nil {
-			return time.Time{}, fmt.Errorf("order %s not confirmed within %s", orderID, timeout)
+			return sagaSteps{}, fmt.Errorf("order %s not confirmed within %s", orderID, timeout)
 		}
 		if err != nil {
-			return time.Time{}, fmt.Errorf("wait for order %s: %w", orderID, err)
+			return sagaSteps{}, fmt.Errorf("wait for order %s: %w", orderID, err)
 		}
 		switch r.Status {
 		case http.StatusOK:
@@ -177,26 +195,35 @@ func (sh *shop) awaitConfirmed(ctx context.Context, c *apiclient.Client, orderID
 				} `json:"timeline"`
 			}
 			if err := json.Unmarshal(r.Body, &v); err != nil {
-				return time.Time{}, fmt.Errorf("order %s: %w", orderID, err)
+				return sagaSteps{}, fmt.Errorf("order %s: %w", orderID, err)
 			}
 			switch {
 			case slices.Contains(confirmedStatuses, v.Status):
+				var s sagaSteps
 				for _, e := range v.Timeline {
-					if e.Type == "confirmed" {
-						return e.At, nil
+					switch e.Type {
+					case "placed":
+						s.placed = e.At
+					case "stock_reserved":
+						s.reserved = e.At
+					case "confirmed":
+						s.confirmed = e.At
 					}
 				}
-				return time.Time{}, fmt.Errorf("order %s is %s without a confirmed entry in its timeline", orderID, v.Status)
+				if s.placed.IsZero() || s.reserved.IsZero() || s.confirmed.IsZero() {
+					return sagaSteps{}, fmt.Errorf("order %s is %s without placed, stock_reserved and confirmed entries in its timeline", orderID, v.Status)
+				}
+				return s, nil
 			case slices.Contains(failedStatuses, v.Status):
-				return time.Time{}, fmt.Errorf("order %s ended %s", orderID, v.Status)
+				return sagaSteps{}, fmt.Errorf("order %s ended %s", orderID, v.Status)
 			}
 			if etag = r.Header.Get("ETag"); etag == "" {
-				return time.Time{}, fmt.Errorf("order %s: the answer has no ETag", orderID)
+				return sagaSteps{}, fmt.Errorf("order %s: the answer has no ETag", orderID)
 			}
 		case http.StatusNotModified: // no change within the wait
 		case http.StatusNotFound: // the order service has not consumed the checkout yet
 		default:
-			return time.Time{}, fmt.Errorf("get order %s = %d %.200s", orderID, r.Status, r.Body)
+			return sagaSteps{}, fmt.Errorf("get order %s = %d %.200s", orderID, r.Status, r.Body)
 		}
 	}
 }
@@ -231,6 +258,24 @@ func (lr loadResult) confirmedLatencies() ([]time.Duration, []error) {
 	}
 	slices.Sort(ds)
 	return ds, errs
+}
+
+// stepLatencies returns, for each of stepNames, the sorted times the
+// confirmed checkouts spent in it.
+func (lr loadResult) stepLatencies() [len(stepNames)][]time.Duration {
+	var out [len(stepNames)][]time.Duration
+	for _, o := range lr.outcomes {
+		if o.err != nil {
+			continue
+		}
+		for i, d := range o.intervals(o.sent) {
+			out[i] = append(out[i], d)
+		}
+	}
+	for _, ds := range out {
+		slices.Sort(ds)
+	}
+	return out
 }
 
 // throughput is the confirmed checkouts per second from the first
@@ -284,8 +329,8 @@ func (sh *shop) drive(ctx context.Context, rate int, duration, confirmTimeout ti
 			return
 		}
 		follow := func() {
-			at, err := sh.awaitConfirmed(ctx, c, orderID, confirmTimeout)
-			record(orderOutcome{sent: sent, confirmed: at, err: err})
+			steps, err := sh.awaitConfirmed(ctx, c, orderID, confirmTimeout)
+			record(orderOutcome{sent: sent, sagaSteps: steps, err: err})
 		}
 		if wait {
 			follow()

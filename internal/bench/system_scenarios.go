@@ -162,6 +162,10 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 	r.record(ScenarioOrders, variant, "confirmed "+rate, "checkouts/s", round, lr.throughput())
 	r.record(ScenarioOrders, variant, "p50 "+rate, "ms", round, ms(percentile(ds, 50)))
 	r.record(ScenarioOrders, variant, "p99 "+rate, "ms", round, ms(percentile(ds, 99)))
+	for i, ds := range lr.stepLatencies() {
+		r.record(ScenarioOrders, variant, fmt.Sprintf("p50 %s %s", stepNames[i], rate), "ms", round, ms(percentile(ds, 50)))
+		r.record(ScenarioOrders, variant, fmt.Sprintf("p99 %s %s", stepNames[i], rate), "ms", round, ms(percentile(ds, 99)))
+	}
 	r.record(ScenarioOrders, variant, "failed "+rate, "checkouts", round, float64(len(errs)))
 	r.record(ScenarioOrders, variant, "order reads per checkout "+rate, "reads", round, lr.pollsPerCheckout())
 	r.orderNotes(variant+" "+rate, lr, errs)

@@ -1,0 +1,32 @@
+package bench
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+// A checkout's time is split at its order's timeline entries, each step
+// sorted on its own over the confirmed checkouts; a checkout that failed
+// counts in none.
+func TestStepLatenciesSplitEachCheckoutAtItsSagaSteps(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	lr := loadResult{outcomes: []orderOutcome{
+		{sent: at(0), sagaSteps: sagaSteps{placed: at(5), reserved: at(30), confirmed: at(40)}},
+		{sent: at(100), sagaSteps: sagaSteps{placed: at(102), reserved: at(110), confirmed: at(150)}},
+		{sent: at(200), err: errors.New("order x ended cancelled")},
+	}}
+	got := lr.stepLatencies()
+	want := [len(stepNames)][]time.Duration{
+		{2 * time.Millisecond, 5 * time.Millisecond},
+		{8 * time.Millisecond, 25 * time.Millisecond},
+		{10 * time.Millisecond, 40 * time.Millisecond},
+	}
+	for i := range stepNames {
+		if !slices.Equal(got[i], want[i]) {
+			t.Errorf("%s: got %v, want %v", stepNames[i], got[i], want[i])
+		}
+	}
+}
