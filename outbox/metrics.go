@@ -16,6 +16,7 @@ type Metrics struct {
 	relayErrors     *prometheus.CounterVec
 	relayUnroutable *prometheus.CounterVec
 	relayLeader     *prometheus.GaugeVec
+	relayHeldBack   *prometheus.CounterVec
 	confirmSeconds  *prometheus.HistogramVec
 	processed       *prometheus.CounterVec
 	duplicates      *prometheus.CounterVec
@@ -46,6 +47,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"service", "kind"}),
 		relayUnroutable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shopmesh_relay_unroutable_total", Help: "Events the broker returned as unroutable (kept in the outbox).",
+		}, []string{"service"}),
+		relayHeldBack: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shopmesh_relay_held_back_total",
+			Help: "Relay reads that found committed events it could not send yet: an older transaction in the database cluster was still running.",
 		}, []string{"service"}),
 		relayLeader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shopmesh_relay_leader", Help: "1 when this relay holds the outbox lock, 0 when standing by.",
@@ -86,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"consumer"}),
 	}
 	for _, c := range []prometheus.Collector{m.outboxPending, m.outboxOldestAge, m.relayPublished, m.relayErrors,
-		m.relayUnroutable, m.relayLeader, m.confirmSeconds, m.processed, m.duplicates, m.retries, m.deadLetters,
+		m.relayUnroutable, m.relayLeader, m.relayHeldBack, m.confirmSeconds, m.processed, m.duplicates, m.retries, m.deadLetters,
 		m.deadLetterGauge, m.deliveryLatency, m.handlerDuration, m.batchSize, m.batchSplits} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -118,6 +123,12 @@ func (m *Metrics) relayError(service string, err error) {
 func (m *Metrics) unroutable(service string) {
 	if m != nil {
 		m.relayUnroutable.WithLabelValues(service).Inc()
+	}
+}
+
+func (m *Metrics) heldBack(service string) {
+	if m != nil {
+		m.relayHeldBack.WithLabelValues(service).Inc()
 	}
 }
 

@@ -151,6 +151,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer r.writeMove(ctx)
 
 	failures := 0
+	heldBack := 0 // reads in a row that found events held back
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -161,7 +162,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		// it, so the next leader would send the batch again); the
 		// confirm timeout bounds how long that may take.
 		bctx, cancelBatch := finishing(ctx, r.cfg.ConfirmTimeout)
-		n, err := r.relayBatch(bctx)
+		n, held, err := r.relayBatch(bctx)
 		cancelBatch()
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -188,9 +189,21 @@ func (r *Relay) Run(ctx context.Context) error {
 			// move, and finds what was committed meanwhile, so the
 			// wake-ups those commits sent are spent.
 			r.drainWakeups()
+			heldBack = 0
 			continue
 		}
-		t := time.NewTimer(r.cfg.PollInterval)
+		sleep := r.cfg.PollInterval
+		if held {
+			// Committed events wait behind an older transaction still
+			// running somewhere in the cluster. Its commit wakes nobody
+			// here, so look again soon, less often the longer it runs.
+			r.cfg.Metrics.heldBack(r.cfg.Outbox.source)
+			sleep = heldBackDelay(heldBack, r.cfg.PollInterval)
+			heldBack++
+		} else {
+			heldBack = 0
+		}
+		t := time.NewTimer(sleep)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -209,6 +222,18 @@ func finishing(ctx context.Context, grace time.Duration) (context.Context, conte
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
 	return fctx, func() { stop(); cancel() }
+}
+
+// heldBackFirst is how long a relay waits before it reads again after a
+// read that found committed events held back by an older transaction: about
+// what a service's transaction takes. It doubles with each such read in a
+// row.
+const heldBackFirst = 2 * time.Millisecond
+
+// heldBackDelay is the wait after the (n+1)th read in a row that found
+// events held back: heldBackFirst doubled n times, at most limit.
+func heldBackDelay(n int, limit time.Duration) time.Duration {
+	return min(heldBackFirst<<min(n, 16), limit)
 }
 
 // drainWakeups discards pending wake-ups without waiting.
@@ -358,48 +383,49 @@ func scanOutboxRowAfter(row pgx.CollectableRow, leading ...any) (outboxRow, erro
 	return o, err
 }
 
-// relayBatch publishes one batch and returns how many rows it forwarded.
-func (r *Relay) relayBatch(ctx context.Context) (int, error) {
+// relayBatch publishes one batch and returns how many rows it forwarded;
+// when none, whether committed events were held back (see read).
+func (r *Relay) relayBatch(ctx context.Context) (n int, heldBack bool, err error) {
 	if err := r.connect(ctx); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	leader, err := r.lead(ctx)
 	if err != nil || !leader {
-		return 0, err
+		return 0, false, err
 	}
-	from, batch, err := r.read(ctx)
+	from, batch, heldBack, err := r.read(ctx)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if len(batch) == 0 {
-		return 0, nil
+		return 0, heldBack, nil
 	}
 	if err := r.publish(ctx, batch); err != nil {
 		var unroutable *unroutableError
 		if !errors.As(err, &unroutable) {
-			return 0, err
+			return 0, false, err
 		}
 		// The events before the unroutable one are confirmed and routed:
 		// mark them, keep the unroutable one as the next to send.
 		r.probe = true
 		if unroutable.index == 0 {
-			return 0, err
+			return 0, false, err
 		}
 		if cerr := r.advance(ctx, from, batch[unroutable.index-1]); cerr != nil {
-			return 0, cerr
+			return 0, false, cerr
 		}
 		r.cfg.Metrics.relayed(r.cfg.Outbox.source, unroutable.index)
-		return unroutable.index, err
+		return unroutable.index, false, err
 	}
 	r.probe = false
 	if r.afterConfirm != nil {
 		if err := r.afterConfirm(len(batch)); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	r.moved = &cursorMove{from: from, to: batch[len(batch)-1]}
 	r.cfg.Metrics.relayed(r.cfg.Outbox.source, len(batch))
-	return len(batch), nil
+	return len(batch), false, nil
 }
 
 // read writes the pending cursor move, if any, and reads the next batch,
@@ -409,8 +435,12 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 // leaves in place) wins. The move's transaction id can only hold the read's
 // pg_snapshot_xmin back behind itself, the newest running, so it never lets
 // the read skip a row; at worst a row committed in between waits for the
-// next read. It returns where the batch was read from and its rows.
-func (r *Relay) read(ctx context.Context) (cursor, []outboxRow, error) {
+// next read. It returns where the batch was read from and its rows and,
+// from one more statement in the same round trip, whether committed events
+// wait after the cursor: when the batch is empty, they are held back by an
+// older transaction still running (pg_snapshot_xmin is the cluster's, so
+// any database's transaction holds every outbox back).
+func (r *Relay) read(ctx context.Context) (_ cursor, _ []outboxRow, heldBack bool, _ error) {
 	b := &pgx.Batch{}
 	if m := r.moved; m != nil {
 		b.Queue(advanceQuery, m.to.offset, m.to.txID, relayGroup, m.from.offset, m.from.txID)
@@ -423,13 +453,24 @@ func (r *Relay) read(ctx context.Context) (cursor, []outboxRow, error) {
 		})
 		return err
 	})
+	var waiting bool
+	b.Queue(waitingQuery, relayGroup).QueryRow(func(row pgx.Row) error { return row.Scan(&waiting) })
 	if err := r.db.SendBatch(ctx, b).Close(); err != nil {
 		// The implicit transaction rolled back: the move is still to write.
-		return from, nil, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
+		return from, nil, false, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
 	}
 	r.moved = nil
-	return from, batch, nil
+	return from, batch, len(batch) == 0 && waiting, nil
 }
+
+// waitingQuery reports whether a committed event waits after the cursor of
+// consumer group $1: one probe of the primary key (see relayBatchQuery).
+const waitingQuery = `
+	WITH cursor AS (
+		SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
+	)
+	SELECT EXISTS (SELECT 1 FROM watermill_outbox
+		WHERE (transaction_id, "offset") > ((SELECT last_processed_transaction_id FROM cursor), (SELECT offset_acked FROM cursor)))`
 
 // writeMove writes the pending cursor move on its own, as the relay stops,
 // so that a restart does not send the last batch again.
