@@ -146,6 +146,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		poolCfg.MaxConns = 10
 	}
 	poolCfg.ConnConfig.RuntimeParams["application_name"] = "shopmesh-" + cfg.Name
+	poolCfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		registerUUIDStrings(conn.TypeMap())
+		return nil
+	}
 	n := &Node{cfg: cfg, Logger: logger, Metrics: cfg.Metrics, Registry: cfg.Registry}
 	if n.Registry == nil {
 		n.Registry = prometheus.NewRegistry()
