@@ -14,7 +14,8 @@ import (
 // older transaction's commit wakes nobody: the relay sees that events wait
 // after its cursor, counts the read as held back, and looks again soon.
 // With its safety-net poll at an hour, the event still arrives as soon as
-// the older transaction ends.
+// the older transaction ends. Meanwhile the outbox's stats count the event
+// as held back.
 func TestARelayHeldBackByAnOlderTransactionLooksAgain(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -48,6 +49,9 @@ func TestARelayHeldBackByAnOlderTransactionLooksAgain(t *testing.T) {
 	})
 	if n := f.count(`SELECT count(*) FROM ledger`); n != 0 {
 		t.Fatalf("%d events applied while an older transaction held them back", n)
+	}
+	if s, err := outbox.ReadStats(f.ctx, f.pool); err != nil || s.Pending != 1 || s.HeldBack != 1 {
+		t.Errorf("stats while held back: %+v, %v; want 1 pending, 1 held back", s, err)
 	}
 
 	if err := older.Commit(f.ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 type Metrics struct {
 	outboxPending   *prometheus.GaugeVec
 	outboxOldestAge *prometheus.GaugeVec
+	outboxHeldBack  *prometheus.GaugeVec
 	relayPublished  *prometheus.CounterVec
 	relayErrors     *prometheus.CounterVec
 	relayUnroutable *prometheus.CounterVec
@@ -38,6 +39,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"service"}),
 		outboxOldestAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shopmesh_outbox_oldest_pending_age_seconds", Help: "Age of the oldest unsent outbox event.",
+		}, []string{"service"}),
+		outboxHeldBack: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shopmesh_outbox_held_back", Help: "Pending outbox events the relay cannot read yet: an older transaction in the database cluster is still running.",
 		}, []string{"service"}),
 		relayPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shopmesh_relay_published_total", Help: "Outbox events published and confirmed by the broker.",
@@ -90,7 +94,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "shopmesh_consumer_batch_splits_total", Help: "Batches rolled back and applied again in parts after one message failed.",
 		}, []string{"consumer"}),
 	}
-	for _, c := range []prometheus.Collector{m.outboxPending, m.outboxOldestAge, m.relayPublished, m.relayErrors,
+	for _, c := range []prometheus.Collector{m.outboxPending, m.outboxOldestAge, m.outboxHeldBack, m.relayPublished, m.relayErrors,
 		m.relayUnroutable, m.relayLeader, m.relayHeldBack, m.confirmSeconds, m.processed, m.duplicates, m.retries, m.deadLetters,
 		m.deadLetterGauge, m.deliveryLatency, m.handlerDuration, m.batchSize, m.batchSplits} {
 		if err := reg.Register(c); err != nil {
@@ -152,6 +156,7 @@ func (m *Metrics) setBacklog(service string, s Stats) {
 	if m != nil {
 		m.outboxPending.WithLabelValues(service).Set(float64(s.Pending))
 		m.outboxOldestAge.WithLabelValues(service).Set(s.OldestPendingAge.Seconds())
+		m.outboxHeldBack.WithLabelValues(service).Set(float64(s.HeldBack))
 		m.deadLetterGauge.WithLabelValues(service).Set(float64(s.DeadLetters))
 	}
 }

@@ -33,6 +33,11 @@ type Stats struct {
 	Pending int64
 	// OldestPendingAge is the age of the oldest of them (zero when none).
 	OldestPendingAge time.Duration
+	// HeldBack counts those of them the relay cannot read yet: a
+	// transaction older than theirs is still running somewhere in the
+	// database cluster (see the relay's batch read). A count that stays up
+	// names a long transaction on the server.
+	HeldBack int64
 	// Scheduled counts events waiting for their due time.
 	Scheduled int64
 	// DeadLetters counts open dead letters.
@@ -41,18 +46,20 @@ type Stats struct {
 	Duplicates map[string]int64
 }
 
-// statsQuery reads the backlog of consumer group $1 (the relay), the
-// scheduled events and the open dead letters. The backlog is what follows
-// the cursor, compared as a row: one index range (see relayBatchQuery).
+// statsQuery reads the backlog of consumer group $1 (the relay), how much
+// of it is held back, the scheduled events and the open dead letters. The
+// backlog is what follows the cursor, compared as a row: one index range
+// (see relayBatchQuery).
 const statsQuery = `
 	WITH cursor AS (
 		SELECT offset_acked, last_processed_transaction_id AS tx FROM watermill_offsets_outbox WHERE consumer_group = $1
 	), pending AS (
-		SELECT created_at FROM watermill_outbox
+		SELECT created_at, transaction_id FROM watermill_outbox
 		WHERE (transaction_id, "offset") > ((SELECT tx FROM cursor), (SELECT offset_acked FROM cursor))
 	)
 	SELECT (SELECT count(*) FROM pending),
 	       coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - (SELECT min(created_at) FROM pending)), 0)::float8,
+	       (SELECT count(*) FROM pending WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())),
 	       (SELECT count(*) FROM outbox_scheduled),
 	       (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL)`
 
@@ -60,7 +67,7 @@ const statsQuery = `
 func ReadStats(ctx context.Context, pool *pgxpool.Pool) (Stats, error) {
 	var s Stats
 	var ageSeconds float64
-	err := pool.QueryRow(ctx, statsQuery, relayGroup).Scan(&s.Pending, &ageSeconds, &s.Scheduled, &s.DeadLetters)
+	err := pool.QueryRow(ctx, statsQuery, relayGroup).Scan(&s.Pending, &ageSeconds, &s.HeldBack, &s.Scheduled, &s.DeadLetters)
 	if err != nil {
 		return s, fmt.Errorf("read outbox stats: %w", err)
 	}

@@ -175,6 +175,7 @@ type serviceStatus struct {
 	Error            string           `json:"error,omitempty"`
 	OutboxPending    int64            `json:"outbox_pending"`
 	OldestPendingAge float64          `json:"oldest_pending_age_seconds"`
+	HeldBack         int64            `json:"outbox_held_back"`
 	Scheduled        int64            `json:"scheduled"`
 	DeadLetters      int64            `json:"dead_letters"`
 	Duplicates       map[string]int64 `json:"inbox_duplicates"`
@@ -186,7 +187,7 @@ func newStatusCommand(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status [service...]",
-		Short: "Per service: outbox backlog and age, queue depths, dead letters, duplicates absorbed",
+		Short: "Per service: outbox backlog, its age and how much of it an older transaction holds back, queue depths, dead letters, duplicates absorbed",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			names, err := selectServices(args)
 			if err != nil {
@@ -202,14 +203,14 @@ func newStatusCommand(a *app) *cobra.Command {
 				return enc.Encode(out)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERVICE\tOUTBOX PENDING\tOLDEST\tSCHEDULED\tQUEUE\tBROKER DLQ\tDEAD LETTERS\tDUPLICATES\tERROR")
+			fmt.Fprintln(tw, "SERVICE\tOUTBOX PENDING\tOLDEST\tHELD BACK\tSCHEDULED\tQUEUE\tBROKER DLQ\tDEAD LETTERS\tDUPLICATES\tERROR")
 			for _, s := range out {
 				var dups int64
 				for _, d := range s.Duplicates {
 					dups += d
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", s.Service, s.OutboxPending,
-					time.Duration(s.OldestPendingAge*float64(time.Second)).Round(time.Millisecond), s.Scheduled,
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%d\t%d\t%s\n", s.Service, s.OutboxPending,
+					time.Duration(s.OldestPendingAge*float64(time.Second)).Round(time.Millisecond), s.HeldBack, s.Scheduled,
 					depth(s.QueueDepth), depth(s.BrokerDLQDepth), s.DeadLetters, dups, s.Error)
 			}
 			return tw.Flush()
@@ -239,8 +240,8 @@ func (a *app) status(ctx context.Context, name string) serviceStatus {
 		s.Error = err.Error()
 		return s
 	}
-	s.OutboxPending, s.OldestPendingAge, s.Scheduled, s.DeadLetters, s.Duplicates =
-		st.Pending, st.OldestPendingAge.Seconds(), st.Scheduled, st.DeadLetters, st.Duplicates
+	s.OutboxPending, s.OldestPendingAge, s.HeldBack, s.Scheduled, s.DeadLetters, s.Duplicates =
+		st.Pending, st.OldestPendingAge.Seconds(), st.HeldBack, st.Scheduled, st.DeadLetters, st.Duplicates
 	q := outbox.QueueName(name, inboxConsumer)
 	if d, err := outbox.QueueDepth(ctx, a.env.admin.AMQPURL, q); err == nil {
 		s.QueueDepth = &d
