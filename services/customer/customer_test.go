@@ -2,11 +2,8 @@ package customer_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"reflect"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -369,7 +366,7 @@ func TestQueuedOrderLivesApplyTogether(t *testing.T) {
 			t.Errorf("order %s = %+v", item.OrderID, item)
 		}
 	}
-	metrics := h.metrics()
+	metrics := h.Metrics()
 	if splits := metrics["shopmesh_consumer_batch_splits_total"]; splits != 0 {
 		t.Errorf("%v batches split: a handler's write failed against another's in the same transaction", splits)
 	}
@@ -378,29 +375,3 @@ func TestQueuedOrderLivesApplyTogether(t *testing.T) {
 	}
 }
 
-// metrics are the service's own counters, each summed over its labels.
-func (h *harness) metrics() map[string]float64 {
-	h.t.Helper()
-	resp, err := http.Get(h.BaseURL + "/metrics")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, rest, _ := strings.Cut(line, "{")
-		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
-			if v, err := strconv.ParseFloat(rest[i+1:], 64); err == nil {
-				out[name] += v
-			}
-		}
-	}
-	return out
-}

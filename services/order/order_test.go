@@ -715,3 +715,47 @@ func awaitResponse(t *testing.T, done <-chan response) response {
 		return response{}
 	}
 }
+
+// Saga replies that queued while the service was down apply together: a
+// worker's batch holds several replies, of one order and of others, and
+// the first lock of its transaction locks and reads every order the batch
+// names, later locks answered from what the transaction wrote since. Every
+// order still walks its saga exactly, each step once and each event
+// published once, and no batch splits: an update from a stale revision or
+// a timeline entry at a taken position would fail on the server.
+func TestQueuedRepliesApplyTogether(t *testing.T) {
+	t.Parallel()
+	h := start(t, time.Minute)
+	orders := []testOrder{newOrder(), newOrder(), newOrder()}
+	for _, o := range orders {
+		h.place(t, o)
+	}
+	h.Stop()
+	for _, typ := range []string{contracts.TypeStockReservedV1, contracts.TypePaymentAuthorizedV1,
+		contracts.TypeShipmentCreatedV1, contracts.TypeShipmentDispatchedV1, contracts.TypeShipmentDeliveredV1} {
+		for _, o := range orders {
+			h.reply(t, o, "", typ)
+		}
+	}
+	h.Restart()
+
+	want := []string{"placed", "stock_reserved", "payment_requested", "payment_authorized", "confirmed",
+		"shipment_created", "shipped", "delivered", "completed"}
+	for _, o := range orders {
+		if v := h.waitStatus(t, o, "delivered"); !slices.Equal(v.timeline(), want) {
+			t.Errorf("order %s: timeline %v, want %v", o.id, v.timeline(), want)
+		}
+		h.assertPublished(t, o, map[string]int{
+			contracts.TypeOrderPlacedV2: 1, contracts.TypeOrderPaymentRequestedV1: 1, scheduledTimeout: 1,
+			contracts.TypeOrderConfirmedV1: 1, contracts.TypeOrderShippedV1: 1, contracts.TypeOrderDeliveredV1: 1,
+			contracts.TypeOrderCompletedV1: 1,
+		})
+	}
+	metrics := h.Metrics()
+	if splits := metrics["shopmesh_consumer_batch_splits_total"]; splits != 0 {
+		t.Errorf("%v batches split: a reply's write failed against another's in the same transaction", splits)
+	}
+	if txs, msgs := metrics["shopmesh_consumer_batch_messages_count"], metrics["shopmesh_consumer_batch_messages_sum"]; !(msgs > txs) {
+		t.Errorf("%v replies in %v transactions since the restart: no batch to apply together", msgs, txs)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shopmesh/shopmesh/internal/ids"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/order/internal/app"
 	"github.com/shopmesh/shopmesh/services/order/internal/domain"
@@ -135,8 +136,10 @@ func (s *TxStore) Create(ctx context.Context, o *domain.Order, events []domain.E
 		return false, fmt.Errorf("insert order %s: %w", o.ID(), err)
 	}
 	if tag.RowsAffected() == 0 {
+		forget(ctx, o.ID()) // another transaction created it: read it again
 		return false, nil
 	}
+	remember(ctx, r, o.Timeline())
 	b := &pgx.Batch{}
 	queueTimeline(b, o.Timeline(), o.ID(), 0)
 	if err := s.queueEvents(ctx, b, o, events); err != nil {
@@ -195,13 +198,128 @@ func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFu
 	if err := outbox.SendAtCommit(ctx, s.tx, b); err != nil {
 		return fmt.Errorf("update order %s: %w", id, err)
 	}
+	remember(ctx, w, o.Timeline())
 	return nil
 }
 
 // lock locks the order's row for the rest of the transaction and reads the
-// order with its timeline.
+// order with its timeline. In a consumer's transaction the first lock locks
+// and reads every order the batch's messages name (a payload's order_id) in
+// one round trip, and later locks are answered from what it read, as the
+// transaction has written it since (remember): a batch of saga replies
+// costs one read, not one per reply. Elsewhere it reads the one order.
 func (s *TxStore) lock(ctx context.Context, id domain.OrderID) (*domain.Order, error) {
-	return readOrder(ctx, s.tx, id, " FOR UPDATE")
+	locked, inBatch := outbox.Defer(ctx, lockedKey{}, newLockedOrders)
+	key, ok := ids.Canonical(string(id))
+	if !inBatch || !ok {
+		return readOrder(ctx, s.tx, id, " FOR UPDATE")
+	}
+	if o, ok := locked.byID[key]; ok {
+		if o == nil {
+			return nil, domain.ErrNotFound
+		}
+		return toDomain(o.row, o.timeline)
+	}
+	orders := []string{key}
+	if !locked.batchRead {
+		locked.batchRead = true
+		orders = outbox.BatchKeys(ctx, key, func(p struct {
+			OrderID string `json:"order_id"`
+		}) (string, bool) {
+			return ids.Canonical(p.OrderID)
+		})
+	}
+	found, timelines, err := lockOrders(ctx, s.tx, orders)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range orders {
+		locked.byID[k] = nil
+	}
+	for _, r := range found {
+		locked.byID[r.ID] = &lockedOrder{row: r, timeline: timelines[r.ID]}
+	}
+	return s.lock(ctx, id)
+}
+
+type lockedKey struct{}
+
+// lockedOrders are the orders a consumer transaction has locked, as it has
+// written them, by canonical id; nil for an order not stored. The writes
+// are the handlers' own (held for the commit): these flush nothing.
+type lockedOrders struct {
+	byID      map[string]*lockedOrder
+	batchRead bool
+}
+
+type lockedOrder struct {
+	row      orderRow
+	timeline []domain.TimelineEntry
+}
+
+func newLockedOrders() *lockedOrders { return &lockedOrders{byID: map[string]*lockedOrder{}} }
+
+func (*lockedOrders) Flush(context.Context, pgx.Tx) error { return nil }
+
+// remember notes r and timeline, just written, as the consumer
+// transaction's order: as a read would return them, times at the
+// database's microsecond precision (pgx truncates).
+func remember(ctx context.Context, r orderRow, timeline []domain.TimelineEntry) {
+	locked, inBatch := outbox.Defer(ctx, lockedKey{}, newLockedOrders)
+	key, ok := ids.Canonical(r.ID)
+	if !inBatch || !ok {
+		return
+	}
+	r.ID = key
+	r.PlacedAt, r.UpdatedAt = r.PlacedAt.Truncate(time.Microsecond), r.UpdatedAt.Truncate(time.Microsecond)
+	if r.PaymentDeadline != nil {
+		d := r.PaymentDeadline.Truncate(time.Microsecond)
+		r.PaymentDeadline = &d
+	}
+	stored := make([]domain.TimelineEntry, len(timeline))
+	for i, e := range timeline {
+		stored[i] = domain.TimelineEntry{Type: e.Type, At: e.At.Truncate(time.Microsecond).UTC()}
+	}
+	locked.byID[key] = &lockedOrder{row: r, timeline: stored}
+}
+
+// forget drops what the consumer transaction knows of order id, so that
+// its next lock reads it.
+func forget(ctx context.Context, id domain.OrderID) {
+	if locked, inBatch := outbox.Defer(ctx, lockedKey{}, newLockedOrders); inBatch {
+		if key, ok := ids.Canonical(string(id)); ok {
+			delete(locked.byID, key)
+		}
+	}
+}
+
+// lockOrders locks the orders' rows, in id order (so that two such reads
+// cannot deadlock), and reads them with their timelines in one round trip;
+// the timelines are read after the locks are granted.
+func lockOrders(ctx context.Context, tx pgx.Tx, orderIDs []string) (_ []orderRow, _ map[string][]domain.TimelineEntry, err error) {
+	b := &pgx.Batch{}
+	b.Queue(selectOrder+` WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, orderIDs)
+	b.Queue(selectTimelines, orderIDs)
+	results := tx.SendBatch(ctx, b)
+	defer func() {
+		if cerr := results.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("lock orders %v: %w", orderIDs, cerr)
+		}
+	}()
+	rows, err := results.Query()
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock orders %v: %w", orderIDs, err)
+	}
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orderRow, error) { return scanOrder(row) })
+	if err != nil {
+		return nil, nil, err
+	}
+	trows, err := results.Query()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read timelines: %w", err)
+	}
+	timelines, err := scanTimelines(trows)
+	return found, timelines, err
 }
 
 // readOrder reads an order and its timeline in one round trip; the timeline
