@@ -374,4 +374,3 @@ func TestQueuedOrderLivesApplyTogether(t *testing.T) {
 		t.Errorf("%v messages in %v transactions since the restart: no batch to apply together", msgs, txs)
 	}
 }
-
