@@ -13,6 +13,7 @@ func SetAfterConfirm(r *Relay, f func(batch int) error) { r.afterConfirm = f }
 // The outbox reads whose cost must not grow with the history kept.
 const (
 	RelayBatchQuery = relayBatchQuery
+	WaitingQuery    = waitingQuery
 	StatsQuery      = statsQuery
 	RelayGroup      = relayGroup
 )

@@ -15,9 +15,10 @@ import (
 )
 
 // Sent rows stay in the outbox for the retention window (a week by default),
-// so the relay's batch read and the backlog count must cost the same however
-// much sent history lies behind the cursor: each is one index range that
-// starts at the cursor, never a walk over everything sent before it.
+// so the relay's batch read, its check for waiting events and the backlog
+// count must cost the same however much sent history lies behind the
+// cursor: each is one index range that starts at the cursor, never a walk
+// over everything sent before it.
 func TestOutboxReadsSkipSentHistory(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -60,6 +61,7 @@ func TestOutboxReadsSkipSentHistory(t *testing.T) {
 	}{
 		{"relay batch", outbox.RelayBatchQuery, []any{outbox.RelayGroup, 500}, pending},
 		{"backlog count", outbox.StatsQuery, []any{outbox.RelayGroup}, 1},
+		{"relay's check for waiting events", outbox.WaitingQuery, []any{outbox.RelayGroup}, 1},
 	} {
 		var raw []byte
 		if err := f.pool.QueryRow(f.ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+q.sql, q.args...).Scan(&raw); err != nil {

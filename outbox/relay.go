@@ -464,13 +464,18 @@ func (r *Relay) read(ctx context.Context) (_ cursor, _ []outboxRow, heldBack boo
 }
 
 // waitingQuery reports whether a committed event waits after the cursor of
-// consumer group $1: one probe of the primary key (see relayBatchQuery).
+// consumer group $1: one probe of the primary key at the cursor (see
+// relayBatchQuery). It is a scalar subquery ordered by the key with LIMIT
+// 1, not EXISTS: the planner drops an EXISTS subquery's ORDER BY and, with
+// a third of the table expected to match the row comparison, scans the
+// whole outbox, sent history and all.
 const waitingQuery = `
 	WITH cursor AS (
 		SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
 	)
-	SELECT EXISTS (SELECT 1 FROM watermill_outbox
-		WHERE (transaction_id, "offset") > ((SELECT last_processed_transaction_id FROM cursor), (SELECT offset_acked FROM cursor)))`
+	SELECT (SELECT true FROM watermill_outbox
+		WHERE (transaction_id, "offset") > ((SELECT last_processed_transaction_id FROM cursor), (SELECT offset_acked FROM cursor))
+		ORDER BY transaction_id, "offset" LIMIT 1) IS NOT NULL`
 
 // writeMove writes the pending cursor move on its own, as the relay stops,
 // so that a restart does not send the last batch again.
