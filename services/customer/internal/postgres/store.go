@@ -247,67 +247,38 @@ func updateOrder(ctx context.Context, tx pgx.Tx, orderID string, fn app.OrderFun
 // not stored yet. In a consumer's transaction the first call locks and
 // reads the entries of every order the batch's messages name (a payload's
 // order_id) in one round trip, and later calls are answered from them, as
-// the transaction changed them (stored); elsewhere it reads the one order.
+// the transaction changed them (stored); see outbox.ReadBatched.
 func lockBatchOrder(ctx context.Context, tx pgx.Tx, orderID string) (*domain.Order, error) {
-	read, inBatch := outbox.Defer(ctx, historiesKey{}, newHistories)
-	if !inBatch {
-		found, err := lockOrders(ctx, tx, []string{orderID})
-		if err != nil || len(found) == 0 {
-			return nil, err
-		}
-		return found[0], nil
-	}
 	key, ok := ids.Canonical(orderID)
 	if !ok {
 		key = orderID // the read fails, as it should
 	}
-	if o, ok := read.byID[key]; ok {
-		return o, nil
-	}
-	orders := []string{key}
-	if !read.batchRead {
-		read.batchRead = true
-		orders = outbox.BatchKeys(ctx, key, func(p struct {
-			OrderID string `json:"order_id"`
-		}) (string, bool) {
-			return ids.Canonical(p.OrderID)
-		})
-	}
-	found, err := lockOrders(ctx, tx, orders)
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range orders {
-		read.byID[id] = nil
-	}
-	for _, o := range found {
-		read.byID[o.ID()] = o
-	}
-	return read.byID[key], nil
+	o, _, err := outbox.ReadBatched(ctx, historiesKey{}, key, orderIDOf, func(keys []string) (map[string]*domain.Order, error) {
+		found, err := lockOrders(ctx, tx, keys)
+		byID := make(map[string]*domain.Order, len(found))
+		for _, o := range found {
+			byID[o.ID()] = o
+		}
+		return byID, err
+	})
+	return o, err
 }
 
+// orderIDOf is the order an event's payload names.
+func orderIDOf(p struct {
+	OrderID string `json:"order_id"`
+}) (string, bool) {
+	return ids.Canonical(p.OrderID)
+}
+
+// historiesKey names the history entries a consumer transaction has read
+// and changed.
 type historiesKey struct{}
-
-// histories are the history entries a consumer transaction has read and
-// changed, by order; nil for an order not stored. The writes are the
-// handlers' own (held for the commit): these flush nothing.
-type histories struct {
-	byID      map[string]*domain.Order
-	batchRead bool
-}
-
-func newHistories() *histories { return &histories{byID: map[string]*domain.Order{}} }
-
-func (*histories) Flush(context.Context, pgx.Tx) error { return nil }
 
 // stored notes o, just written, as the transaction's current entry of its
 // order: rebuilt as a read would return it (its new steps no longer new,
 // times at the database's microsecond precision).
 func stored(ctx context.Context, o *domain.Order) {
-	read, inBatch := outbox.Defer(ctx, historiesKey{}, newHistories)
-	if !inBatch {
-		return
-	}
 	key, ok := ids.Canonical(o.ID())
 	if !ok {
 		return
@@ -322,10 +293,10 @@ func stored(ctx context.Context, o *domain.Order) {
 	}
 	rebuilt, err := domain.OrderFromDatabase(s)
 	if err != nil {
-		delete(read.byID, key) // read it again
+		outbox.ForgetBatched[*domain.Order](ctx, historiesKey{}, key) // read it again
 		return
 	}
-	read.byID[key] = rebuilt
+	outbox.RememberBatched(ctx, historiesKey{}, key, rebuilt)
 }
 
 // lockOrders locks and reads orders with their timelines in one round

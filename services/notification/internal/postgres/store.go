@@ -42,90 +42,70 @@ type txStore struct{ tx pgx.Tx }
 // lookup reads the contacts of every user its batch's messages name (a
 // payload's user_id) in one round trip, and the transaction's later
 // lookups are answered from what it read; a contact the transaction writes
-// (Registered, Deactivated) is read again.
+// (Registered, Deactivated) is read again (see outbox.ReadBatched).
 func (t txStore) Contact(ctx context.Context, userID string) (domain.Contact, bool, error) {
-	read, inBatch := outbox.Defer(ctx, contactsKey{}, newContacts)
-	if !inBatch {
-		read = newContacts()
-	}
 	key, ok := ids.Canonical(userID)
 	if !ok {
 		key = userID // the read fails, as it should
 	}
-	if _, ok := read.byID[key]; !ok {
-		users := []string{key}
-		if inBatch && !read.batchRead {
-			read.batchRead = true
-			users = outbox.BatchKeys(ctx, key, func(p struct {
-				UserID string `json:"user_id"`
-			}) (string, bool) {
-				return ids.Canonical(p.UserID)
-			})
-		}
-		if err := read.load(ctx, t.tx, users); err != nil {
-			return domain.Contact{}, false, err
-		}
+	c, found, err := outbox.ReadBatched(ctx, contactsKey{}, key, userIDOf, func(users []string) (map[string]domain.Contact, error) {
+		return readContacts(ctx, t.tx, users)
+	})
+	if err != nil {
+		return domain.Contact{}, false, err
 	}
-	if c := read.byID[key]; c != nil {
-		found := *c
-		found.UserID = userID
-		return found, true, nil
+	if !found {
+		return domain.Contact{UserID: userID}, false, nil
 	}
-	return domain.Contact{UserID: userID}, false, nil
+	c.UserID = userID
+	return c, true, nil
 }
 
+// userIDOf is the user an event's payload names.
+func userIDOf(p struct {
+	UserID string `json:"user_id"`
+}) (string, bool) {
+	return ids.Canonical(p.UserID)
+}
+
+// contactsKey names the contacts a consumer transaction has read.
 type contactsKey struct{}
 
-// contacts are the contacts a consumer transaction has read, by user; nil
-// for a user without one. Writing nothing, they flush nothing.
-type contacts struct {
-	byID      map[string]*domain.Contact
-	batchRead bool
-}
-
-func newContacts() *contacts { return &contacts{byID: map[string]*domain.Contact{}} }
-
-func (*contacts) Flush(context.Context, pgx.Tx) error { return nil }
-
-// load reads the contacts of ids, noting the users without one.
-func (c *contacts) load(ctx context.Context, tx pgx.Tx, users []string) error {
+// readContacts reads the contacts of users, by user.
+func readContacts(ctx context.Context, tx pgx.Tx, users []string) (map[string]domain.Contact, error) {
 	rows, err := tx.Query(ctx, `SELECT user_id::text, email, name, deactivated_at FROM contacts WHERE user_id = ANY($1::uuid[])`, users)
 	if err != nil {
-		return fmt.Errorf("read contacts: %w", err)
+		return nil, fmt.Errorf("read contacts: %w", err)
 	}
-	for _, id := range users {
-		c.byID[id] = nil
-	}
+	found := make(map[string]domain.Contact, len(users))
 	var (
 		id            string
 		email, name   *string
 		deactivatedAt *time.Time
 	)
 	_, err = pgx.ForEachRow(rows, []any{&id, &email, &name, &deactivatedAt}, func() error {
-		ct := &domain.Contact{UserID: id, Deactivated: deactivatedAt != nil}
+		c := domain.Contact{UserID: id, Deactivated: deactivatedAt != nil}
 		if email != nil {
-			ct.Email = *email
+			c.Email = *email
 		}
 		if name != nil {
-			ct.Name = *name
+			c.Name = *name
 		}
-		c.byID[id] = ct
+		found[id] = c
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("read contacts: %w", err)
+		return nil, fmt.Errorf("read contacts: %w", err)
 	}
-	return nil
+	return found, nil
 }
 
 // forget makes the transaction read userID's contact again.
 func forget(ctx context.Context, userID string) {
-	if read, ok := outbox.Defer(ctx, contactsKey{}, newContacts); ok {
-		if key, ok := ids.Canonical(userID); ok {
-			delete(read.byID, key)
-		}
-		delete(read.byID, userID)
+	if key, ok := ids.Canonical(userID); ok {
+		outbox.ForgetBatched[domain.Contact](ctx, contactsKey{}, key)
 	}
+	outbox.ForgetBatched[domain.Contact](ctx, contactsKey{}, userID)
 }
 
 func (t txStore) Registered(ctx context.Context, userID, email, name string, at time.Time) error {

@@ -207,67 +207,46 @@ func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFu
 // and reads every order the batch's messages name (a payload's order_id) in
 // one round trip, and later locks are answered from what it read, as the
 // transaction has written it since (remember): a batch of saga replies
-// costs one read, not one per reply. Elsewhere it reads the one order.
+// costs one read, not one per reply (see outbox.ReadBatched).
 func (s *TxStore) lock(ctx context.Context, id domain.OrderID) (*domain.Order, error) {
-	locked, inBatch := outbox.Defer(ctx, lockedKey{}, newLockedOrders)
 	key, ok := ids.Canonical(string(id))
-	if !inBatch || !ok {
-		return readOrder(ctx, s.tx, id, " FOR UPDATE")
+	if !ok {
+		return readOrder(ctx, s.tx, id, " FOR UPDATE") // which fails, as it should
 	}
-	if o, ok := locked.byID[key]; ok {
-		if o == nil {
-			return nil, domain.ErrNotFound
-		}
-		return toDomain(o.row, o.timeline)
-	}
-	orders := []string{key}
-	if !locked.batchRead {
-		locked.batchRead = true
-		orders = outbox.BatchKeys(ctx, key, func(p struct {
-			OrderID string `json:"order_id"`
-		}) (string, bool) {
-			return ids.Canonical(p.OrderID)
-		})
-	}
-	found, timelines, err := lockOrders(ctx, s.tx, orders)
+	o, found, err := outbox.ReadBatched(ctx, lockedKey{}, key, orderIDOf, func(keys []string) (map[string]lockedOrder, error) {
+		return lockOrders(ctx, s.tx, keys)
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range orders {
-		locked.byID[k] = nil
+	if !found {
+		return nil, domain.ErrNotFound
 	}
-	for _, r := range found {
-		locked.byID[r.ID] = &lockedOrder{row: r, timeline: timelines[r.ID]}
-	}
-	return s.lock(ctx, id)
+	return toDomain(o.row, o.timeline)
 }
 
+// orderIDOf is the order a saga message's payload names.
+func orderIDOf(p struct {
+	OrderID string `json:"order_id"`
+}) (string, bool) {
+	return ids.Canonical(p.OrderID)
+}
+
+// lockedKey names the orders a consumer transaction has locked.
 type lockedKey struct{}
 
-// lockedOrders are the orders a consumer transaction has locked, as it has
-// written them, by canonical id; nil for an order not stored. The writes
-// are the handlers' own (held for the commit): these flush nothing.
-type lockedOrders struct {
-	byID      map[string]*lockedOrder
-	batchRead bool
-}
-
+// lockedOrder is an order's row and timeline as the transaction holds them.
 type lockedOrder struct {
 	row      orderRow
 	timeline []domain.TimelineEntry
 }
 
-func newLockedOrders() *lockedOrders { return &lockedOrders{byID: map[string]*lockedOrder{}} }
-
-func (*lockedOrders) Flush(context.Context, pgx.Tx) error { return nil }
-
 // remember notes r and timeline, just written, as the consumer
 // transaction's order: as a read would return them, times at the
 // database's microsecond precision (pgx truncates).
 func remember(ctx context.Context, r orderRow, timeline []domain.TimelineEntry) {
-	locked, inBatch := outbox.Defer(ctx, lockedKey{}, newLockedOrders)
 	key, ok := ids.Canonical(r.ID)
-	if !inBatch || !ok {
+	if !ok {
 		return
 	}
 	r.ID = key
@@ -280,23 +259,20 @@ func remember(ctx context.Context, r orderRow, timeline []domain.TimelineEntry) 
 	for i, e := range timeline {
 		stored[i] = domain.TimelineEntry{Type: e.Type, At: e.At.Truncate(time.Microsecond).UTC()}
 	}
-	locked.byID[key] = &lockedOrder{row: r, timeline: stored}
+	outbox.RememberBatched(ctx, lockedKey{}, key, lockedOrder{row: r, timeline: stored})
 }
 
-// forget drops what the consumer transaction knows of order id, so that
-// its next lock reads it.
+// forget makes the consumer transaction's next lock of order id read it.
 func forget(ctx context.Context, id domain.OrderID) {
-	if locked, inBatch := outbox.Defer(ctx, lockedKey{}, newLockedOrders); inBatch {
-		if key, ok := ids.Canonical(string(id)); ok {
-			delete(locked.byID, key)
-		}
+	if key, ok := ids.Canonical(string(id)); ok {
+		outbox.ForgetBatched[lockedOrder](ctx, lockedKey{}, key)
 	}
 }
 
 // lockOrders locks the orders' rows, in id order (so that two such reads
 // cannot deadlock), and reads them with their timelines in one round trip;
 // the timelines are read after the locks are granted.
-func lockOrders(ctx context.Context, tx pgx.Tx, orderIDs []string) (_ []orderRow, _ map[string][]domain.TimelineEntry, err error) {
+func lockOrders(ctx context.Context, tx pgx.Tx, orderIDs []string) (_ map[string]lockedOrder, err error) {
 	b := &pgx.Batch{}
 	b.Queue(selectOrder+` WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, orderIDs)
 	b.Queue(selectTimelines, orderIDs)
@@ -308,18 +284,25 @@ func lockOrders(ctx context.Context, tx pgx.Tx, orderIDs []string) (_ []orderRow
 	}()
 	rows, err := results.Query()
 	if err != nil {
-		return nil, nil, fmt.Errorf("lock orders %v: %w", orderIDs, err)
+		return nil, fmt.Errorf("lock orders %v: %w", orderIDs, err)
 	}
 	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orderRow, error) { return scanOrder(row) })
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	trows, err := results.Query()
 	if err != nil {
-		return nil, nil, fmt.Errorf("read timelines: %w", err)
+		return nil, fmt.Errorf("read timelines: %w", err)
 	}
 	timelines, err := scanTimelines(trows)
-	return found, timelines, err
+	if err != nil {
+		return nil, err
+	}
+	locked := make(map[string]lockedOrder, len(found))
+	for _, r := range found {
+		locked[r.ID] = lockedOrder{row: r, timeline: timelines[r.ID]}
+	}
+	return locked, nil
 }
 
 // readOrder reads an order and its timeline in one round trip; the timeline
