@@ -214,7 +214,7 @@ func (s *TxStore) lock(ctx context.Context, id domain.OrderID) (*domain.Order, e
 		return readOrder(ctx, s.tx, id, " FOR UPDATE") // which fails, as it should
 	}
 	o, found, err := outbox.ReadBatched(ctx, lockedKey{}, key, orderIDOf, func(keys []string) (map[string]lockedOrder, error) {
-		return lockOrders(ctx, s.tx, keys)
+		return readOrders(ctx, s.tx, keys, " FOR UPDATE")
 	})
 	if err != nil {
 		return nil, err
@@ -269,22 +269,28 @@ func forget(ctx context.Context, id domain.OrderID) {
 	}
 }
 
-// lockOrders locks the orders' rows, in id order (so that two such reads
-// cannot deadlock), and reads them with their timelines in one round trip;
-// the timelines are read after the locks are granted.
-func lockOrders(ctx context.Context, tx pgx.Tx, orderIDs []string) (_ map[string]lockedOrder, err error) {
+// sendBatcher is a pool or a transaction.
+type sendBatcher interface {
+	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+}
+
+// readOrders reads orders with their timelines in one round trip (and one
+// implicit transaction on a pool, so the two agree), by id. With locking
+// " FOR UPDATE" the rows are locked in id order (so that two such reads
+// cannot deadlock) and the timelines read once the locks are granted.
+func readOrders(ctx context.Context, db sendBatcher, orderIDs []string, locking string) (_ map[string]lockedOrder, err error) {
 	b := &pgx.Batch{}
-	b.Queue(selectOrder+` WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, orderIDs)
+	b.Queue(selectOrder+` WHERE id = ANY($1::uuid[]) ORDER BY id`+locking, orderIDs)
 	b.Queue(selectTimelines, orderIDs)
-	results := tx.SendBatch(ctx, b)
+	results := db.SendBatch(ctx, b)
 	defer func() {
 		if cerr := results.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("lock orders %v: %w", orderIDs, cerr)
+			err = fmt.Errorf("read orders %v: %w", orderIDs, cerr)
 		}
 	}()
 	rows, err := results.Query()
 	if err != nil {
-		return nil, fmt.Errorf("lock orders %v: %w", orderIDs, err)
+		return nil, fmt.Errorf("read orders %v: %w", orderIDs, err)
 	}
 	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orderRow, error) { return scanOrder(row) })
 	if err != nil {
@@ -298,41 +304,24 @@ func lockOrders(ctx context.Context, tx pgx.Tx, orderIDs []string) (_ map[string
 	if err != nil {
 		return nil, err
 	}
-	locked := make(map[string]lockedOrder, len(found))
+	byID := make(map[string]lockedOrder, len(found))
 	for _, r := range found {
-		locked[r.ID] = lockedOrder{row: r, timeline: timelines[r.ID]}
+		byID[r.ID] = lockedOrder{row: r, timeline: timelines[r.ID]}
 	}
-	return locked, nil
+	return byID, nil
 }
 
-// readOrder reads an order and its timeline in one round trip; the timeline
-// query runs after the row (and its lock, with locking " FOR UPDATE") is
-// granted.
-func readOrder(ctx context.Context, db interface {
-	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
-}, id domain.OrderID, locking string) (_ *domain.Order, err error) {
-	b := &pgx.Batch{}
-	b.Queue(selectOrder+` WHERE id = $1`+locking, string(id))
-	b.Queue(selectTimelines, []string{string(id)})
-	results := db.SendBatch(ctx, b)
-	defer func() {
-		if cerr := results.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("read order %s: %w", id, cerr)
-		}
-	}()
-	r, err := scanOrder(results.QueryRow())
+// readOrder reads one order with its timeline (see readOrders), or
+// domain.ErrNotFound.
+func readOrder(ctx context.Context, db sendBatcher, id domain.OrderID, locking string) (*domain.Order, error) {
+	found, err := readOrders(ctx, db, []string{string(id)}, locking)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := results.Query()
-	if err != nil {
-		return nil, fmt.Errorf("read timelines: %w", err)
+	for _, o := range found { // the one order, under its canonical id
+		return toDomain(o.row, o.timeline)
 	}
-	timelines, err := scanTimelines(rows)
-	if err != nil {
-		return nil, err
-	}
-	return toDomain(r, timelines[r.ID])
+	return nil, domain.ErrNotFound
 }
 
 // queueTimeline queues the insert of entries as seq from, from+1, ... in
