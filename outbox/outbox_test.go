@@ -421,6 +421,57 @@ func TestRelayCrashAfterConfirmBeforeMark(t *testing.T) {
 	f.assertExactlyOnce("ledger")
 }
 
+// A rewind while the relay's cursor move is still to be written wins, also
+// one back to the very position the batch was read from (the cursor then
+// holds the values the move expects, so only its version tells them
+// apart): here a second rewind to the start while the relay sends what the
+// first one rewound. The relay sends everything again each time, and the
+// inbox absorbs it.
+func TestARewindToWhereTheBatchWasReadWins(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", nil))
+	const n = 20
+	for i := 1; i <= n; i++ {
+		if err := f.publish(i, "agg"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var armed atomic.Bool
+	var once sync.Once
+	rewound := make(chan error, 1)
+	f.runRelay(func(r *outbox.Relay) {
+		outbox.SetAfterConfirm(r, func(int) error {
+			if armed.Load() {
+				// This batch was read from where the first rewind put the
+				// cursor, which is where this one puts it again; the
+				// batch's move rides with the next read.
+				once.Do(func() {
+					_, err := outbox.RewindRelay(f.ctx, f.pool, time.Time{})
+					rewound <- err
+				})
+			}
+			return nil
+		})
+	})
+	f.waitApplied("ledger", n, 30*time.Second)
+	armed.Store(true)
+	f.resetCursor()
+	select {
+	case err := <-rewound:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the relay never sent the rewound events")
+	}
+	f.waitFor(30*time.Second, "both rewinds sent again and absorbed", func() (bool, string) {
+		d := f.duplicates("ledger")
+		return d == 2*n, fmt.Sprintf("%d duplicates, want %d", d, 2*n)
+	})
+	f.assertExactlyOnce("ledger")
+}
+
 // 6. A poison message is dead-lettered with its reason after bounded retries;
 // once the cause is fixed, replaying it applies it exactly once.
 func TestPoisonMessageDeadLetteredAndReplayedOnce(t *testing.T) {

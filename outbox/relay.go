@@ -344,7 +344,8 @@ type outboxRow struct {
 // outboxColumns are the columns scanOutboxRow reads, in its order.
 const outboxColumns = `"offset", transaction_id::text AS transaction_id_text, uuid, payload::text, metadata::text, created_at`
 
-// relayBatchQuery reads the batch after the cursor of consumer group $1, at
+// relayBatchQuery reads the batch after the cursor of consumer group $1 (and
+// the cursor row's version, its xmin, which every update of it changes), at
 // most $2 rows, in commit order, and only below pg_snapshot_xmin so that a
 // transaction still in flight is never skipped. The cursor is compared as a
 // row, (transaction_id, offset) > (cursor), which the primary key serves as
@@ -356,9 +357,9 @@ const outboxColumns = `"offset", transaction_id::text AS transaction_id_text, uu
 // "100000" before "99999".
 const relayBatchQuery = `
 	WITH cursor AS (
-		SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
+		SELECT offset_acked, last_processed_transaction_id, xmin FROM watermill_offsets_outbox WHERE consumer_group = $1
 	)
-	SELECT (SELECT offset_acked FROM cursor), (SELECT last_processed_transaction_id::text FROM cursor),
+	SELECT (SELECT offset_acked FROM cursor), (SELECT last_processed_transaction_id::text FROM cursor), (SELECT xmin::text FROM cursor),
 	       ` + outboxColumns + ` FROM watermill_outbox
 	WHERE (transaction_id, "offset") > ((SELECT last_processed_transaction_id FROM cursor), (SELECT offset_acked FROM cursor))
 	  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -443,13 +444,13 @@ func (r *Relay) relayBatch(ctx context.Context) (n int, heldBack bool, err error
 func (r *Relay) read(ctx context.Context) (_ cursor, _ []outboxRow, heldBack bool, _ error) {
 	b := &pgx.Batch{}
 	if m := r.moved; m != nil {
-		b.Queue(advanceQuery, m.to.offset, m.to.txID, relayGroup, m.from.offset, m.from.txID)
+		b.Queue(advanceQuery, m.to.offset, m.to.txID, relayGroup, m.from.offset, m.from.txID, m.from.version)
 	}
 	var from cursor
 	var batch []outboxRow
 	b.Queue(relayBatchQuery, relayGroup, r.batchLimit()).Query(func(rows pgx.Rows) (err error) {
 		batch, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
-			return scanOutboxRowAfter(row, &from.offset, &from.txID)
+			return scanOutboxRowAfter(row, &from.offset, &from.txID, &from.version)
 		})
 		return err
 	})
@@ -499,10 +500,12 @@ func (r *Relay) batchLimit() int {
 	return r.cfg.BatchSize
 }
 
-// cursor is a position in the outbox: the last event sent.
+// cursor is a position in the outbox, the last event sent, as read from
+// the cursor row at version (its xmin).
 type cursor struct {
-	offset int64
-	txID   string
+	offset  int64
+	txID    string
+	version string
 }
 
 // cursorMove moves the cursor from where a batch was read to its last row.
@@ -512,15 +515,17 @@ type cursorMove struct {
 }
 
 // advanceQuery moves the cursor from ($4, $5) to ($1, $2) only when it is
-// still where the batch was read: a rewind that came in between wins.
+// still where the batch was read and has not been written since (its xmin
+// is still $6): a rewind that came in between wins, also one back to the
+// very position the batch was read from.
 const advanceQuery = `UPDATE watermill_offsets_outbox SET offset_acked = $1, last_processed_transaction_id = $2::xid8
-	WHERE consumer_group = $3 AND offset_acked = $4 AND last_processed_transaction_id = $5::xid8`
+	WHERE consumer_group = $3 AND offset_acked = $4 AND last_processed_transaction_id = $5::xid8 AND xmin = $6::xid`
 
 // advance moves the cursor from where the batch was read to last. It moves
 // nothing when the cursor is no longer where the batch was read (RewindRelay
 // moved it meanwhile): the rewind wins, and the relay goes on from there.
 func (r *Relay) advance(ctx context.Context, from cursor, last outboxRow) error {
-	if _, err := r.db.Exec(ctx, advanceQuery, last.offset, last.txID, relayGroup, from.offset, from.txID); err != nil {
+	if _, err := r.db.Exec(ctx, advanceQuery, last.offset, last.txID, relayGroup, from.offset, from.txID, from.version); err != nil {
 		return fmt.Errorf("%w: advance cursor: %v", errDatabase, err)
 	}
 	return nil
