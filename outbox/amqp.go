@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"time"
 
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v3/pkg/amqp"
@@ -124,24 +125,53 @@ func stringHeaders(h amqp.Table) amqp.Table {
 // dial connects to RabbitMQ, retrying with capped, jittered backoff until
 // ctx ends, so a relay or consumer started before the broker simply waits.
 func dial(ctx context.Context, url, name string, onRetry func(error)) (*amqp.Connection, error) {
+	conn, _, err := dialWith(ctx, url, name, false, onRetry)
+	return conn, err
+}
+
+// dialBatching is dial for a publisher: the connection's writes can be
+// batched (see batchConn).
+func dialBatching(ctx context.Context, url, name string, onRetry func(error)) (*amqp.Connection, *batchConn, error) {
+	return dialWith(ctx, url, name, true, onRetry)
+}
+
+func dialWith(ctx context.Context, url, name string, batch bool, onRetry func(error)) (*amqp.Connection, *batchConn, error) {
 	delay := 100 * time.Millisecond
 	for {
+		var bc *batchConn
 		cfg := amqp.Config{
 			Heartbeat:  10 * time.Second,
 			Properties: amqp.Table{"connection_name": name},
-			Dial:       amqp.DefaultDial(5 * time.Second),
+			Dial:       batchingDial(amqp.DefaultDial(5*time.Second), batch, &bc),
 		}
 		conn, err := amqp.DialConfig(url, cfg)
 		if err == nil {
-			return conn, nil
+			return conn, bc, nil
 		}
 		if onRetry != nil {
 			onRetry(err)
 		}
 		if err := wait.Sleep(ctx, jitter(delay)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// batchingDial wraps dial's connections in a batchConn, kept in *bc, when
+// batch is set.
+func batchingDial(dial func(network, addr string) (net.Conn, error), batch bool,
+	bc **batchConn) func(network, addr string) (net.Conn, error) {
+	if !batch {
+		return dial
+	}
+	return func(network, addr string) (net.Conn, error) {
+		conn, err := dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		*bc = &batchConn{Conn: conn}
+		return *bc, nil
 	}
 }
 

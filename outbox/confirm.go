@@ -13,13 +13,16 @@ import (
 // open one per command.
 type confirmChannel struct {
 	ch      *amqp.Channel
+	out     *batchConn // the connection's writes, held per batch; nil sends each publish alone
 	returns chan amqp.Return
 }
 
 // newConfirmChannel opens a confirm-mode channel on conn. Returns arrive
 // before the confirm of the same message and the library's reader blocks on
-// a full return channel, so it holds a whole batch of up to maxBatch.
-func newConfirmChannel(conn *amqp.Connection, maxBatch int) (*confirmChannel, error) {
+// a full return channel, so it holds a whole batch of up to maxBatch. out,
+// when not nil, is conn's batchConn: a batch's publishes then leave in one
+// write.
+func newConfirmChannel(conn *amqp.Connection, out *batchConn, maxBatch int) (*confirmChannel, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, err
@@ -28,7 +31,7 @@ func newConfirmChannel(conn *amqp.Connection, maxBatch int) (*confirmChannel, er
 		ch.Close()
 		return nil, err
 	}
-	return &confirmChannel{ch: ch, returns: ch.NotifyReturn(make(chan amqp.Return, maxBatch+16))}, nil
+	return &confirmChannel{ch: ch, out: out, returns: ch.NotifyReturn(make(chan amqp.Return, maxBatch+16))}, nil
 }
 
 // publish sends msgs to exchange, msgs[i] with routing key keys[i], and waits
@@ -40,13 +43,9 @@ func (c *confirmChannel) publish(ctx context.Context, exchange string, keys []st
 	for len(c.returns) > 0 { // left over from an earlier failed batch
 		<-c.returns
 	}
-	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
-	for i, m := range msgs {
-		dc, err := c.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, keys[i], true, false, m)
-		if err != nil {
-			return -1, amqp.Return{}, fmt.Errorf("%w: publish %s: %v", errBrokerConnection, m.MessageId, err)
-		}
-		confirms = append(confirms, dc)
+	confirms, err := c.send(ctx, exchange, keys, msgs)
+	if err != nil {
+		return -1, amqp.Return{}, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -87,12 +86,13 @@ type operatorPublisher struct {
 }
 
 func openOperatorPublisher(amqpURL string, maxBatch int) (*operatorPublisher, error) {
-	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second),
+	var out *batchConn
+	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: batchingDial(amqp.DefaultDial(5*time.Second), true, &out),
 		Properties: amqp.Table{"connection_name": "shopmesh-operator"}})
 	if err != nil {
 		return nil, err
 	}
-	cc, err := newConfirmChannel(conn, maxBatch)
+	cc, err := newConfirmChannel(conn, out, maxBatch)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -119,3 +119,28 @@ func (p *operatorPublisher) toQueue(ctx context.Context, queue string, msgs []am
 }
 
 func (p *operatorPublisher) close() { p.conn.Close() }
+
+// send publishes msgs, batched into one write when the channel can, and
+// returns their confirmations.
+func (c *confirmChannel) send(ctx context.Context, exchange string, keys []string,
+	msgs []amqp.Publishing) ([]*amqp.DeferredConfirmation, error) {
+	if c.out != nil {
+		c.out.hold()
+	}
+	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
+	var err error
+	for i, m := range msgs {
+		dc, perr := c.ch.PublishWithDeferredConfirmWithContext(ctx, exchange, keys[i], true, false, m)
+		if perr != nil {
+			err = fmt.Errorf("%w: publish %s: %v", errBrokerConnection, m.MessageId, perr)
+			break
+		}
+		confirms = append(confirms, dc)
+	}
+	if c.out != nil {
+		if rerr := c.out.release(); rerr != nil && err == nil {
+			err = fmt.Errorf("%w: send %d publishes: %v", errBrokerConnection, len(confirms), rerr)
+		}
+	}
+	return confirms, err
+}

@@ -306,13 +306,13 @@ func (r *Relay) connect(ctx context.Context) error {
 		return nil
 	}
 	r.disconnect()
-	conn, err := dial(ctx, r.cfg.AMQPURL, "relay:"+r.cfg.Outbox.source, func(err error) {
+	conn, out, err := dialBatching(ctx, r.cfg.AMQPURL, "relay:"+r.cfg.Outbox.source, func(err error) {
 		r.cfg.Logger.Warn("relay cannot reach broker", "err", err)
 	})
 	if err != nil {
 		return err
 	}
-	cc, err := newConfirmChannel(conn, r.cfg.BatchSize)
+	cc, err := newConfirmChannel(conn, out, r.cfg.BatchSize)
 	if err == nil {
 		err = declareExchange(cc.ch, r.cfg.Outbox.source)
 	}
