@@ -60,3 +60,63 @@ func TestARelayHeldBackByAnOlderTransactionLooksAgain(t *testing.T) {
 	f.waitApplied("ledger", 1, 30*time.Second)
 	f.assertExactlyOnce("ledger")
 }
+
+// With HeldBackRetry negative the relay does not look again early: events
+// held back wait for the next wake-up (or poll), as they did before the
+// early reads existed. The benchmark's poll-only baseline runs this way.
+func TestARelayWithoutHeldBackRetryWaitsForTheNextWakeUp(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.newConsumer("ledger", nil)
+	f.declare(c)
+	f.startConsumer(c)
+
+	older, err := f.pool.Begin(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Rollback(f.ctx)
+	if _, err := older.Exec(f.ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	reg, metrics := f.newMetrics()
+	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL,
+		PollInterval: time.Hour, HeldBackRetry: -1, DisableListen: true, Metrics: metrics, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.run(relay.Run)
+	if err := f.publish(1, "a"); err != nil {
+		t.Fatal(err)
+	}
+	// The relay reads at its start and at the commit's wake-up, both held
+	// back; then it sleeps. Early reads would have come 2, 6, 14, 30 ...
+	// ms after the first held-back one: eight or more before the count
+	// stays put for 300 ms.
+	var reads float64
+	last := time.Now()
+	f.waitFor(30*time.Second, "the relay to sleep with the event held back", func() (bool, string) {
+		n := counterSum(t, reg, "shopmesh_relay_held_back_total")
+		if n != reads {
+			reads, last = n, time.Now()
+		}
+		return n >= 1 && time.Since(last) >= 300*time.Millisecond, fmt.Sprintf("%.0f held-back reads", n)
+	})
+	if reads > 2 {
+		t.Fatalf("%.0f held-back reads before the relay slept, want at most 2 (its first read and the wake-up's)", reads)
+	}
+	if err := older.Commit(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(`SELECT count(*) FROM ledger`); n != 0 {
+		t.Fatalf("%d events applied without a wake-up", n)
+	}
+	// Other databases' transactions on a shared server may hold the event
+	// back for a moment longer: each look needs a wake-up of its own.
+	f.waitFor(30*time.Second, "the event applied after wake-ups", func() (bool, string) {
+		f.ob.Notify()
+		n := f.count(`SELECT count(*) FROM ledger`)
+		return n == 1, fmt.Sprintf("%d applied", n)
+	})
+	f.assertExactlyOnce("ledger")
+}

@@ -35,6 +35,13 @@ type RelayConfig struct {
 	BatchSize int
 	// PollInterval is the safety-net poll when no wake-up arrives. Default 500ms.
 	PollInterval time.Duration
+	// HeldBackRetry is how soon the relay reads again after a read that
+	// found committed events held back behind an older transaction still
+	// running in the cluster (whose commit wakes no relay); it doubles with
+	// each such read in a row, up to PollInterval. Default 2ms, about what a
+	// service's transaction takes. Negative: no early read, the events wait
+	// for the next wake-up or poll.
+	HeldBackRetry time.Duration
 	// SchedulerIdlePoll is the longest the scheduler (see Schedule) sleeps:
 	// while nothing is scheduled and this process has scheduled nothing
 	// lately, it looks this often. Default 5s.
@@ -57,6 +64,9 @@ func (c *RelayConfig) setDefaults() {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.HeldBackRetry == 0 {
+		c.HeldBackRetry = 2 * time.Millisecond
 	}
 	if c.SchedulerIdlePoll == 0 {
 		c.SchedulerIdlePoll = 5 * time.Second
@@ -198,7 +208,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			// running somewhere in the cluster. Its commit wakes nobody
 			// here, so look again soon, less often the longer it runs.
 			r.cfg.Metrics.heldBack(r.cfg.Outbox.source)
-			sleep = heldBackDelay(heldBack, r.cfg.PollInterval)
+			sleep = heldBackDelay(r.cfg.HeldBackRetry, heldBack, r.cfg.PollInterval)
 			heldBack++
 		} else {
 			heldBack = 0
@@ -224,16 +234,14 @@ func finishing(ctx context.Context, grace time.Duration) (context.Context, conte
 	return fctx, func() { stop(); cancel() }
 }
 
-// heldBackFirst is how long a relay waits before it reads again after a
-// read that found committed events held back by an older transaction: about
-// what a service's transaction takes. It doubles with each such read in a
-// row.
-const heldBackFirst = 2 * time.Millisecond
-
 // heldBackDelay is the wait after the (n+1)th read in a row that found
-// events held back: heldBackFirst doubled n times, at most limit.
-func heldBackDelay(n int, limit time.Duration) time.Duration {
-	return min(heldBackFirst<<min(n, 16), limit)
+// events held back: first doubled n times, at most limit; limit when first
+// is negative.
+func heldBackDelay(first time.Duration, n int, limit time.Duration) time.Duration {
+	if first < 0 {
+		return limit
+	}
+	return min(first<<min(n, 16), limit)
 }
 
 // drainWakeups discards pending wake-ups without waiting.
