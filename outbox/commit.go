@@ -79,7 +79,8 @@ func (st *deferredState) takeHeld() *pgx.Batch {
 // are given: pgx's, except that statements held for the commit
 // (SendAtCommit) go out in front of the next statement or batch, in its
 // round trip, so holding them never changes what a statement sees; and
-// that WithTx's begins with its first round trip instead of one of its own.
+// that the transaction begins with its first round trip instead of one of
+// its own (a consumer's, with its inbox claim: see Consumer.begin).
 // What goes around it (Conn, LargeObjects, a savepoint's own statements)
 // does not send them first: hold nothing on tx while a savepoint of it is
 // open.
@@ -90,12 +91,9 @@ type handlerTx struct {
 
 // send sends what is held and b's statements in one round trip, beginning
 // the transaction in it if it has not begun. Reading a result by hand
-// reads past the held statements' (and the BEGIN's) first.
+// reads past the BEGIN's, the guard's and the held statements' first.
 func (t *handlerTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	skip := 0
-	if t.c.tx == nil {
-		skip++ // the BEGIN
-	}
+	skip := 0 // the BEGIN and a guard are connTx's to read
 	if held := t.st.takeHeld(); held != nil {
 		skip += held.Len()
 		b = &pgx.Batch{QueuedQueries: append(held.QueuedQueries, b.QueuedQueries...)}
@@ -205,6 +203,9 @@ func (t *handlerTx) LargeObjects() pgx.LargeObjects {
 	return tx.LargeObjects()
 }
 
+// Conn is the transaction's connection. What is sent on it directly goes
+// outside the transaction until the transaction's first statement has
+// begun it, and ahead of what is held.
 func (t *handlerTx) Conn() *pgx.Conn { return t.c.conn.Conn() }
 
 // Commit and Rollback belong to the transaction's owner (the consumer,
@@ -335,6 +336,14 @@ func (r errRow) Scan(...any) error { return r.err }
 type connTx struct {
 	conn *pgxpool.Conn
 	tx   pgx.Tx
+
+	// guard, when set, goes with the BEGIN in the transaction's first
+	// round trip, in front of everything else: a consumer's inbox claim,
+	// which fails on a message the inbox already holds, and so fails
+	// everything sent after it in that round trip and the transaction with
+	// it. guarded reports that it was sent and succeeded.
+	guard   *pgx.Batch
+	guarded bool
 }
 
 // acquire takes a connection for a transaction that begins with its first
@@ -363,16 +372,85 @@ func beginTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) (*connTx, er
 
 // send sends b in the transaction, beginning it in b's round trip if it
 // has not begun (the BEGIN is then the batch's first result).
+// The BEGIN's and the guard's results are read first, before any the
+// caller reads.
 func (t *connTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if t.tx != nil {
 		return t.tx.SendBatch(ctx, b)
 	}
 	out := &pgx.Batch{}
 	out.BeginTx(pgx.TxOptions{})
+	guard := 0
+	if t.guard != nil {
+		guard = t.guard.Len()
+		out.QueuedQueries = append(out.QueuedQueries, t.guard.QueuedQueries...)
+		t.guard = nil
+	}
 	out.QueuedQueries = append(out.QueuedQueries, b.QueuedQueries...)
 	br := t.conn.SendBatch(ctx, out)
 	t.tx = br.Tx()
-	return br
+	return &leadResults{BatchResults: br, t: t, guard: guard}
+}
+
+// pending reports whether the transaction has something to send even if
+// its owner adds nothing: a guard not yet sent.
+func (t *connTx) pending() bool { return t.tx == nil && t.guard != nil }
+
+// leadResults are the results of a transaction's first round trip: the
+// BEGIN's and the guard's come first and are read before any other, and
+// whether the guard succeeded is noted in the transaction.
+type leadResults struct {
+	pgx.BatchResults
+	t     *connTx
+	guard int
+	read  bool
+	err   error
+}
+
+func (r *leadResults) readLead() error {
+	if r.read {
+		return r.err
+	}
+	r.read = true
+	if _, r.err = r.BatchResults.Exec(); r.err != nil { // the BEGIN
+		return r.err
+	}
+	for range r.guard {
+		if _, r.err = r.BatchResults.Exec(); r.err != nil {
+			return r.err
+		}
+	}
+	r.t.guarded = r.guard > 0
+	return nil
+}
+
+func (r *leadResults) Exec() (pgconn.CommandTag, error) {
+	if err := r.readLead(); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return r.BatchResults.Exec()
+}
+
+func (r *leadResults) Query() (pgx.Rows, error) {
+	if err := r.readLead(); err != nil {
+		return nil, err
+	}
+	return r.BatchResults.Query()
+}
+
+func (r *leadResults) QueryRow() pgx.Row {
+	if err := r.readLead(); err != nil {
+		return errRow{err}
+	}
+	return r.BatchResults.QueryRow()
+}
+
+func (r *leadResults) Close() error {
+	err := r.readLead()
+	if cerr := r.BatchResults.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // errCommitRolledBack is a COMMIT the server answered with ROLLBACK.
@@ -383,7 +461,7 @@ var errCommitRolledBack = errors.New("commit rolled back")
 // that sent and holds nothing costs no round trip), and gives the
 // connection back once the transaction has ended.
 func (t *connTx) commit(ctx context.Context, tail *pgx.Batch) error {
-	if t.tx == nil && (tail == nil || tail.Len() == 0) {
+	if t.tx == nil && !t.pending() && (tail == nil || tail.Len() == 0) {
 		t.close(ctx)
 		return nil
 	}

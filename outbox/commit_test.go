@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -74,10 +75,11 @@ func heldLedger(consumer string) outbox.Handler {
 	}
 }
 
-// A handler's held writes travel with the COMMIT: a message whose handler
-// only holds costs its transaction two sends (the BEGIN with the claim, the
-// writes with the COMMIT), where sending the same batch itself costs three.
-// The writes are committed, once each.
+// A handler's held writes travel with the COMMIT, and the inbox claim and
+// the BEGIN with them: a message whose handler only holds costs its
+// transaction one send, where sending the same batch itself costs two (the
+// claim rides with it, the COMMIT goes alone). The writes are committed,
+// once each.
 func TestHeldWritesTravelWithTheCommit(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -85,12 +87,12 @@ func TestHeldWritesTravelWithTheCommit(t *testing.T) {
 		handler outbox.Handler
 		perMsg  int64
 	}{
-		{"held", heldLedger("held"), 2},
+		{"held", heldLedger("held"), 1},
 		{"sent", func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
 			b := &pgx.Batch{}
 			b.Queue(`INSERT INTO ledger (consumer, message_id, aggregate, seq) VALUES ('sent', $1, $2, 0)`, msg.ID, msg.AggregateID)
 			return tx.SendBatch(ctx, b).Close()
-		}, 3},
+		}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -110,6 +112,62 @@ func TestHeldWritesTravelWithTheCommit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The claim that rides with a transaction's first send fails on a message
+// the inbox already holds, and takes everything sent after it down with it:
+// here the held writes and the COMMIT, all in that one send. The batch is
+// then claimed again with a claim of its own, which tells the copies apart:
+// they are counted as duplicates and never applied, the other messages are
+// applied once each.
+func TestAClaimThatFailsTakesTheWritesSentWithIt(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	reg, metrics := f.newMetrics()
+	c := f.newConsumerWith("held", heldLedger("held"), func(c *outbox.ConsumerConfig) { c.Metrics = metrics })
+	f.declare(c)
+	const n = 40
+	var held []outbox.Message
+	for i := range n {
+		id := outbox.NewID()
+		if err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+			return f.ob.Publish(f.ctx, tx, outbox.Event{ID: id, Type: tickType, AggregateID: "a", Payload: tick{Seq: i}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 1 {
+			held = append(held, outbox.Message{ID: id, Type: tickType})
+		}
+	}
+	if _, err := outbox.Claim(c, f.ctx, held); err != nil { // as if applied before
+		t.Fatal(err)
+	}
+	f.relayAll()
+	f.run(c.Run)
+	f.waitFor(60*time.Second, "every message applied or absorbed", func() (bool, string) {
+		applied, dups := f.count(`SELECT count(*) FROM ledger`), f.duplicates("held")
+		return applied+dups >= n, fmt.Sprintf("%d applied, %d duplicates", applied, dups)
+	})
+	if k := f.count(`SELECT count(*) FROM ledger WHERE message_id = ANY($1)`, ids(held)); k != 0 {
+		t.Errorf("%d of the %d messages the inbox held were applied again", k, len(held))
+	}
+	if k, d := f.count(`SELECT count(*) FROM ledger`), f.count(`SELECT count(DISTINCT message_id) FROM ledger`); k != n-len(held) || d != k {
+		t.Errorf("ledger holds %d applications of %d messages, want %d once each", k, d, n-len(held))
+	}
+	if d := f.duplicates("held"); d != len(held) {
+		t.Errorf("%d duplicates counted, want %d", d, len(held))
+	}
+	if splits := counterSum(t, reg, "shopmesh_consumer_batch_splits_total"); splits != 0 {
+		t.Errorf("%.0f batch splits: a duplicate should be told apart without applying a batch one by one", splits)
+	}
+}
+
+func ids(msgs []outbox.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.ID
+	}
+	return out
 }
 
 // Held writes keep their place: a handler that reads what an earlier

@@ -487,28 +487,13 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 		}
 		msgs[i], handlers[i] = msg, h
 	}
-	tx, claimed, err := c.begin(tctx, msgs, true)
-	if err != nil {
-		return 0
+	claimed, done := c.applyBatchTx(tctx, msgs, handlers, true)
+	if done == claimAgain {
+		claimed, done = c.applyBatchTx(tctx, msgs, handlers, false)
 	}
-	defer tx.close(tctx)
-	st, err := c.applyIn(tctx, tx, msgs, handlers, claimed)
-	var failed *handlerError
-	switch {
-	case errors.As(err, &failed):
-		return failed.index
-	case errors.Is(err, errFlush):
-		return eachAlone
-	case err != nil:
-		return 0
+	if done != len(ds) {
+		return done
 	}
-	if err := tx.commit(tctx, st.held); err != nil {
-		if st.held != nil { // a held write may have failed: no message can be blamed
-			return eachAlone
-		}
-		return 0
-	}
-	st.committed()
 	c.cfg.Metrics.committed(c.cfg.Name, len(ds), time.Since(start))
 	for i, d := range ds {
 		if claimed[i] {
@@ -524,41 +509,92 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	return len(ds)
 }
 
+// claimAgain is what an attempt with a guarded claim returns when it
+// failed and the claim did not succeed (or was never sent): a message may
+// be one the inbox already holds, so the batch is tried again with a claim
+// that tells which.
+const claimAgain = -2
+
+// applyBatchTx is one transaction of applyBatch: it returns which messages
+// it claimed and len(msgs) once committed, or what applyBatch returns for
+// a failure, or claimAgain.
+func (c *Consumer) applyBatchTx(ctx context.Context, msgs []Message, handlers []Handler, guarded bool) ([]bool, int) {
+	tx, claimed, err := c.begin(ctx, msgs, true, guarded)
+	if err != nil {
+		return nil, 0
+	}
+	defer tx.close(ctx)
+	st, err := c.applyIn(ctx, tx, msgs, handlers, claimed)
+	if err == nil {
+		err = tx.commit(ctx, st.held)
+		if err == nil {
+			st.committed()
+			return claimed, len(msgs)
+		}
+		if guarded && !tx.guarded {
+			return nil, claimAgain
+		}
+		if st.held != nil { // a held write may have failed: no message can be blamed
+			return nil, eachAlone
+		}
+		return nil, 0
+	}
+	var failed *handlerError
+	switch {
+	case guarded && !tx.guarded:
+		return nil, claimAgain
+	case errors.As(err, &failed):
+		return nil, failed.index
+	case errors.Is(err, errFlush):
+		return nil, eachAlone
+	}
+	return nil, 0
+}
+
 // apply runs one attempt: claim the message in the inbox, run the handler,
 // commit. A message already claimed commits nothing and returns errDuplicate.
+// The claim first rides with the handler's first statement (or the commit);
+// when the attempt fails without that claim having succeeded, the message
+// may be a copy the inbox holds, and it is tried again with the claim sent
+// first, which tells.
 func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error) {
 	// A handler that has started is allowed to finish even when the session
 	// ends: its commit and the broker's redelivery race harmlessly.
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	msgs := []Message{msg}
-	tx, claimed, err := c.begin(tctx, msgs, false)
+	msgs, handlers := []Message{msg}, []Handler{h}
+	claimed, guarded, err := c.applyTx(tctx, msgs, handlers, true)
+	if err != nil && !guarded {
+		claimed, _, err = c.applyTx(tctx, msgs, handlers, false)
+	}
 	if err != nil {
 		return err
 	}
-	defer tx.close(tctx)
-	st, err := c.applyIn(tctx, tx, msgs, []Handler{h}, claimed)
-	if err != nil {
-		return err
-	}
-	if err := tx.commit(tctx, st.held); err != nil {
-		return err
-	}
-	st.committed()
 	if !claimed[0] {
 		return errDuplicate
 	}
 	return nil
 }
 
-// applyIn is a consumer transaction's work between its claim and its
-// commit, alone or batched: run the handler of each message claimed, flush
-// the transaction's Deferreds and count the duplicates (the messages not
-// claimed). It returns the transaction's state: held is what its commit
-// must carry, committed runs after the commit. A handler's failure is a
-// *handlerError naming the message; a flush's wraps errFlush, and so does a
-// handler's failure when statements an earlier handler held were sent with
-// its own (either may have failed).
+// applyTx is one transaction of apply; guarded reports that its claim was
+// a guarded one and succeeded.
+func (c *Consumer) applyTx(ctx context.Context, msgs []Message, handlers []Handler, guard bool) (claimed []bool, guarded bool, err error) {
+	tx, claimed, err := c.begin(ctx, msgs, false, guard)
+	if err != nil {
+		return nil, false, err
+	}
+	defer tx.close(ctx)
+	st, err := c.applyIn(ctx, tx, msgs, handlers, claimed)
+	if err == nil {
+		err = tx.commit(ctx, st.held)
+	}
+	if err != nil {
+		return nil, tx.guarded, err
+	}
+	st.committed()
+	return claimed, tx.guarded, nil
+}
+
 func (c *Consumer) applyIn(ctx context.Context, tx *connTx, msgs []Message, handlers []Handler, claimed []bool) (*deferredState, error) {
 	hctx, st := withDeferred(ctx, tx)
 	for i, msg := range msgs {
@@ -601,17 +637,51 @@ var errFlush = errors.New("deferred writes")
 // and so does a batch transaction's lock timeout. claimed reports which
 // messages were new: not the ones the inbox already held, nor second copies
 // within msgs.
-func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout bool) (tx *connTx, claimed []bool, err error) {
+//
+// With guard, it sends nothing yet: the claim, a plain insert into the
+// inbox, becomes the transaction's guard (see connTx), sent with the BEGIN
+// in front of the handlers' first statement or the commit, which saves the
+// round trip of its own. Every message counts as claimed; if one is not
+// new, the insert fails, and with it the handler's statements and the
+// transaction, and the caller tries again without guard.
+func (c *Consumer) begin(ctx context.Context, msgs []Message, lockTimeout, guard bool) (tx *connTx, claimed []bool, err error) {
 	b := &pgx.Batch{}
 	if lockTimeout {
 		b.Queue(`SELECT set_config('lock_timeout', $1, true)`, c.lockTimeout)
 	}
 	claimed = make([]bool, len(msgs))
+	if guard {
+		c.queueGuardedClaim(b, msgs)
+		if tx, err = acquire(ctx, c.cfg.Pool); err != nil {
+			return nil, nil, fmt.Errorf("begin: %w", err)
+		}
+		tx.guard = b
+		for i := range claimed {
+			claimed[i] = true
+		}
+		return tx, claimed, nil
+	}
 	c.queueClaim(b, msgs, claimed)
 	if tx, err = beginTx(ctx, c.cfg.Pool, b); err != nil {
 		return nil, nil, fmt.Errorf("begin and claim: %w", err)
 	}
 	return tx, claimed, nil
+}
+
+// queueGuardedClaim queues the claim of msgs that fails if the inbox holds
+// any of them already (or msgs holds one twice).
+func (c *Consumer) queueGuardedClaim(b *pgx.Batch, msgs []Message) {
+	if len(msgs) == 1 {
+		b.Queue(`INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3)`, c.cfg.Name, msgs[0].ID, msgs[0].Type)
+		return
+	}
+	ids := make([]string, len(msgs))
+	types := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i], types[i] = m.ID, m.Type
+	}
+	b.Queue(`INSERT INTO inbox (consumer, message_id, type)
+		SELECT $1, m.id, m.type FROM unnest($2::text[], $3::text[]) AS m(id, type)`, c.cfg.Name, ids, types)
 }
 
 // unclaimed counts the duplicates among claims.

@@ -21,7 +21,7 @@ const (
 // Claim claims msgs in the inbox and counts the duplicates in a transaction
 // of their own, as a batch does, and commits.
 func Claim(c *Consumer, ctx context.Context, msgs []Message) ([]bool, error) {
-	tx, claimed, err := c.begin(ctx, msgs, len(msgs) > 1)
+	tx, claimed, err := c.begin(ctx, msgs, len(msgs) > 1, false)
 	if err != nil {
 		return nil, err
 	}
