@@ -102,7 +102,7 @@ func (t *handlerTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if skip == 0 {
 		return br
 	}
-	return &skipResults{BatchResults: br, skip: skip}
+	return &behindResults{BatchResults: br, readFirst: skipping(br, skip)}
 }
 
 // ready reports whether a statement can go straight to pgx's transaction:
@@ -287,40 +287,63 @@ func (r batchRow) Scan(dest ...any) error {
 	return r.rows.Err()
 }
 
-// skipResults are the results of a batch sent behind skip statements (the
-// BEGIN, held ones): reading a result by hand first reads past theirs.
-type skipResults struct {
+// behindResults are the results of a batch whose leading statements (the
+// BEGIN, a guard, held ones) are not the caller's: reading a result by
+// hand, or closing, first runs readFirst, which reads theirs.
+type behindResults struct {
 	pgx.BatchResults
-	skip int
-	err  error
+	readFirst func() error
+	read      bool
+	err       error
 }
 
-func (r *skipResults) skipHeld() error {
-	for ; r.skip > 0 && r.err == nil; r.skip-- {
-		_, r.err = r.BatchResults.Exec()
+func (r *behindResults) first() error {
+	if !r.read {
+		r.read = true
+		r.err = r.readFirst()
 	}
 	return r.err
 }
 
-func (r *skipResults) Exec() (pgconn.CommandTag, error) {
-	if err := r.skipHeld(); err != nil {
+func (r *behindResults) Exec() (pgconn.CommandTag, error) {
+	if err := r.first(); err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	return r.BatchResults.Exec()
 }
 
-func (r *skipResults) Query() (pgx.Rows, error) {
-	if err := r.skipHeld(); err != nil {
+func (r *behindResults) Query() (pgx.Rows, error) {
+	if err := r.first(); err != nil {
 		return nil, err
 	}
 	return r.BatchResults.Query()
 }
 
-func (r *skipResults) QueryRow() pgx.Row {
-	if err := r.skipHeld(); err != nil {
+func (r *behindResults) QueryRow() pgx.Row {
+	if err := r.first(); err != nil {
 		return errRow{err}
 	}
 	return r.BatchResults.QueryRow()
+}
+
+func (r *behindResults) Close() error {
+	err := r.first()
+	if cerr := r.BatchResults.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// skipping reads n results of br.
+func skipping(br pgx.BatchResults, n int) func() error {
+	return func() error {
+		for range n {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // errRow is a Row whose query could not be sent.
@@ -371,9 +394,8 @@ func beginTx(ctx context.Context, pool *pgxpool.Pool, b *pgx.Batch) (*connTx, er
 }
 
 // send sends b in the transaction, beginning it in b's round trip if it
-// has not begun (the BEGIN is then the batch's first result).
-// The BEGIN's and the guard's results are read first, before any the
-// caller reads.
+// has not begun: the BEGIN and the guard, if any, go first, and their
+// results are read before any the caller reads.
 func (t *connTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if t.tx != nil {
 		return t.tx.SendBatch(ctx, b)
@@ -389,69 +411,19 @@ func (t *connTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	out.QueuedQueries = append(out.QueuedQueries, b.QueuedQueries...)
 	br := t.conn.SendBatch(ctx, out)
 	t.tx = br.Tx()
-	return &leadResults{BatchResults: br, t: t, guard: guard}
+	skipLead := skipping(br, 1+guard)
+	return &behindResults{BatchResults: br, readFirst: func() error {
+		if err := skipLead(); err != nil {
+			return err
+		}
+		t.guarded = guard > 0
+		return nil
+	}}
 }
 
 // pending reports whether the transaction has something to send even if
 // its owner adds nothing: a guard not yet sent.
 func (t *connTx) pending() bool { return t.tx == nil && t.guard != nil }
-
-// leadResults are the results of a transaction's first round trip: the
-// BEGIN's and the guard's come first and are read before any other, and
-// whether the guard succeeded is noted in the transaction.
-type leadResults struct {
-	pgx.BatchResults
-	t     *connTx
-	guard int
-	read  bool
-	err   error
-}
-
-func (r *leadResults) readLead() error {
-	if r.read {
-		return r.err
-	}
-	r.read = true
-	if _, r.err = r.BatchResults.Exec(); r.err != nil { // the BEGIN
-		return r.err
-	}
-	for range r.guard {
-		if _, r.err = r.BatchResults.Exec(); r.err != nil {
-			return r.err
-		}
-	}
-	r.t.guarded = r.guard > 0
-	return nil
-}
-
-func (r *leadResults) Exec() (pgconn.CommandTag, error) {
-	if err := r.readLead(); err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	return r.BatchResults.Exec()
-}
-
-func (r *leadResults) Query() (pgx.Rows, error) {
-	if err := r.readLead(); err != nil {
-		return nil, err
-	}
-	return r.BatchResults.Query()
-}
-
-func (r *leadResults) QueryRow() pgx.Row {
-	if err := r.readLead(); err != nil {
-		return errRow{err}
-	}
-	return r.BatchResults.QueryRow()
-}
-
-func (r *leadResults) Close() error {
-	err := r.readLead()
-	if cerr := r.BatchResults.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
 
 // errCommitRolledBack is a COMMIT the server answered with ROLLBACK.
 var errCommitRolledBack = errors.New("commit rolled back")

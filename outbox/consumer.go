@@ -675,13 +675,18 @@ func (c *Consumer) queueGuardedClaim(b *pgx.Batch, msgs []Message) {
 		b.Queue(`INSERT INTO inbox (consumer, message_id, type) VALUES ($1, $2, $3)`, c.cfg.Name, msgs[0].ID, msgs[0].Type)
 		return
 	}
-	ids := make([]string, len(msgs))
-	types := make([]string, len(msgs))
+	ids, types := idsAndTypes(msgs)
+	b.Queue(`INSERT INTO inbox (consumer, message_id, type)
+		SELECT $1, m.id, m.type FROM unnest($2::text[], $3::text[]) AS m(id, type)`, c.cfg.Name, ids, types)
+}
+
+// idsAndTypes are the claim's arguments for a batch: msgs' ids and types.
+func idsAndTypes(msgs []Message) (ids, types []string) {
+	ids, types = make([]string, len(msgs)), make([]string, len(msgs))
 	for i, m := range msgs {
 		ids[i], types[i] = m.ID, m.Type
 	}
-	b.Queue(`INSERT INTO inbox (consumer, message_id, type)
-		SELECT $1, m.id, m.type FROM unnest($2::text[], $3::text[]) AS m(id, type)`, c.cfg.Name, ids, types)
+	return ids, types
 }
 
 // unclaimed counts the duplicates among claims.
@@ -707,11 +712,7 @@ func (c *Consumer) queueClaim(b *pgx.Batch, msgs []Message, claimed []bool) {
 		})
 		return
 	}
-	ids := make([]string, len(msgs))
-	types := make([]string, len(msgs))
-	for i, m := range msgs {
-		ids[i], types[i] = m.ID, m.Type
-	}
+	ids, types := idsAndTypes(msgs)
 	b.Queue(`INSERT INTO inbox (consumer, message_id, type)
 		SELECT $1, m.id, m.type FROM unnest($2::text[], $3::text[]) AS m(id, type)
 		ON CONFLICT DO NOTHING RETURNING message_id`, c.cfg.Name, ids, types).Query(func(rows pgx.Rows) error {
