@@ -14,6 +14,7 @@ func SetAfterConfirm(r *Relay, f func(batch int) error) { r.afterConfirm = f }
 const (
 	RelayBatchQuery = relayBatchQuery
 	WaitingQuery    = waitingQuery
+	WaitingProbe    = waitingProbe
 	StatsQuery      = statsQuery
 	RelayGroup      = relayGroup
 )

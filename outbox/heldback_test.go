@@ -1,9 +1,13 @@
 package outbox_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shopmesh/shopmesh/outbox"
 )
@@ -18,31 +22,7 @@ import (
 // as held back.
 func TestARelayHeldBackByAnOlderTransactionLooksAgain(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	c := f.newConsumer("ledger", nil)
-	f.declare(c)
-	f.startConsumer(c)
-
-	older, err := f.pool.Begin(f.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer older.Rollback(f.ctx)
-	var xid string
-	if err := older.QueryRow(f.ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
-		t.Fatal(err)
-	}
-
-	reg, metrics := f.newMetrics()
-	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL,
-		PollInterval: time.Hour, DisableListen: true, Metrics: metrics, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.run(relay.Run)
-	if err := f.publish(1, "a"); err != nil {
-		t.Fatal(err)
-	}
+	f, older, xid, reg := heldBackByAnOlderTransaction(t, 0)
 	f.waitFor(30*time.Second, "the relay to find the event held back", func() (bool, string) {
 		n := counterSum(t, reg, "shopmesh_relay_held_back_total")
 		return n >= 1, fmt.Sprintf("%.0f held-back reads while transaction %s runs", n, xid)
@@ -66,29 +46,7 @@ func TestARelayHeldBackByAnOlderTransactionLooksAgain(t *testing.T) {
 // early reads existed. The benchmark's poll-only baseline runs this way.
 func TestARelayWithoutHeldBackRetryWaitsForTheNextWakeUp(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	c := f.newConsumer("ledger", nil)
-	f.declare(c)
-	f.startConsumer(c)
-
-	older, err := f.pool.Begin(f.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer older.Rollback(f.ctx)
-	if _, err := older.Exec(f.ctx, `SELECT pg_current_xact_id()`); err != nil {
-		t.Fatal(err)
-	}
-	reg, metrics := f.newMetrics()
-	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL,
-		PollInterval: time.Hour, HeldBackRetry: -1, DisableListen: true, Metrics: metrics, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.run(relay.Run)
-	if err := f.publish(1, "a"); err != nil {
-		t.Fatal(err)
-	}
+	f, older, _, reg := heldBackByAnOlderTransaction(t, -1)
 	// The relay reads at its start and at the commit's wake-up, both held
 	// back; then it sleeps. Early reads would have come 2, 6, 14, 30 ...
 	// ms after the first held-back one: eight or more before the count
@@ -118,5 +76,90 @@ func TestARelayWithoutHeldBackRetryWaitsForTheNextWakeUp(t *testing.T) {
 		n := f.count(`SELECT count(*) FROM ledger`)
 		return n == 1, fmt.Sprintf("%d applied", n)
 	})
+	f.assertExactlyOnce("ledger")
+}
+
+// heldBackByAnOlderTransaction starts a consumer, begins a transaction (its
+// id is xid) and then a relay with an hour's poll and the given
+// HeldBackRetry, and publishes one event after that transaction began.
+func heldBackByAnOlderTransaction(t *testing.T, retry time.Duration) (f *fixture, older pgx.Tx, xid string, reg *prometheus.Registry) {
+	f = newFixture(t)
+	c := f.newConsumer("ledger", nil)
+	f.declare(c)
+	f.startConsumer(c)
+	older, err := f.pool.Begin(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { older.Rollback(context.Background()) })
+	if err := older.QueryRow(f.ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	reg, metrics := f.newMetrics()
+	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL,
+		PollInterval: time.Hour, HeldBackRetry: retry, DisableListen: true, Metrics: metrics, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.run(relay.Run)
+	if err := f.publish(1, "a"); err != nil {
+		t.Fatal(err)
+	}
+	return f, older, xid, reg
+}
+
+// A relay that sent a batch and sees committed events held back behind it
+// (by an older transaction, running in any database of the cluster) looks
+// again soon too, rather than sleeping until a wake-up no commit will
+// send: with an hour's poll and no wake-ups at all, the event held back is
+// applied once the older transaction ends.
+func TestARelayLooksAgainForEventsHeldBackBehindItsBatch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.newConsumer("ledger", nil)
+	f.declare(c)
+	f.startConsumer(c)
+	quiet, err := outbox.New("source") // its commits wake no relay
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(seq int) {
+		t.Helper()
+		if err := quiet.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+			return quiet.Publish(f.ctx, tx, outbox.Event{Type: tickType, AggregateID: "a", Payload: tick{Seq: seq}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(1)
+	f.waitFor(30*time.Second, "the first event readable by a relay", func() (bool, string) {
+		k := f.count(`SELECT count(*) FROM watermill_outbox WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())`)
+		return k == 1, fmt.Sprintf("%d rows below every running transaction", k)
+	})
+	older, err := f.pool.Begin(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Rollback(f.ctx)
+	if _, err := older.Exec(f.ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	commit(2) // held back by older
+	reg, metrics := f.newMetrics()
+	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL,
+		PollInterval: time.Hour, DisableListen: true, Metrics: metrics, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.run(relay.Run)
+	f.waitApplied("ledger", 1, 30*time.Second)
+	f.waitFor(30*time.Second, "the relay to see the second event held back", func() (bool, string) {
+		n := counterSum(t, reg, "shopmesh_relay_held_back_total")
+		return n >= 1, fmt.Sprintf("%.0f held-back reads", n)
+	})
+	if err := older.Commit(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.waitApplied("ledger", 2, 30*time.Second)
 	f.assertExactlyOnce("ledger")
 }

@@ -61,7 +61,7 @@ func TestOutboxReadsSkipSentHistory(t *testing.T) {
 	}{
 		{"relay batch", outbox.RelayBatchQuery, []any{outbox.RelayGroup, 500}, pending},
 		{"backlog count", outbox.StatsQuery, []any{outbox.RelayGroup}, 1},
-		{"relay's check for waiting events", outbox.WaitingQuery, []any{outbox.RelayGroup}, 1},
+		{"relay's count of waiting events", outbox.WaitingQuery, []any{outbox.RelayGroup, outbox.WaitingProbe}, 1},
 	} {
 		var raw []byte
 		if err := f.pool.QueryRow(f.ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+q.sql, q.args...).Scan(&raw); err != nil {

@@ -172,7 +172,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		// it, so the next leader would send the batch again); the
 		// confirm timeout bounds how long that may take.
 		bctx, cancelBatch := finishing(ctx, r.cfg.ConfirmTimeout)
-		n, held, err := r.relayBatch(bctx)
+		n, again, held, err := r.relayBatch(bctx)
 		cancelBatch()
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -194,14 +194,18 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		if n > 0 {
-			// Read again at once: the read writes this batch's cursor
-			// move, and finds what was committed meanwhile, so the
-			// wake-ups those commits sent are spent.
+		if n > 0 && again {
+			// A full batch, or one too large for the read to tell what
+			// waits behind it: read again at once. The read writes this
+			// batch's cursor move and finds what was committed meanwhile,
+			// so the wake-ups those commits sent are spent.
 			r.drainWakeups()
 			heldBack = 0
 			continue
 		}
+		// Nothing waits that this relay can read: sleep until a commit's
+		// wake-up or the poll, whose read writes the last batch's cursor
+		// move, pending until then (a stopping relay writes it).
 		sleep := r.cfg.PollInterval
 		if held {
 			// Committed events wait behind an older transaction still
@@ -392,49 +396,50 @@ func scanOutboxRowAfter(row pgx.CollectableRow, leading ...any) (outboxRow, erro
 	return o, err
 }
 
-// relayBatch publishes one batch and returns how many rows it forwarded;
-// when none, whether committed events were held back (see read).
-func (r *Relay) relayBatch(ctx context.Context) (n int, heldBack bool, err error) {
+// relayBatch publishes one batch and returns how many rows it forwarded,
+// whether to read again at once (see read), and whether committed events
+// the read could not take were held back.
+func (r *Relay) relayBatch(ctx context.Context) (n int, again, heldBack bool, err error) {
 	if err := r.connect(ctx); err != nil {
-		return 0, false, err
+		return 0, false, false, err
 	}
 	leader, err := r.lead(ctx)
 	if err != nil || !leader {
-		return 0, false, err
+		return 0, false, false, err
 	}
-	from, batch, heldBack, err := r.read(ctx)
+	from, batch, again, heldBack, err := r.read(ctx)
 	if err != nil {
-		return 0, false, err
+		return 0, false, false, err
 	}
 	if len(batch) == 0 {
-		return 0, heldBack, nil
+		return 0, false, heldBack, nil
 	}
 	if err := r.publish(ctx, batch); err != nil {
 		var unroutable *unroutableError
 		if !errors.As(err, &unroutable) {
-			return 0, false, err
+			return 0, false, false, err
 		}
 		// The events before the unroutable one are confirmed and routed:
 		// mark them, keep the unroutable one as the next to send.
 		r.probe = true
 		if unroutable.index == 0 {
-			return 0, false, err
+			return 0, false, false, err
 		}
 		if cerr := r.advance(ctx, from, batch[unroutable.index-1]); cerr != nil {
-			return 0, false, cerr
+			return 0, false, false, cerr
 		}
 		r.cfg.Metrics.relayed(r.cfg.Outbox.source, unroutable.index)
-		return unroutable.index, false, err
+		return unroutable.index, false, false, err
 	}
 	r.probe = false
 	if r.afterConfirm != nil {
 		if err := r.afterConfirm(len(batch)); err != nil {
-			return 0, false, err
+			return 0, false, false, err
 		}
 	}
 	r.moved = &cursorMove{from: from, to: batch[len(batch)-1]}
 	r.cfg.Metrics.relayed(r.cfg.Outbox.source, len(batch))
-	return len(batch), false, nil
+	return len(batch), again, heldBack, nil
 }
 
 // read writes the pending cursor move, if any, and reads the next batch,
@@ -445,46 +450,56 @@ func (r *Relay) relayBatch(ctx context.Context) (n int, heldBack bool, err error
 // pg_snapshot_xmin back behind itself, the newest running, so it never lets
 // the read skip a row; at worst a row committed in between waits for the
 // next read. It returns where the batch was read from and its rows and,
-// from one more statement in the same round trip, whether committed events
-// wait after the cursor: when the batch is empty, they are held back by an
-// older transaction still running (pg_snapshot_xmin is the cluster's, so
-// any database's transaction holds every outbox back).
-func (r *Relay) read(ctx context.Context) (_ cursor, _ []outboxRow, heldBack bool, _ error) {
+// from one more statement in the same round trip that counts the committed
+// events after the cursor (up to waitingProbe), whether to read again at
+// once (the batch was full, or at least waitingProbe long, so what waits
+// behind it is not known) and whether committed events wait that the
+// batch does not hold. Those are held back by an older transaction still
+// running (pg_snapshot_xmin is the cluster's, so any database's
+// transaction holds every outbox back), or were committed after the read,
+// and their commit's wake-up is pending.
+func (r *Relay) read(ctx context.Context) (_ cursor, _ []outboxRow, again, heldBack bool, _ error) {
 	b := &pgx.Batch{}
 	if m := r.moved; m != nil {
 		b.Queue(advanceQuery, m.to.offset, m.to.txID, relayGroup, m.from.offset, m.from.txID, m.from.version)
 	}
 	var from cursor
 	var batch []outboxRow
-	b.Queue(relayBatchQuery, relayGroup, r.batchLimit()).Query(func(rows pgx.Rows) (err error) {
+	limit := r.batchLimit()
+	b.Queue(relayBatchQuery, relayGroup, limit).Query(func(rows pgx.Rows) (err error) {
 		batch, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
 			return scanOutboxRowAfter(row, &from.offset, &from.txID, &from.version)
 		})
 		return err
 	})
-	var waiting bool
-	b.Queue(waitingQuery, relayGroup).QueryRow(func(row pgx.Row) error { return row.Scan(&waiting) })
+	var waiting int
+	b.Queue(waitingQuery, relayGroup, waitingProbe).QueryRow(func(row pgx.Row) error { return row.Scan(&waiting) })
 	if err := r.db.SendBatch(ctx, b).Close(); err != nil {
 		// The implicit transaction rolled back: the move is still to write.
-		return from, nil, false, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
+		return from, nil, false, false, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
 	}
 	r.moved = nil
-	return from, batch, len(batch) == 0 && waiting, nil
+	// The count's snapshot is later than the read's, so it sees every row
+	// the read returned: more than those is events the batch does not hold.
+	known := len(batch) < waitingProbe
+	return from, batch, len(batch) == limit || !known, known && waiting > len(batch), nil
 }
 
-// waitingQuery reports whether a committed event waits after the cursor of
-// consumer group $1: one probe of the primary key at the cursor (see
-// relayBatchQuery). It is a scalar subquery ordered by the key with LIMIT
-// 1, not EXISTS: the planner drops an EXISTS subquery's ORDER BY and, with
-// a third of the table expected to match the row comparison, scans the
-// whole outbox, sent history and all.
+// waitingProbe is how many committed events after the cursor the relay's
+// read counts: enough to tell what waits behind the small batches of a
+// steady trickle, few enough to cost a short index range.
+const waitingProbe = 32
+
+// waitingQuery counts the committed events after the cursor of consumer
+// group $1, up to $2: a short range of the primary key from the cursor
+// (see relayBatchQuery), whatever sent history the outbox keeps.
 const waitingQuery = `
 	WITH cursor AS (
 		SELECT offset_acked, last_processed_transaction_id FROM watermill_offsets_outbox WHERE consumer_group = $1
 	)
-	SELECT (SELECT true FROM watermill_outbox
+	SELECT count(*) FROM (SELECT FROM watermill_outbox
 		WHERE (transaction_id, "offset") > ((SELECT last_processed_transaction_id FROM cursor), (SELECT offset_acked FROM cursor))
-		ORDER BY transaction_id, "offset" LIMIT 1) IS NOT NULL`
+		ORDER BY transaction_id, "offset" LIMIT $2) AS waiting`
 
 // writeMove writes the pending cursor move on its own, as the relay stops,
 // so that a restart does not send the last batch again.

@@ -167,3 +167,87 @@ func TestARelayStoppingWritesItsLastCursorMove(t *testing.T) {
 	}
 	f.assertExactlyOnce("ledger")
 }
+
+// A batch smaller than the relay's batch size, with nothing committed
+// behind it, leaves its cursor move to the relay's next read (the one the
+// next commit's wake-up starts, or the poll's) instead of spending a read
+// of its own that would find nothing. Two commits of three events, each
+// read on its own, cost two reads, the second carrying the first's move;
+// until then the outbox counts the first batch as pending, and the
+// stopping relay writes the last move.
+func TestARelayWritesAPartialBatchsMoveWithItsNextRead(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.newConsumer("ledger", nil)
+	f.declare(c)
+	f.startConsumer(c)
+	// Commits through another Outbox value wake nobody: the test decides
+	// when the relay reads.
+	quiet, err := outbox.New("source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(seq int) {
+		t.Helper()
+		if err := quiet.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+			return quiet.Publish(f.ctx, tx, outbox.Event{Type: tickType, AggregateID: "a", Payload: tick{Seq: seq}},
+				outbox.Event{Type: tickType, AggregateID: "b", Payload: tick{Seq: seq}},
+				outbox.Event{Type: tickType, AggregateID: "c", Payload: tick{Seq: seq}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		f.waitFor(30*time.Second, "the commit readable by a relay", func() (bool, string) {
+			k := f.count(`SELECT count(*) FROM watermill_outbox WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())`)
+			return k == 3*seq, fmt.Sprintf("%d of %d rows below every running transaction", k, 3*seq)
+		})
+	}
+	pending := func() int64 {
+		t.Helper()
+		s, err := outbox.ReadStats(f.ctx, f.pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Pending
+	}
+	trips := &relayTrips{}
+	cfg := f.pool.Config().Copy()
+	cfg.ConnConfig.Tracer = trips
+	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	counts := func() (batched, inRead, alone int) {
+		trips.mu.Lock()
+		defer trips.mu.Unlock()
+		return trips.batched, trips.cursorWritesInRead, trips.cursorWritesAlone
+	}
+
+	commit(1)
+	stop := f.run(f.quietRelay(pool).Run) // reads at its start
+	f.waitApplied("ledger", 3, 30*time.Second)
+	if b, in, alone := counts(); b != 1 || in != 0 || alone != 0 {
+		t.Fatalf("after the first batch: %d reads, %d cursor writes in them, %d alone; want the one read", b, in, alone)
+	}
+	if p := pending(); p != 3 {
+		t.Errorf("%d events pending after the first batch, want its 3 until the next read writes its move", p)
+	}
+
+	commit(2)
+	f.ob.Notify()
+	f.waitApplied("ledger", 6, 30*time.Second)
+	if b, in, alone := counts(); b != 2 || in != 1 || alone != 0 {
+		t.Fatalf("after the second batch: %d reads, %d cursor writes in them, %d alone; want 2 reads, the second with the first's move", b, in, alone)
+	}
+	stop()
+	if _, _, alone := counts(); alone != 1 {
+		t.Errorf("the stopping relay wrote %d cursor moves on their own, want its last", alone)
+	}
+	if p := pending(); p != 0 {
+		t.Errorf("%d events pending after the stop, want none", p)
+	}
+	if n := f.duplicates("ledger"); n != 0 {
+		t.Errorf("%d events sent twice", n)
+	}
+	f.assertExactlyOnce("ledger")
+}
