@@ -54,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"service"}),
 		relayHeldBack: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shopmesh_relay_held_back_total",
-			Help: "Relay reads that found committed events it could not send yet: an older transaction in the database cluster was still running.",
+			Help: "Relay reads after which committed events waited that the read could not take: an older transaction in the database cluster was still running (or they committed just after the read).",
 		}, []string{"service"}),
 		relayLeader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shopmesh_relay_leader", Help: "1 when this relay holds the outbox lock, 0 when standing by.",
