@@ -59,31 +59,21 @@ func rowToPublishing(uuid string, payload, metadata []byte) (amqp.Publishing, me
 	return p, md, nil
 }
 
-// deliveryToMessage decodes the envelope of a delivery.
+// deliveryToMessage decodes the envelope of a delivery from its headers
+// (and, when they lack them, the AMQP message id and type properties).
 func deliveryToMessage(d amqp.Delivery) (Message, error) {
-	// The broker adds headers of its own that are not strings: an integer
-	// x-delivery-count on every redelivery from a quorum queue, x-death
-	// tables on dead-lettered messages. Watermill's unmarshaler rejects any
-	// non-string header, so the envelope is read from string headers only,
-	// with scalars converted; the delivery itself keeps every header (the
-	// dead-letter store records them).
-	d.Headers = stringHeaders(d.Headers)
-	wm, err := marshaler.Unmarshal(d)
-	if err != nil {
-		return Message{}, err
-	}
-	md := wm.Metadata
+	h := d.Headers
 	m := Message{
-		ID:            md.Get(HeaderID),
-		Type:          md.Get(HeaderType),
-		Source:        md.Get(HeaderSource),
-		AggregateID:   md.Get(HeaderAggregateID),
-		CorrelationID: md.Get(HeaderCorrelationID),
-		CausationID:   md.Get(HeaderCausationID),
-		Traceparent:   md.Get(HeaderTraceparent),
-		Payload:       json.RawMessage(wm.Payload),
+		ID:            header(h, HeaderID),
+		Type:          header(h, HeaderType),
+		Source:        header(h, HeaderSource),
+		AggregateID:   header(h, HeaderAggregateID),
+		CorrelationID: header(h, HeaderCorrelationID),
+		CausationID:   header(h, HeaderCausationID),
+		Traceparent:   header(h, HeaderTraceparent),
+		Payload:       json.RawMessage(d.Body),
 		Redelivered:   d.Redelivered,
-		Replayed:      md.Get(HeaderReplay) != "",
+		Replayed:      header(h, HeaderReplay) != "",
 	}
 	if m.ID == "" {
 		m.ID = d.MessageId
@@ -91,7 +81,7 @@ func deliveryToMessage(d amqp.Delivery) (Message, error) {
 	if m.Type == "" {
 		m.Type = d.Type
 	}
-	if s := md.Get(HeaderOccurredAt); s != "" {
+	if s := header(h, HeaderOccurredAt); s != "" {
 		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 			m.OccurredAt = t
 		}
@@ -105,21 +95,21 @@ func deliveryToMessage(d amqp.Delivery) (Message, error) {
 	return m, nil
 }
 
-// stringHeaders returns the headers with scalar values as strings and
-// tables and arrays left out.
-func stringHeaders(h amqp.Table) amqp.Table {
-	out := make(amqp.Table, len(h))
-	for k, v := range h {
-		switch x := v.(type) {
-		case string:
-			out[k] = x
-		case bool, int, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64:
-			out[k] = fmt.Sprint(x)
-		case time.Time:
-			out[k] = x.UTC().Format(time.RFC3339Nano)
-		}
+// header is the header key of h as a string: a scalar converted, a table,
+// an array or a missing header "". The broker adds headers of its own that
+// are not strings (an integer x-delivery-count on every redelivery from a
+// quorum queue, x-death tables on dead-lettered messages); the delivery
+// itself keeps every header (the dead-letter store records them).
+func header(h amqp.Table, key string) string {
+	switch x := h[key].(type) {
+	case string:
+		return x
+	case bool, int, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64:
+		return fmt.Sprint(x)
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
 	}
-	return out
+	return ""
 }
 
 // dial connects to RabbitMQ, retrying with capped, jittered backoff until
