@@ -46,15 +46,22 @@ func (s *sends) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)
 // a statement containing only) are counted.
 func (f *fixture) tracedPool(only string) (*pgxpool.Pool, *sends) {
 	f.t.Helper()
-	cfg := f.pool.Config()
 	s := &sends{only: only}
-	cfg.ConnConfig.Tracer = s
+	return f.poolTracedBy(s), s
+}
+
+// poolTracedBy is a second pool on the fixture's database that tracer
+// sees every statement and batch of.
+func (f *fixture) poolTracedBy(tracer pgx.QueryTracer) *pgxpool.Pool {
+	f.t.Helper()
+	cfg := f.pool.Config().Copy()
+	cfg.ConnConfig.Tracer = tracer
 	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(pool.Close)
-	return pool, s
+	return pool
 }
 
 // heldLedger records each message in the ledger with a statement held for

@@ -105,14 +105,7 @@ func TestRelayWritesItsCursorWithTheNextRead(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	c := f.unsentBatches(3)
-	trips := &relayTrips{}
-	cfg := f.pool.Config().Copy()
-	cfg.ConnConfig.Tracer = trips
-	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, trips := f.relayTracedPool()
 	stop := f.run(f.quietRelay(pool).Run)
 	f.waitFor(30*time.Second, "the backlog relayed and the cursor written", func() (bool, string) {
 		s, err := outbox.ReadStats(f.ctx, f.pool)
@@ -181,25 +174,10 @@ func TestARelayWritesAPartialBatchsMoveWithItsNextRead(t *testing.T) {
 	c := f.newConsumer("ledger", nil)
 	f.declare(c)
 	f.startConsumer(c)
-	// Commits through another Outbox value wake nobody: the test decides
-	// when the relay reads.
-	quiet, err := outbox.New("source")
-	if err != nil {
-		t.Fatal(err)
-	}
 	commit := func(seq int) {
 		t.Helper()
-		if err := quiet.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
-			return quiet.Publish(f.ctx, tx, outbox.Event{Type: tickType, AggregateID: "a", Payload: tick{Seq: seq}},
-				outbox.Event{Type: tickType, AggregateID: "b", Payload: tick{Seq: seq}},
-				outbox.Event{Type: tickType, AggregateID: "c", Payload: tick{Seq: seq}})
-		}); err != nil {
-			t.Fatal(err)
-		}
-		f.waitFor(30*time.Second, "the commit readable by a relay", func() (bool, string) {
-			k := f.count(`SELECT count(*) FROM watermill_outbox WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())`)
-			return k == 3*seq, fmt.Sprintf("%d of %d rows below every running transaction", k, 3*seq)
-		})
+		f.commitQuietly(seq, "a", "b", "c")
+		f.waitReadable(3 * seq)
 	}
 	pending := func() int64 {
 		t.Helper()
@@ -209,14 +187,7 @@ func TestARelayWritesAPartialBatchsMoveWithItsNextRead(t *testing.T) {
 		}
 		return s.Pending
 	}
-	trips := &relayTrips{}
-	cfg := f.pool.Config().Copy()
-	cfg.ConnConfig.Tracer = trips
-	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, trips := f.relayTracedPool()
 	counts := func() (batched, inRead, alone int) {
 		trips.mu.Lock()
 		defer trips.mu.Unlock()
@@ -250,4 +221,39 @@ func TestARelayWritesAPartialBatchsMoveWithItsNextRead(t *testing.T) {
 		t.Errorf("%d events sent twice", n)
 	}
 	f.assertExactlyOnce("ledger")
+}
+
+// relayTracedPool is a second pool on the fixture's database whose relay
+// round trips are counted.
+func (f *fixture) relayTracedPool() (*pgxpool.Pool, *relayTrips) {
+	f.t.Helper()
+	trips := &relayTrips{}
+	return f.poolTracedBy(trips), trips
+}
+
+// commitQuietly commits one event per aggregate through an Outbox value of
+// its own, which wakes no relay: the test decides when a relay reads.
+func (f *fixture) commitQuietly(seq int, aggregates ...string) {
+	f.t.Helper()
+	quiet, err := outbox.New("source")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	events := make([]outbox.Event, len(aggregates))
+	for i, a := range aggregates {
+		events[i] = outbox.Event{Type: tickType, AggregateID: a, Payload: tick{Seq: seq}}
+	}
+	if err := quiet.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error { return quiet.Publish(f.ctx, tx, events...) }); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// waitReadable waits until n outbox rows are below every running
+// transaction, where a relay's read finds them.
+func (f *fixture) waitReadable(n int) {
+	f.t.Helper()
+	f.waitFor(30*time.Second, "the commits readable by a relay", func() (bool, string) {
+		k := f.count(`SELECT count(*) FROM watermill_outbox WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())`)
+		return k == n, fmt.Sprintf("%d of %d rows below every running transaction", k, n)
+	})
 }
