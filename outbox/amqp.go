@@ -114,25 +114,16 @@ func header(h amqp.Table, key string) string {
 
 // dial connects to RabbitMQ, retrying with capped, jittered backoff until
 // ctx ends, so a relay or consumer started before the broker simply waits.
-func dial(ctx context.Context, url, name string, onRetry func(error)) (*amqp.Connection, error) {
-	conn, _, err := dialWith(ctx, url, name, false, onRetry)
-	return conn, err
-}
-
-// dialBatching is dial for a publisher: the connection's writes can be
-// batched (see batchConn).
-func dialBatching(ctx context.Context, url, name string, onRetry func(error)) (*amqp.Connection, *batchConn, error) {
-	return dialWith(ctx, url, name, true, onRetry)
-}
-
-func dialWith(ctx context.Context, url, name string, batch bool, onRetry func(error)) (*amqp.Connection, *batchConn, error) {
+// It also returns the connection's socket as a batchConn, whose writes a
+// publisher holds while it sends a batch.
+func dial(ctx context.Context, url, name string, onRetry func(error)) (*amqp.Connection, *batchConn, error) {
 	delay := 100 * time.Millisecond
 	for {
 		var bc *batchConn
 		cfg := amqp.Config{
 			Heartbeat:  10 * time.Second,
 			Properties: amqp.Table{"connection_name": name},
-			Dial:       batchingDial(amqp.DefaultDial(5*time.Second), batch, &bc),
+			Dial:       batchingDial(amqp.DefaultDial(5*time.Second), &bc),
 		}
 		conn, err := amqp.DialConfig(url, cfg)
 		if err == nil {
@@ -148,13 +139,9 @@ func dialWith(ctx context.Context, url, name string, batch bool, onRetry func(er
 	}
 }
 
-// batchingDial wraps dial's connections in a batchConn, kept in *bc, when
-// batch is set.
-func batchingDial(dial func(network, addr string) (net.Conn, error), batch bool,
-	bc **batchConn) func(network, addr string) (net.Conn, error) {
-	if !batch {
-		return dial
-	}
+// batchingDial wraps dial's connections in a batchConn, kept in *bc (the
+// AMQP client does not expose its socket).
+func batchingDial(dial func(network, addr string) (net.Conn, error), bc **batchConn) func(network, addr string) (net.Conn, error) {
 	return func(network, addr string) (net.Conn, error) {
 		conn, err := dial(network, addr)
 		if err != nil {

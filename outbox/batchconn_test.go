@@ -139,11 +139,14 @@ func publisherTo(t testing.TB, url string, batch bool) (*confirmChannel, *counti
 		return counted, nil
 	}
 	var out *batchConn
-	conn, err := amqp.DialConfig(url, amqp.Config{Dial: batchingDial(dial, batch, &out)})
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: batchingDial(dial, &out)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	if !batch {
+		out = nil // the channel sends each publish alone
+	}
 	cc, err := newConfirmChannel(conn, out, 64)
 	if err != nil {
 		t.Fatal(err)

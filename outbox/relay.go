@@ -318,7 +318,7 @@ func (r *Relay) connect(ctx context.Context) error {
 		return nil
 	}
 	r.disconnect()
-	conn, out, err := dialBatching(ctx, r.cfg.AMQPURL, "relay:"+r.cfg.Outbox.source, func(err error) {
+	conn, out, err := dial(ctx, r.cfg.AMQPURL, "relay:"+r.cfg.Outbox.source, func(err error) {
 		r.cfg.Logger.Warn("relay cannot reach broker", "err", err)
 	})
 	if err != nil {
