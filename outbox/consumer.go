@@ -218,7 +218,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 // session runs one broker connection: it consumes the queue and its broker
 // dead-letter queue until the connection fails or ctx ends.
 func (c *Consumer) session(ctx context.Context) error {
-	conn, err := dial(ctx, c.cfg.AMQPURL, "consumer:"+c.queue, func(err error) {
+	conn, _, err := dial(ctx, c.cfg.AMQPURL, "consumer:"+c.queue, func(err error) {
 		c.cfg.Logger.Warn("consumer cannot reach broker", "consumer", c.cfg.Name, "err", err)
 	})
 	if err != nil {
@@ -518,34 +518,18 @@ const claimAgain = -2
 // applyBatchTx is one transaction of applyBatch: it returns which messages
 // it claimed and len(msgs) once committed, or what applyBatch returns for
 // a failure, or claimAgain.
-func (c *Consumer) applyBatchTx(ctx context.Context, msgs []Message, handlers []Handler, guarded bool) ([]bool, int) {
-	tx, claimed, err := c.begin(ctx, msgs, true, guarded)
-	if err != nil {
-		return nil, 0
-	}
-	defer tx.close(ctx)
-	st, err := c.applyIn(ctx, tx, msgs, handlers, claimed)
-	if err == nil {
-		err = tx.commit(ctx, st.held)
-		if err == nil {
-			st.committed()
-			return claimed, len(msgs)
-		}
-		if guarded && !tx.guarded {
-			return nil, claimAgain
-		}
-		if st.held != nil { // a held write may have failed: no message can be blamed
-			return nil, eachAlone
-		}
-		return nil, 0
-	}
+func (c *Consumer) applyBatchTx(ctx context.Context, msgs []Message, handlers []Handler, guard bool) ([]bool, int) {
+	claimed, guarded, err := c.attempt(ctx, msgs, handlers, true, guard)
 	var failed *handlerError
+	var held heldCommitError
 	switch {
-	case guarded && !tx.guarded:
+	case err == nil:
+		return claimed, len(msgs)
+	case guard && !guarded:
 		return nil, claimAgain
 	case errors.As(err, &failed):
 		return nil, failed.index
-	case errors.Is(err, errFlush):
+	case errors.Is(err, errFlush), errors.As(err, &held):
 		return nil, eachAlone
 	}
 	return nil, 0
@@ -563,9 +547,9 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	msgs, handlers := []Message{msg}, []Handler{h}
-	claimed, guarded, err := c.applyTx(tctx, msgs, handlers, true)
+	claimed, guarded, err := c.attempt(tctx, msgs, handlers, false, true)
 	if err != nil && !guarded {
-		claimed, _, err = c.applyTx(tctx, msgs, handlers, false)
+		claimed, _, err = c.attempt(tctx, msgs, handlers, false, false)
 	}
 	if err != nil {
 		return err
@@ -576,17 +560,21 @@ func (c *Consumer) apply(ctx context.Context, msg Message, h Handler) (err error
 	return nil
 }
 
-// applyTx is one transaction of apply; guarded reports that its claim was
-// a guarded one and succeeded.
-func (c *Consumer) applyTx(ctx context.Context, msgs []Message, handlers []Handler, guard bool) (claimed []bool, guarded bool, err error) {
-	tx, claimed, err := c.begin(ctx, msgs, false, guard)
+// attempt runs msgs in one transaction: it claims them (guard: see
+// begin), runs their handlers (applyIn) and commits. guarded reports that
+// a guarded claim was sent and succeeded. A commit that failed carrying
+// held writes is a heldCommitError.
+func (c *Consumer) attempt(ctx context.Context, msgs []Message, handlers []Handler, lockTimeout, guard bool) (claimed []bool, guarded bool, err error) {
+	tx, claimed, err := c.begin(ctx, msgs, lockTimeout, guard)
 	if err != nil {
 		return nil, false, err
 	}
 	defer tx.close(ctx)
 	st, err := c.applyIn(ctx, tx, msgs, handlers, claimed)
 	if err == nil {
-		err = tx.commit(ctx, st.held)
+		if err = tx.commit(ctx, st.held); err != nil && st.held != nil {
+			err = heldCommitError{err}
+		}
 	}
 	if err != nil {
 		return nil, tx.guarded, err
@@ -595,6 +583,22 @@ func (c *Consumer) applyTx(ctx context.Context, msgs []Message, handlers []Handl
 	return claimed, tx.guarded, nil
 }
 
+// heldCommitError is a commit that failed carrying held writes: any of them
+// may have failed, so no one message can be blamed. It reads as the error
+// it wraps.
+type heldCommitError struct{ err error }
+
+func (e heldCommitError) Error() string { return e.err.Error() }
+func (e heldCommitError) Unwrap() error { return e.err }
+
+// applyIn is a consumer transaction's work between its claim and its
+// commit, alone or batched: run the handler of each message claimed, flush
+// the transaction's Deferreds and count the duplicates (the messages not
+// claimed). It returns the transaction's state: held is what its commit
+// must carry, committed runs after the commit. A handler's failure is a
+// *handlerError naming the message; a flush's wraps errFlush, and so does a
+// handler's failure when statements an earlier handler held were sent with
+// its own (either may have failed).
 func (c *Consumer) applyIn(ctx context.Context, tx *connTx, msgs []Message, handlers []Handler, claimed []bool) (*deferredState, error) {
 	hctx, st := withDeferred(ctx, tx)
 	for i, msg := range msgs {
