@@ -171,9 +171,7 @@ func TestARelayStoppingWritesItsLastCursorMove(t *testing.T) {
 func TestARelayWritesAPartialBatchsMoveWithItsNextRead(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	c := f.newConsumer("ledger", nil)
-	f.declare(c)
-	f.startConsumer(c)
+	f.startConsumer(f.newConsumer("ledger", nil)) // declares its queue first
 	commit := func(seq int) {
 		t.Helper()
 		f.commitQuietly(seq, "a", "b", "c")
