@@ -165,6 +165,7 @@ type registry struct {
 type entry struct {
 	EventType
 	schema *jsonschema.Schema
+	passed *passed // shared by the registry's entries
 }
 
 // schemaURL is the $id every schema declares.
@@ -179,11 +180,13 @@ func newRegistry(fsys fs.FS, specs []spec, ups []upcaster) (*registry, error) {
 	c.UseLoader(jsonschema.SchemeURLLoader{}) // embedded schemas only, never the network or disk
 
 	r := &registry{types: map[string]*entry{}, upcasters: map[string]upcaster{}}
+	passed := newPassed(passedGeneration)
 	for _, s := range specs {
 		e, err := newEntry(c, fsys, s)
 		if err != nil {
 			return nil, fmt.Errorf("event type %s: %w", s.name, err)
 		}
+		e.passed = passed
 		if _, dup := r.types[e.Name]; dup {
 			return nil, fmt.Errorf("event type %s: listed twice", e.Name)
 		}

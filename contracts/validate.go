@@ -91,7 +91,21 @@ func Decode(eventType string, payload []byte, v any) error {
 	return nil
 }
 
+// validate checks payload against e's contract, once per payload: a
+// payload that passed is remembered (see passed).
 func (e *entry) validate(payload []byte) error {
+	if e.passed.has(e, payload) {
+		return nil
+	}
+	err := e.check(payload)
+	if err == nil {
+		e.passed.add(e, payload)
+	}
+	return err
+}
+
+// check is validate without the memory of what passed.
+func (e *entry) check(payload []byte) error {
 	doc, problems := parse(payload)
 	if len(problems) == 0 {
 		var verr *jsonschema.ValidationError
