@@ -384,15 +384,15 @@ func (c *Consumer) process(ctx context.Context, d amqp.Delivery) {
 		err := c.apply(ctx, msg, h)
 		switch {
 		case err == nil:
-			c.cfg.Metrics.committed(c.cfg.Name, 1, time.Since(start))
-			c.cfg.Metrics.applied(c.cfg.Name, msg.Type, committedAt(d))
+			c.cfg.Metrics.committed(c.cfg.Service, c.cfg.Name, 1, time.Since(start))
+			c.cfg.Metrics.applied(c.cfg.Service, c.cfg.Name, msg.Type, committedAt(d))
 			if c.cfg.Outbox != nil {
 				c.cfg.Outbox.Notify()
 			}
 			c.ack(d)
 			return
 		case errors.Is(err, errDuplicate):
-			c.cfg.Metrics.duplicate(c.cfg.Name)
+			c.cfg.Metrics.duplicate(c.cfg.Service, c.cfg.Name)
 			c.ack(d)
 			return
 		case ctx.Err() != nil:
@@ -414,7 +414,7 @@ func (c *Consumer) process(ctx context.Context, d amqp.Delivery) {
 			c.deadLetter(ctx, d, msg, reason, failures)
 			return
 		}
-		c.cfg.Metrics.retry(c.cfg.Name)
+		c.cfg.Metrics.retry(c.cfg.Service, c.cfg.Name)
 		c.cfg.Logger.Info("handler failed; retrying", "consumer", c.cfg.Name, "message_id", msg.ID, "type", msg.Type, "attempt", failures, "err", err)
 		backoff := min(c.cfg.RetryBackoff<<(failures-1), c.cfg.MaxBackoff)
 		if wait.Sleep(ctx, jitter(backoff)) != nil {
@@ -443,7 +443,7 @@ func (c *Consumer) processBatch(ctx context.Context, ds []amqp.Delivery) {
 	if failed == len(ds) {
 		return
 	}
-	c.cfg.Metrics.batchSplit(c.cfg.Name)
+	c.cfg.Metrics.batchSplit(c.cfg.Service, c.cfg.Name)
 	if failed == eachAlone {
 		for _, d := range ds {
 			if ctx.Err() != nil {
@@ -494,12 +494,12 @@ func (c *Consumer) applyBatch(ctx context.Context, ds []amqp.Delivery) int {
 	if done != len(ds) {
 		return done
 	}
-	c.cfg.Metrics.committed(c.cfg.Name, len(ds), time.Since(start))
+	c.cfg.Metrics.committed(c.cfg.Service, c.cfg.Name, len(ds), time.Since(start))
 	for i, d := range ds {
 		if claimed[i] {
-			c.cfg.Metrics.applied(c.cfg.Name, msgs[i].Type, committedAt(d))
+			c.cfg.Metrics.applied(c.cfg.Service, c.cfg.Name, msgs[i].Type, committedAt(d))
 		} else {
-			c.cfg.Metrics.duplicate(c.cfg.Name)
+			c.cfg.Metrics.duplicate(c.cfg.Service, c.cfg.Name)
 		}
 		c.ack(d)
 	}
@@ -790,7 +790,7 @@ func (c *Consumer) deadLetter(ctx context.Context, d amqp.Delivery, msg Message,
 		}
 		backoff = min(backoff*2, c.cfg.MaxBackoff)
 	}
-	c.cfg.Metrics.deadLettered(c.cfg.Name)
+	c.cfg.Metrics.deadLettered(c.cfg.Service, c.cfg.Name)
 	c.cfg.Logger.Error("message dead-lettered", "consumer", c.cfg.Name, "message_id", msg.ID, "type", msg.Type, "reason", reason)
 	c.ack(d)
 }

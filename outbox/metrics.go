@@ -65,34 +65,34 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"service"}),
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shopmesh_inbox_processed_total", Help: "Messages applied by a consumer.",
-		}, []string{"consumer", "type"}),
+		}, []string{"service", "consumer", "type"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shopmesh_inbox_duplicates_total", Help: "Redelivered messages absorbed by the inbox.",
-		}, []string{"consumer"}),
+		}, []string{"service", "consumer"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shopmesh_consumer_retries_total", Help: "Handler attempts that failed and were retried.",
-		}, []string{"consumer"}),
+		}, []string{"service", "consumer"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shopmesh_dead_letters_total", Help: "Messages moved to the dead-letter store.",
-		}, []string{"consumer"}),
+		}, []string{"service", "consumer"}),
 		deadLetterGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shopmesh_dead_letters_open", Help: "Dead letters neither replayed nor discarded.",
 		}, []string{"service"}),
 		deliveryLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "shopmesh_delivery_latency_seconds", Help: "From the outbox insert to the consumer's commit.",
 			Buckets: latencyBuckets,
-		}, []string{"consumer"}),
+		}, []string{"service", "consumer"}),
 		handlerDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "shopmesh_consumer_transaction_seconds", Help: "Duration of a consumer's inbox transaction.",
 			Buckets: latencyBuckets,
-		}, []string{"consumer"}),
+		}, []string{"service", "consumer"}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "shopmesh_consumer_batch_messages", Help: "Messages committed per consumer transaction.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
-		}, []string{"consumer"}),
+		}, []string{"service", "consumer"}),
 		batchSplits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shopmesh_consumer_batch_splits_total", Help: "Batches rolled back and applied again in parts after one message failed.",
-		}, []string{"consumer"}),
+		}, []string{"service", "consumer"}),
 	}
 	for _, c := range []prometheus.Collector{m.outboxPending, m.outboxOldestAge, m.outboxHeldBack, m.relayPublished, m.relayErrors,
 		m.relayUnroutable, m.relayLeader, m.relayHeldBack, m.confirmSeconds, m.processed, m.duplicates, m.retries, m.deadLetters,
@@ -162,43 +162,43 @@ func (m *Metrics) setBacklog(service string, s Stats) {
 }
 
 // committed records one consumer transaction of n messages.
-func (m *Metrics) committed(consumer string, n int, took time.Duration) {
+func (m *Metrics) committed(service, consumer string, n int, took time.Duration) {
 	if m != nil {
-		m.handlerDuration.WithLabelValues(consumer).Observe(took.Seconds())
-		m.batchSize.WithLabelValues(consumer).Observe(float64(n))
+		m.handlerDuration.WithLabelValues(service, consumer).Observe(took.Seconds())
+		m.batchSize.WithLabelValues(service, consumer).Observe(float64(n))
 	}
 }
 
-func (m *Metrics) batchSplit(consumer string) {
+func (m *Metrics) batchSplit(service, consumer string) {
 	if m != nil {
-		m.batchSplits.WithLabelValues(consumer).Inc()
+		m.batchSplits.WithLabelValues(service, consumer).Inc()
 	}
 }
 
-func (m *Metrics) applied(consumer, typ string, committedAt time.Time) {
+func (m *Metrics) applied(service, consumer, typ string, committedAt time.Time) {
 	if m == nil {
 		return
 	}
-	m.processed.WithLabelValues(consumer, typ).Inc()
+	m.processed.WithLabelValues(service, consumer, typ).Inc()
 	if !committedAt.IsZero() {
-		m.deliveryLatency.WithLabelValues(consumer).Observe(time.Since(committedAt).Seconds())
+		m.deliveryLatency.WithLabelValues(service, consumer).Observe(time.Since(committedAt).Seconds())
 	}
 }
 
-func (m *Metrics) duplicate(consumer string) {
+func (m *Metrics) duplicate(service, consumer string) {
 	if m != nil {
-		m.duplicates.WithLabelValues(consumer).Inc()
+		m.duplicates.WithLabelValues(service, consumer).Inc()
 	}
 }
 
-func (m *Metrics) retry(consumer string) {
+func (m *Metrics) retry(service, consumer string) {
 	if m != nil {
-		m.retries.WithLabelValues(consumer).Inc()
+		m.retries.WithLabelValues(service, consumer).Inc()
 	}
 }
 
-func (m *Metrics) deadLettered(consumer string) {
+func (m *Metrics) deadLettered(service, consumer string) {
 	if m != nil {
-		m.deadLetters.WithLabelValues(consumer).Inc()
+		m.deadLetters.WithLabelValues(service, consumer).Inc()
 	}
 }
