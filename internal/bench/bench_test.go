@@ -254,6 +254,8 @@ func TestSystemScenarios(t *testing.T) {
 		"orders/serve all/CPU per checkout: services", "orders/serve all/CPU per checkout: total",
 		"orders/split/PostgreSQL round trips per checkout", "orders/split/PostgreSQL round trips per checkout at 5/s",
 		"orders/serve all/PostgreSQL round trips per checkout", "orders/serve all/PostgreSQL round trips per checkout at 5/s",
+		"orders/split/events published per checkout", "orders/split/messages applied per checkout at 5/s",
+		"orders/serve all/events published per checkout at 5/s", "orders/serve all/messages applied per checkout",
 		"memory/gateway/RSS idle", "memory/order/RSS under load", "memory/largest service/RSS idle",
 		"memory/serve all/RSS idle", "memory/serve all/RSS under load",
 	} {

@@ -5,48 +5,86 @@ import (
 	"fmt"
 	"net/http"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
 )
 
-// roundTrips reads every service's count of PostgreSQL round trips from
-// its /metrics. In `serve all` every address serves the one registry of the
-// process, so a service's figure is taken from its own label wherever read.
-func (s *system) roundTrips(ctx context.Context) (map[string]float64, error) {
-	trips := map[string]float64{}
+// The counters a load phase is measured by, read from every service's
+// /metrics and kept under keys "<kind>/<name>".
+const (
+	countTrips     = "trips"     // PostgreSQL round trips, by service
+	countPublished = "published" // events the relays published, by producing service
+	countDelivered = "delivered" // messages consumers applied, by event type
+)
+
+// counters reads every service's PostgreSQL round trips, published events
+// and applied messages from its /metrics. In `serve all` every address
+// serves the one registry of the process, so only the series labelled
+// with the service read are taken, wherever read.
+func (s *system) counters(ctx context.Context) (map[string]float64, error) {
+	counts := map[string]float64{}
 	for _, svc := range s.Services {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr(svc)+"/metrics", nil)
+		families, err := s.metrics(ctx, svc)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := s.HTTP.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("%s metrics: %w", svc, err)
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err := parser.TextToMetricFamilies(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s metrics: %w", svc, err)
-		}
 		family, ok := families[servicekit.RoundTripsMetric]
-		if !ok {
-			return nil, fmt.Errorf("%s metrics: no %s", svc, servicekit.RoundTripsMetric)
-		}
-		found := false
-		for _, m := range family.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "service" && l.GetValue() == svc {
-					trips[svc] += m.GetCounter().GetValue()
-					found = true
-				}
-			}
-		}
-		if !found {
+		if !ok || !sumOf(counts, family, svc, countTrips+"/"+svc, "") {
 			return nil, fmt.Errorf("%s metrics: no %s of service %s", svc, servicekit.RoundTripsMetric, svc)
 		}
+		// A service that publishes or consumes nothing in a phase may have
+		// no series yet.
+		if family, ok := families["shopmesh_relay_published_total"]; ok {
+			sumOf(counts, family, svc, countPublished+"/"+svc, "")
+		}
+		if family, ok := families["shopmesh_inbox_processed_total"]; ok {
+			sumOf(counts, family, svc, countDelivered+"/", "type")
+		}
 	}
-	return trips, nil
+	return counts, nil
+}
+
+// metrics reads and parses svc's /metrics.
+func (s *system) metrics(ctx context.Context, svc string) (map[string]*dto.MetricFamily, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr(svc)+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s metrics: %w", svc, err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s metrics: %w", svc, err)
+	}
+	return families, nil
+}
+
+// sumOf adds family's counters labelled service=svc to counts under key,
+// followed by the value of label byLabel when one is given. It reports
+// whether there was one.
+func sumOf(counts map[string]float64, family *dto.MetricFamily, svc, key, byLabel string) bool {
+	found := false
+	for _, m := range family.GetMetric() {
+		var service, by string
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "service":
+				service = l.GetValue()
+			case byLabel:
+				by = l.GetValue()
+			}
+		}
+		if service == svc {
+			counts[key+by] += m.GetCounter().GetValue()
+			found = true
+		}
+	}
+	return found
 }

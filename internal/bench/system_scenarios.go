@@ -192,24 +192,24 @@ func (r *runner) measureOrders(ctx context.Context, variant string, sr *systemRu
 }
 
 // phaseMark is what is read at the start and end of a load phase: the
-// processes' cumulative CPU and the services' PostgreSQL round trips.
+// processes' cumulative CPU and the services' counters (see counters).
 type phaseMark struct {
-	cpu   cpuSample
-	trips map[string]float64
+	cpu    cpuSample
+	counts map[string]float64
 }
 
-// idleRate is each part's CPU and each service's round trips per second
-// while the system is quiet (relays polling, brokers ticking): a phase's
-// figures are what it used beyond that.
+// idleRate is each part's CPU and each counter's rate per second while
+// the system is quiet (relays polling, brokers ticking): a phase's figures
+// are what it used beyond that.
 type idleRate struct {
-	cpu, trips map[string]float64
+	cpu, counts map[string]float64
 }
 
 func mark(ctx context.Context, meter *cpuMeter, sys *system) (m phaseMark, err error) {
 	if m.cpu, err = meter.sample(); err != nil {
 		return m, err
 	}
-	m.trips, err = sys.roundTrips(ctx)
+	m.counts, err = sys.counters(ctx)
 	return m, err
 }
 
@@ -225,9 +225,9 @@ func idleSince(ctx context.Context, meter *cpuMeter, sys *system, a phaseMark) (
 		return idleRate{}, a, err
 	}
 	wall := b.cpu.at.Sub(a.cpu.at).Seconds()
-	idle := idleRate{cpu: b.cpu.perSecond(a.cpu), trips: map[string]float64{}}
-	for svc, v := range b.trips {
-		idle.trips[svc] = (v - a.trips[svc]) / wall
+	idle := idleRate{cpu: b.cpu.perSecond(a.cpu), counts: map[string]float64{}}
+	for k, v := range b.counts {
+		idle.counts[k] = (v - a.counts[k]) / wall
 	}
 	return idle, b, nil
 }
@@ -248,12 +248,12 @@ func (i idleRate) lower(o idleRate) idleRate {
 		}
 		return out
 	}
-	return idleRate{cpu: low(i.cpu, o.cpu), trips: low(i.trips, o.trips)}
+	return idleRate{cpu: low(i.cpu, o.cpu), counts: low(i.counts, o.counts)}
 }
 
 // endPhase ends a phase that began at before, once the system is quiet
 // again: it measures the idle rates after it and records the phase's CPU
-// and round trips per checkout beyond the lower of the idle rates before
+// and counts per checkout beyond the lower of the idle rates before
 // (idle) and after. It returns the mark and idle rates the next phase
 // starts from.
 func (r *runner) endPhase(ctx context.Context, meter *cpuMeter, sys *system, variant string, round int, phase string, before phaseMark, idle idleRate, checkouts int) (phaseMark, idleRate, error) {
@@ -273,33 +273,46 @@ func (r *runner) endPhase(ctx context.Context, meter *cpuMeter, sys *system, var
 	r.results.note(ScenarioOrders, fmt.Sprintf("%s round %d idle CPU before / after the phase %s: PostgreSQL %.1f / %.1f ms/s, RabbitMQ %.1f / %.1f ms/s",
 		variant, round+1, name, idle.cpu[cpuPostgres]/1e6, idleAfter.cpu[cpuPostgres]/1e6, idle.cpu[cpuRabbitMQ]/1e6, idleAfter.cpu[cpuRabbitMQ]/1e6))
 	r.recordCPU(variant, round, phase, after.cpu.since(before.cpu, low.cpu), checkouts)
-	r.recordRoundTrips(variant, round, phase, before, after, low.trips, checkouts)
+	r.recordCounts(variant, round, phase, before, after, low.counts, checkouts)
 	return next, idleAfter, nil
 }
 
-// recordRoundTrips reports the PostgreSQL round trips one checkout cost in
-// a phase beyond the idle rate, all services together, each service's
-// share in a note. Unlike CPU time the count hardly moves with the
-// machine's other load: it shows what a change saved in requests to the
-// database.
-func (r *runner) recordRoundTrips(variant string, round int, phase string, before, after phaseMark, idle map[string]float64, checkouts int) {
+// counted are the figures recordCounts reports: each kind of counter with
+// its metric and unit and how its note names the parts. Unlike CPU time
+// the counts hardly move with the machine's other load: they show what a
+// change saved in requests to the database and in messages.
+var counted = []struct{ kind, metric, unit, by string }{
+	{countTrips, "PostgreSQL round trips per checkout", "round trips", "by service"},
+	{countPublished, "events published per checkout", "events", "by producer"},
+	{countDelivered, "messages applied per checkout", "messages", "by event type"},
+}
+
+// recordCounts reports what one checkout cost in a phase beyond the idle
+// rates, per kind of counter, with each part's share in a note.
+func (r *runner) recordCounts(variant string, round int, phase string, before, after phaseMark, idle map[string]float64, checkouts int) {
 	if checkouts == 0 {
 		return
 	}
 	wall := after.cpu.at.Sub(before.cpu.at).Seconds()
-	var total float64
-	var split []string
-	for _, svc := range slices.Sorted(maps.Keys(after.trips)) {
-		n := max(after.trips[svc]-before.trips[svc]-idle[svc]*wall, 0) / float64(checkouts)
-		total += n
-		split = append(split, fmt.Sprintf("%s %.1f", svc, n))
+	for _, c := range counted {
+		var total float64
+		var split []string
+		for _, k := range slices.Sorted(maps.Keys(after.counts)) {
+			name, ok := strings.CutPrefix(k, c.kind+"/")
+			if !ok {
+				continue
+			}
+			n := max(after.counts[k]-before.counts[k]-idle[k]*wall, 0) / float64(checkouts)
+			total += n
+			split = append(split, fmt.Sprintf("%s %.1f", name, n))
+		}
+		metric := c.metric
+		if phase != "" {
+			metric += " " + phase
+		}
+		r.record(ScenarioOrders, variant, metric, c.unit, round, total)
+		r.results.note(ScenarioOrders, fmt.Sprintf("%s round %d %s %s: %s", variant, round+1, metric, c.by, strings.Join(split, ", ")))
 	}
-	metric := "PostgreSQL round trips per checkout"
-	if phase != "" {
-		metric += " " + phase
-	}
-	r.record(ScenarioOrders, variant, metric, "round trips", round, total)
-	r.results.note(ScenarioOrders, fmt.Sprintf("%s round %d %s by service: %s", variant, round+1, metric, strings.Join(split, ", ")))
 }
 
 // recordCPU reports CPU per checkout in a phase (empty: at full speed,
