@@ -119,7 +119,7 @@ func TestARelayLooksAgainForEventsHeldBackBehindItsBatch(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.startConsumer(f.newConsumer("ledger", nil)) // declares its queue first
-	f.commitQuietly(1, "a") // no wake-up: the relay reads only at its start
+	f.commitQuietly(1, "a")                       // no wake-up: the relay reads only at its start
 	f.waitReadable(1)
 	older, err := f.pool.Begin(f.ctx)
 	if err != nil {
