@@ -177,6 +177,24 @@ func (o *Outbox) Schedule(ctx context.Context, tx pgx.Tx, dueAt time.Time, event
 	return nil
 }
 
+// Unschedule withdraws scheduled events by id (a saga timeout whose wait
+// ended otherwise), as part of tx: held for its commit like Schedule, so a
+// rolled-back transaction withdraws nothing. An event the scheduler has
+// already moved into the outbox, or one never scheduled, is no error:
+// withdrawing saves its delivery, and a consumer must still tolerate the
+// late event, as it tolerates any reordering of a timer and its answer.
+func (o *Outbox) Unschedule(ctx context.Context, tx pgx.Tx, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM outbox_scheduled WHERE uuid = ANY($1::text[])`, ids)
+	if err := SendAtCommit(ctx, tx, b); err != nil {
+		return fmt.Errorf("unschedule %d events: %w", len(ids), err)
+	}
+	return nil
+}
+
 // Notify tells the relay that a transaction with events has committed. It
 // never blocks; several notifications before the relay wakes count as one.
 func (o *Outbox) Notify() {

@@ -1,6 +1,7 @@
 package outbox_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -69,4 +70,47 @@ func TestTheSchedulerFindsWhatAnotherProcessScheduled(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.waitMoved("elsewhere", 20*time.Second)
+}
+
+// Unschedule withdraws a scheduled event with the transaction it is part
+// of: committed, the event never enters the outbox; rolled back, it stays
+// scheduled. Ids never scheduled are no error.
+func TestUnscheduleWithdrawsWithItsTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	due := time.Now().Add(time.Second)
+	err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		return f.ob.Schedule(f.ctx, tx, due,
+			outbox.Event{ID: "kept", Type: tickType, AggregateID: "timer", Payload: tick{1}},
+			outbox.Event{ID: "withdrawn", Type: tickType, AggregateID: "timer", Payload: tick{2}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rolledBack := errors.New("rolled back")
+	err = f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		if err := f.ob.Unschedule(f.ctx, tx, "kept"); err != nil {
+			return err
+		}
+		return rolledBack
+	})
+	if !errors.Is(err, rolledBack) {
+		t.Fatalf("rolled-back unschedule: %v", err)
+	}
+	err = f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+		return f.ob.Unschedule(f.ctx, tx, "withdrawn", "never-scheduled")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.schedulerRelay(50 * time.Millisecond)
+	f.waitMoved("kept", 20*time.Second)
+	// Both were due at once and are moved in one look: the one withdrawn
+	// is neither in the outbox nor still scheduled.
+	if n := f.count(`SELECT count(*) FROM watermill_outbox WHERE uuid = 'withdrawn'`); n != 0 {
+		t.Errorf("the withdrawn event entered the outbox (%d rows)", n)
+	}
+	if n := f.count(`SELECT count(*) FROM outbox_scheduled`); n != 0 {
+		t.Errorf("%d events still scheduled, want none", n)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -160,6 +161,7 @@ func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFu
 		return err
 	}
 	before, seen := o.Revision(), len(o.Timeline())
+	waitedForPayment := o.State() == domain.StateAwaitingPayment
 	events, err := fn(o)
 	if err != nil {
 		return err
@@ -197,6 +199,15 @@ func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFu
 	}
 	if err := outbox.SendAtCommit(ctx, s.tx, b); err != nil {
 		return fmt.Errorf("update order %s: %w", id, err)
+	}
+	// An order that no longer waits for payment has no use for its payment
+	// timeout: withdrawn, it costs no delivery and no read of the order
+	// when the deadline passes. One already due arrives anyway and changes
+	// nothing (the saga ignores a timeout outside awaiting_payment).
+	if waitedForPayment && o.State() != domain.StateAwaitingPayment {
+		if err := s.ob.Unschedule(ctx, s.tx, paymentTimeoutID(o.ID())); err != nil {
+			return fmt.Errorf("withdraw payment timeout of order %s: %w", id, err)
+		}
 	}
 	remember(ctx, w, o.Timeline())
 	return nil
@@ -350,6 +361,7 @@ func (s *TxStore) queueEvents(ctx context.Context, b *pgx.Batch, o *domain.Order
 			return err
 		}
 		if due, ok := e.(domain.PaymentTimeoutDue); ok {
+			msg.ID = paymentTimeoutID(o.ID())
 			if err := s.ob.Schedule(ctx, s.tx, due.ExpiresAt, msg); err != nil {
 				return fmt.Errorf("schedule payment timeout of order %s: %w", o.ID(), err)
 			}
@@ -361,6 +373,15 @@ func (s *TxStore) queueEvents(ctx context.Context, b *pgx.Batch, o *domain.Order
 		return fmt.Errorf("publish events of order %s: %w", o.ID(), err)
 	}
 	return nil
+}
+
+// paymentTimeouts is the namespace of the payment timeouts' message ids.
+var paymentTimeouts = uuid.MustParse("5f0e6c1e-2b0a-4b8e-9d6f-0a7c3e1d9b42")
+
+// paymentTimeoutID is the message id of order id's payment timeout, which
+// the order can withdraw by it (an order asks for payment once).
+func paymentTimeoutID(id domain.OrderID) string {
+	return uuid.NewSHA1(paymentTimeouts, []byte(id)).String()
 }
 
 // querier is what loading needs: a pool or a transaction.
