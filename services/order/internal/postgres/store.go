@@ -7,6 +7,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -205,7 +206,11 @@ func (s *TxStore) Update(ctx context.Context, id domain.OrderID, fn app.UpdateFu
 	// when the deadline passes. One already due arrives anyway and changes
 	// nothing (the saga ignores a timeout outside awaiting_payment).
 	if waitedForPayment && o.State() != domain.StateAwaitingPayment {
-		if err := s.ob.Unschedule(ctx, s.tx, paymentTimeoutID(o.ID())); err != nil {
+		timeout, err := paymentTimeoutID(o.ID())
+		if err != nil {
+			return err
+		}
+		if err := s.ob.Unschedule(ctx, s.tx, timeout); err != nil {
 			return fmt.Errorf("withdraw payment timeout of order %s: %w", id, err)
 		}
 	}
@@ -361,7 +366,9 @@ func (s *TxStore) queueEvents(ctx context.Context, b *pgx.Batch, o *domain.Order
 			return err
 		}
 		if due, ok := e.(domain.PaymentTimeoutDue); ok {
-			msg.ID = paymentTimeoutID(o.ID())
+			if msg.ID, err = paymentTimeoutID(o.ID()); err != nil {
+				return err
+			}
 			if err := s.ob.Schedule(ctx, s.tx, due.ExpiresAt, msg); err != nil {
 				return fmt.Errorf("schedule payment timeout of order %s: %w", o.ID(), err)
 			}
@@ -375,13 +382,23 @@ func (s *TxStore) queueEvents(ctx context.Context, b *pgx.Batch, o *domain.Order
 	return nil
 }
 
-// paymentTimeouts is the namespace of the payment timeouts' message ids.
-var paymentTimeouts = uuid.MustParse("5f0e6c1e-2b0a-4b8e-9d6f-0a7c3e1d9b42")
-
 // paymentTimeoutID is the message id of order id's payment timeout, which
-// the order can withdraw by it (an order asks for payment once).
-func paymentTimeoutID(id domain.OrderID) string {
-	return uuid.NewSHA1(paymentTimeouts, []byte(id)).String()
+// the order can withdraw by it (an order asks for payment once). Message
+// ids are UUIDv7 (the envelope's contract): this one keeps the order id's
+// timestamp, so it sorts with the order's other messages, and takes the
+// rest from a hash of the order id.
+func paymentTimeoutID(id domain.OrderID) (string, error) {
+	order, err := uuid.Parse(string(id))
+	if err != nil {
+		return "", fmt.Errorf("payment timeout of order %q: %w", id, err)
+	}
+	h := sha256.Sum256([]byte("payment-timeout:" + order.String()))
+	var u uuid.UUID
+	copy(u[:6], order[:6])
+	copy(u[6:], h[:10])
+	u[6] = 0x70 | u[6]&0x0f // version 7
+	u[8] = 0x80 | u[8]&0x3f // RFC 9562 variant
+	return u.String(), nil
 }
 
 // querier is what loading needs: a pool or a transaction.
