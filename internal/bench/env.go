@@ -171,6 +171,26 @@ func (e *env) forget(queues, exchanges []string) {
 	e.exchanges = append(e.exchanges, exchanges...)
 }
 
+// purgeLeftovers empties queue, if it exists, of what the previous
+// measurement left: messages its consumer took but had not acknowledged
+// when it stopped go back to the queue, and the next measurement, whose
+// tables were emptied, would apply them as its own.
+func (e *env) purgeLeftovers(queue string) error {
+	ch, err := e.admin.Channel() // a missing queue closes the channel
+	if err != nil {
+		return fmt.Errorf("rabbitmq channel: %w", err)
+	}
+	defer ch.Close()
+	if _, err := ch.QueuePurge(queue, false); err != nil {
+		var amqpErr *amqp.Error
+		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound {
+			return nil
+		}
+		return fmt.Errorf("purge %s: %w", queue, err)
+	}
+	return nil
+}
+
 func (e *env) purge(queue string) error {
 	if _, err := e.ch.QueuePurge(queue, false); err != nil {
 		return fmt.Errorf("purge %s: %w", queue, err)

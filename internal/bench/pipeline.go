@@ -174,6 +174,11 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 	if err := r.resetTables(ctx); err != nil {
 		return res, err
 	}
+	for _, q := range []string{s.consumerQueue, s.rawQueue} {
+		if err := r.env.purgeLeftovers(q); err != nil {
+			return res, err
+		}
+	}
 	c := newComponents(ctx, r.cfg.PhaseTimeout)
 	defer func() { err = errors.Join(err, c.stop()) }()
 	clock := newCommitClock(events)
