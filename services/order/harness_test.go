@@ -242,6 +242,20 @@ func (h *harness) checkout(t *testing.T, o testOrder, token string) string {
 	})
 }
 
+// awaitPayment places o and reserves its stock, and returns the payment
+// request the order then publishes, with its deadline.
+func (h *harness) awaitPayment(t *testing.T, o testOrder) (req map[string]any, expires time.Time) {
+	t.Helper()
+	h.place(t, o)
+	h.reply(t, o, "", contracts.TypeStockReservedV1)
+	req = h.published(t, o.id, contracts.TypeOrderPaymentRequestedV1)[0]
+	expires, err := time.Parse(time.RFC3339Nano, req["expires_at"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req, expires
+}
+
 // place checks an order out and waits until the service placed it.
 func (h *harness) place(t *testing.T, o testOrder) {
 	t.Helper()

@@ -35,9 +35,7 @@ func TestSaga(t *testing.T) {
 	t.Run("the answer withdraws the payment timeout, and a late one is ignored", func(t *testing.T) {
 		t.Parallel()
 		o := newOrder()
-		h.place(t, o)
-		h.reply(t, o, "", contracts.TypeStockReservedV1)
-		req := h.published(t, o.id, contracts.TypeOrderPaymentRequestedV1)[0]
+		_, expires := h.awaitPayment(t, o)
 		if got := h.outboxCounts(t, o.id)[scheduledTimeout]; got != 1 {
 			t.Fatalf("%d payment timeouts scheduled while the order waits for payment, want 1", got)
 		}
@@ -48,10 +46,6 @@ func TestSaga(t *testing.T) {
 		})
 		// A timeout the scheduler moved just before the answer withdrew it
 		// still arrives, after the answer.
-		expires, err := time.Parse(time.RFC3339Nano, req["expires_at"].(string))
-		if err != nil {
-			t.Fatal(err)
-		}
 		h.For(t).Publish("", contracts.TypeOrderPaymentTimedOutV1, o.id, contracts.OrderPaymentTimedOutV1{OrderID: o.id, ExpiresAt: expires})
 		h.settle(t, o)
 		v, _ := h.getOrder(t, o)
@@ -445,13 +439,7 @@ func TestPaymentTimeout(t *testing.T) {
 	t.Run("no answer cancels and releases, a late authorization is refunded once", func(t *testing.T) {
 		t.Parallel()
 		o := newOrder()
-		h.place(t, o)
-		h.reply(t, o, "", contracts.TypeStockReservedV1)
-		req := h.published(t, o.id, contracts.TypeOrderPaymentRequestedV1)[0]
-		expires, err := time.Parse(time.RFC3339Nano, req["expires_at"].(string))
-		if err != nil {
-			t.Fatal(err)
-		}
+		req, expires := h.awaitPayment(t, o)
 		v := h.waitStatus(t, o, "cancelled")
 		if v.reason() != "payment_timeout" {
 			t.Errorf("reason = %q, want payment_timeout", v.reason())
