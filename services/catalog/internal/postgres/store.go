@@ -78,8 +78,13 @@ func (s *Store) Update(ctx context.Context, id string, fn app.ProductUpdate) (do
 			return err
 		}
 		if p != before {
-			if _, err := tx.Exec(ctx, `UPDATE products SET sku = $2, name = $3, description = $4, price_minor = $5,
-				currency = $6, stock_available = $7, stock_as_of = $8, updated_at = now() WHERE id = $1`, toRow(p)...); err != nil {
+			// In a consumer's transaction the write travels with the next
+			// statement or the COMMIT (outbox.SendAtCommit) instead of a
+			// round trip of its own; elsewhere it is sent at once.
+			b := &pgx.Batch{}
+			b.Queue(`UPDATE products SET sku = $2, name = $3, description = $4, price_minor = $5,
+				currency = $6, stock_available = $7, stock_as_of = $8, updated_at = now() WHERE id = $1`, toRow(p)...)
+			if err := outbox.SendAtCommit(ctx, tx, b); err != nil {
 				return fmt.Errorf("update product: %w", err)
 			}
 		}

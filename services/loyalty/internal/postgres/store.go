@@ -156,11 +156,14 @@ func save(ctx context.Context, tx pgx.Tx, m *domain.Member, insert bool) error {
 			return fmt.Errorf("credit %s points to %s for order %q: %w", e.Reason, m.UserID(), e.OrderID, domain.ErrAlreadyAwarded)
 		}
 	}
-	_, err := tx.Exec(ctx, `
+	// In a consumer's transaction the membership travels with the COMMIT
+	// (outbox.SendAtCommit) instead of a round trip of its own.
+	b := &pgx.Batch{}
+	b.Queue(`
 		UPDATE members SET email = $2, status = $3, frozen = $4, balance = $5, fail_reason = $6, updated_at = $7
 		WHERE user_id = $1`,
 		m.UserID(), m.Email(), string(m.Status()), m.Frozen(), m.Balance(), m.FailReason(), m.UpdatedAt())
-	if err != nil {
+	if err := outbox.SendAtCommit(ctx, tx, b); err != nil {
 		return fmt.Errorf("save member %s: %w", m.UserID(), err)
 	}
 	return nil
