@@ -87,6 +87,16 @@ func (f *faultRun) producers() []string {
 	return f.running("order", "inventory", "payment", "shipping", "cart")
 }
 
+// batchProducers are the producers whose relays send several events at
+// once as a rule: inventory publishes a reservation's outcome and every
+// product's new stock level in one transaction, and the order service
+// publishes at every step of every checkout. The others publish one event
+// at a time, far apart in a short run (a cart on add and checkout), so a
+// fault waiting for the middle of one of their batches can wait in vain.
+func (f *faultRun) batchProducers() []string {
+	return f.running("order", "inventory")
+}
+
 // awaitTrigger waits until t acted, ctx ended or the wait passed; it
 // reports whether t acted, and counts the moment t waited for as targeted
 // and, when it did not come, missed.

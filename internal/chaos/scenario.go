@@ -80,7 +80,7 @@ func catalogue() []scenario {
 						return err
 					}
 				}
-				return f.repeat(ctx, f.n(3, 10), func(int) error { return f.relayKillMidBatch(ctx, f.pick(f.producers())) })
+				return f.repeat(ctx, f.n(3, 10), func(int) error { return f.relayKillMidBatch(ctx, f.pick(f.batchProducers())) })
 			},
 		},
 		{
@@ -241,7 +241,7 @@ func catalogue() []scenario {
 func mixedFaults(ctx context.Context, f *faultRun) error {
 	kinds := []func() error{
 		func() error { return f.relayKillAfterConfirm(ctx, f.pick(f.producers())) },
-		func() error { return f.relayKillMidBatch(ctx, f.pick(f.producers())) },
+		func() error { return f.relayKillMidBatch(ctx, f.pick(f.batchProducers())) },
 		func() error { return f.consumerKill(ctx, f.pick(f.sagaServices()), true) },
 		func() error { return f.consumerKill(ctx, f.pick(f.sagaServices()), false) },
 		func() error { return f.restartBroker(ctx, f.d(500*time.Millisecond, 3*time.Second)) },
