@@ -169,6 +169,41 @@ func TestAClaimThatFailsTakesTheWritesSentWithIt(t *testing.T) {
 	}
 }
 
+// A handler that fails after its first statement carried the guarded
+// claim (and the claim was seen to succeed) failed on its own: its message
+// is retried with backoff and counted as a retry, not run again at once
+// with the eager claim, which is only for a claim whose fate is unknown.
+func TestAHandlerFailingAfterItsGuardedClaimIsRetried(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	reg, metrics := f.newMetrics()
+	var calls atomic.Int32
+	ledger := ledgerHandler("flaky")
+	flaky := func(ctx context.Context, tx pgx.Tx, msg outbox.Message) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 WHERE $1::text <> ''`, msg.ID); err != nil { // carries the claim
+			return err
+		}
+		if calls.Add(1) == 1 {
+			return errors.New("flaky handler")
+		}
+		return ledger(ctx, tx, msg)
+	}
+	c := f.newConsumerWith("flaky", flaky, func(c *outbox.ConsumerConfig) { c.Metrics = metrics })
+	f.startConsumer(c)
+	if err := f.publish(1, "a"); err != nil {
+		t.Fatal(err)
+	}
+	f.relayAll()
+	f.waitApplied("flaky", 1, 30*time.Second)
+	if n := calls.Load(); n != 2 {
+		t.Errorf("handler ran %d times, want 2 (the failure and the retry)", n)
+	}
+	if retries := counterSum(t, reg, "shopmesh_consumer_retries_total"); retries != 1 {
+		t.Errorf("%.0f retries counted, want the one", retries)
+	}
+	f.assertExactlyOnce("flaky")
+}
+
 func ids(msgs []outbox.Message) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
