@@ -102,7 +102,7 @@ func (t *handlerTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if skip == 0 {
 		return br
 	}
-	return &behindResults{BatchResults: br, readFirst: skipping(br, skip)}
+	return &behindResults{BatchResults: br, skip: skip}
 }
 
 // ready reports whether a statement can go straight to pgx's transaction:
@@ -289,20 +289,31 @@ func (r batchRow) Scan(dest ...any) error {
 
 // behindResults are the results of a batch whose leading statements (the
 // BEGIN, a guard, held ones) are not the caller's: reading a result by
-// hand, or closing, first runs readFirst, which reads theirs.
+// hand, or closing, first reads the skip results of theirs. When they are
+// a transaction's BEGIN and guard, guarded is that transaction, which is
+// marked guarded once they succeeded.
 type behindResults struct {
 	pgx.BatchResults
-	readFirst func() error
-	read      bool
-	err       error
+	skip    int
+	guarded *connTx
+	read    bool
+	err     error
 }
 
 func (r *behindResults) first() error {
-	if !r.read {
-		r.read = true
-		r.err = r.readFirst()
+	if r.read {
+		return r.err
 	}
-	return r.err
+	r.read = true
+	for range r.skip {
+		if _, r.err = r.BatchResults.Exec(); r.err != nil {
+			return r.err
+		}
+	}
+	if r.guarded != nil {
+		r.guarded.guarded = true
+	}
+	return nil
 }
 
 func (r *behindResults) Exec() (pgconn.CommandTag, error) {
@@ -332,18 +343,6 @@ func (r *behindResults) Close() error {
 		err = cerr
 	}
 	return err
-}
-
-// skipping reads n results of br.
-func skipping(br pgx.BatchResults, n int) func() error {
-	return func() error {
-		for range n {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 }
 
 // errRow is a Row whose query could not be sent.
@@ -411,14 +410,11 @@ func (t *connTx) send(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	out.QueuedQueries = append(out.QueuedQueries, b.QueuedQueries...)
 	br := t.conn.SendBatch(ctx, out)
 	t.tx = br.Tx()
-	skipLead := skipping(br, 1+guard)
-	return &behindResults{BatchResults: br, readFirst: func() error {
-		if err := skipLead(); err != nil {
-			return err
-		}
-		t.guarded = guard > 0
-		return nil
-	}}
+	lead := &behindResults{BatchResults: br, skip: 1 + guard}
+	if guard > 0 {
+		lead.guarded = t
+	}
+	return lead
 }
 
 // pending reports whether the transaction has something to send even if
