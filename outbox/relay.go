@@ -172,7 +172,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		// it, so the next leader would send the batch again); the
 		// confirm timeout bounds how long that may take.
 		bctx, cancelBatch := finishing(ctx, r.cfg.ConfirmTimeout)
-		n, again, held, err := r.relayBatch(bctx)
+		again, held, err := r.relayBatch(bctx)
 		cancelBatch()
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -194,7 +194,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		if n > 0 && again {
+		if again {
 			// A full batch, or one too large for the read to tell what
 			// waits behind it: read again at once. The read writes this
 			// batch's cursor move and finds what was committed meanwhile,
@@ -396,50 +396,50 @@ func scanOutboxRowAfter(row pgx.CollectableRow, leading ...any) (outboxRow, erro
 	return o, err
 }
 
-// relayBatch publishes one batch and returns how many rows it forwarded,
-// whether to read again at once (see read), and whether committed events
-// the read could not take were held back.
-func (r *Relay) relayBatch(ctx context.Context) (n int, again, heldBack bool, err error) {
+// relayBatch publishes one batch and returns whether to read again at once
+// (a batch was sent and more may wait behind it, see read) and whether
+// committed events the read could not take were held back.
+func (r *Relay) relayBatch(ctx context.Context) (again, heldBack bool, err error) {
 	if err := r.connect(ctx); err != nil {
-		return 0, false, false, err
+		return false, false, err
 	}
 	leader, err := r.lead(ctx)
 	if err != nil || !leader {
-		return 0, false, false, err
+		return false, false, err
 	}
 	from, batch, again, heldBack, err := r.read(ctx)
 	if err != nil {
-		return 0, false, false, err
+		return false, false, err
 	}
 	if len(batch) == 0 {
-		return 0, false, heldBack, nil
+		return false, heldBack, nil
 	}
 	if err := r.publish(ctx, batch); err != nil {
 		var unroutable *unroutableError
 		if !errors.As(err, &unroutable) {
-			return 0, false, false, err
+			return false, false, err
 		}
 		// The events before the unroutable one are confirmed and routed:
 		// mark them, keep the unroutable one as the next to send.
 		r.probe = true
 		if unroutable.index == 0 {
-			return 0, false, false, err
+			return false, false, err
 		}
 		if cerr := r.advance(ctx, from, batch[unroutable.index-1]); cerr != nil {
-			return 0, false, false, cerr
+			return false, false, cerr
 		}
 		r.cfg.Metrics.relayed(r.cfg.Outbox.source, unroutable.index)
-		return unroutable.index, false, false, err
+		return false, false, err
 	}
 	r.probe = false
 	if r.afterConfirm != nil {
 		if err := r.afterConfirm(len(batch)); err != nil {
-			return 0, false, false, err
+			return false, false, err
 		}
 	}
 	r.moved = &cursorMove{from: from, to: batch[len(batch)-1]}
 	r.cfg.Metrics.relayed(r.cfg.Outbox.source, len(batch))
-	return len(batch), again, heldBack, nil
+	return again, heldBack, nil
 }
 
 // read writes the pending cursor move, if any, and reads the next batch,
