@@ -30,6 +30,15 @@ type Metrics struct {
 	deadLetterGauge *prometheus.GaugeVec
 }
 
+// PublishedMetric counts the events a relay published, by service;
+// AppliedMetric the messages consumers applied, by service, consumer and
+// event type. Per request or per message they show what a change saved
+// in messages, as servicekit.RoundTripsMetric does in database requests.
+const (
+	PublishedMetric = "shopmesh_relay_published_total"
+	AppliedMetric   = "shopmesh_inbox_processed_total"
+)
+
 // NewMetrics creates the instruments and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	latencyBuckets := []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30}
@@ -44,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "shopmesh_outbox_held_back", Help: "Pending outbox events the relay cannot read yet: an older transaction in the database cluster is still running.",
 		}, []string{"service"}),
 		relayPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopmesh_relay_published_total", Help: "Outbox events published and confirmed by the broker.",
+			Name: PublishedMetric, Help: "Outbox events published and confirmed by the broker.",
 		}, []string{"service"}),
 		relayErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shopmesh_relay_errors_total", Help: "Failed relay batches, by kind.",
@@ -64,7 +73,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: latencyBuckets,
 		}, []string{"service"}),
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopmesh_inbox_processed_total", Help: "Messages applied by a consumer.",
+			Name: AppliedMetric, Help: "Messages applied by a consumer.",
 		}, []string{"service", "consumer", "type"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shopmesh_inbox_duplicates_total", Help: "Redelivered messages absorbed by the inbox.",

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/shopmesh/shopmesh/internal/servicekit"
+	"github.com/shopmesh/shopmesh/outbox"
 )
 
 // The counters a load phase is measured by, read from every service's
@@ -37,10 +38,10 @@ func (s *system) counters(ctx context.Context) (map[string]float64, error) {
 		}
 		// A service that publishes or consumes nothing in a phase may have
 		// no series yet.
-		if family, ok := families["shopmesh_relay_published_total"]; ok {
+		if family, ok := families[outbox.PublishedMetric]; ok {
 			sumOf(counts, family, svc, countPublished+"/"+svc, "")
 		}
-		if family, ok := families["shopmesh_inbox_processed_total"]; ok {
+		if family, ok := families[outbox.AppliedMetric]; ok {
 			sumOf(counts, family, svc, countDelivered+"/", "type")
 		}
 	}

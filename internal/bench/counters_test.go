@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/shopmesh/shopmesh/outbox"
 )
 
 // In `serve all` every service's address serves the one registry of the
@@ -28,8 +30,8 @@ shopmesh_relay_published_total{service="cart"} 2
 	}
 	counts := map[string]float64{}
 	for _, svc := range []string{"order", "cart", "analytics"} {
-		sumOf(counts, families["shopmesh_relay_published_total"], svc, countPublished+"/"+svc, "")
-		sumOf(counts, families["shopmesh_inbox_processed_total"], svc, countDelivered+"/", "type")
+		sumOf(counts, families[outbox.PublishedMetric], svc, countPublished+"/"+svc, "")
+		sumOf(counts, families[outbox.AppliedMetric], svc, countDelivered+"/", "type")
 	}
 	want := map[string]float64{
 		"published/order": 4, "published/cart": 2,
@@ -38,7 +40,7 @@ shopmesh_relay_published_total{service="cart"} 2
 	if !maps.Equal(counts, want) {
 		t.Errorf("counts %v, want %v", counts, want)
 	}
-	if sumOf(counts, families["shopmesh_relay_published_total"], "analytics", "x", "") {
+	if sumOf(counts, families[outbox.PublishedMetric], "analytics", "x", "") {
 		t.Error("sumOf found a series of a service that has none")
 	}
 }
