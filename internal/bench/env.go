@@ -176,19 +176,14 @@ func (e *env) forget(queues, exchanges []string) {
 // when it stopped go back to the queue, and the next measurement, whose
 // tables were emptied, would apply them as its own.
 func (e *env) purgeLeftovers(queue string) error {
-	ch, err := e.admin.Channel() // a missing queue closes the channel
-	if err != nil {
-		return fmt.Errorf("rabbitmq channel: %w", err)
-	}
-	defer ch.Close()
-	if _, err := ch.QueuePurge(queue, false); err != nil {
+	if _, _, err := e.inspect(queue); err != nil {
 		var amqpErr *amqp.Error
 		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound {
-			return nil
+			return nil // not declared yet: nothing left over
 		}
-		return fmt.Errorf("purge %s: %w", queue, err)
+		return err
 	}
-	return nil
+	return e.purge(queue)
 }
 
 func (e *env) purge(queue string) error {
