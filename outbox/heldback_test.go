@@ -89,25 +89,43 @@ func TestARelayWithoutHeldBackRetryWaitsForTheNextWakeUp(t *testing.T) {
 func heldBackByAnOlderTransaction(t *testing.T, retry time.Duration) (f *fixture, older pgx.Tx, xid string, reg *prometheus.Registry) {
 	f = newFixture(t)
 	f.startConsumer(f.newConsumer("ledger", nil)) // declares its queue first
-	older, err := f.pool.Begin(f.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { older.Rollback(context.Background()) })
-	if err := older.QueryRow(f.ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
-		t.Fatal(err)
-	}
-	reg, metrics := f.newMetrics()
-	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL,
-		PollInterval: time.Hour, HeldBackRetry: retry, DisableListen: true, Metrics: metrics, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.run(relay.Run)
+	older, xid = f.olderTransaction()
+	reg = f.wakelessRelay(retry)
 	if err := f.publish(1, "a"); err != nil {
 		t.Fatal(err)
 	}
 	return f, older, xid, reg
+}
+
+// olderTransaction begins a transaction that holds a transaction id (xid):
+// until it ends, no relay in the cluster reads events committed after it
+// began. It is rolled back when the test ends, if not ended before.
+func (f *fixture) olderTransaction() (older pgx.Tx, xid string) {
+	f.t.Helper()
+	older, err := f.pool.Begin(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { older.Rollback(context.Background()) })
+	if err := older.QueryRow(f.ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+		f.t.Fatal(err)
+	}
+	return older, xid
+}
+
+// wakelessRelay runs a relay that reads at its start, on the wake-ups a
+// test sends and, held back, early (retry is its HeldBackRetry), but
+// neither on an hour's poll nor on LISTEN. It returns its metrics.
+func (f *fixture) wakelessRelay(retry time.Duration) *prometheus.Registry {
+	f.t.Helper()
+	reg, metrics := f.newMetrics()
+	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL,
+		PollInterval: time.Hour, HeldBackRetry: retry, DisableListen: true, Metrics: metrics, Logger: testLogger()})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.run(relay.Run)
+	return reg
 }
 
 // A relay that sent a batch and sees committed events held back behind it
@@ -121,22 +139,9 @@ func TestARelayLooksAgainForEventsHeldBackBehindItsBatch(t *testing.T) {
 	f.startConsumer(f.newConsumer("ledger", nil)) // declares its queue first
 	f.commitQuietly(1, "a")                       // no wake-up: the relay reads only at its start
 	f.waitReadable(1)
-	older, err := f.pool.Begin(f.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer older.Rollback(f.ctx)
-	if _, err := older.Exec(f.ctx, `SELECT pg_current_xact_id()`); err != nil {
-		t.Fatal(err)
-	}
+	older, _ := f.olderTransaction()
 	f.commitQuietly(2, "a") // held back by older
-	reg, metrics := f.newMetrics()
-	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: f.pool, AMQPURL: f.amqpURL,
-		PollInterval: time.Hour, DisableListen: true, Metrics: metrics, Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.run(relay.Run)
+	reg := f.wakelessRelay(0)
 	f.waitApplied("ledger", 1, 30*time.Second)
 	f.waitFor(30*time.Second, "the relay to see the second event held back", func() (bool, string) {
 		n := counterSum(t, reg, "shopmesh_relay_held_back_total")
