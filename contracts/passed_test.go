@@ -88,8 +88,10 @@ func TestPassedIsBoundedByBytes(t *testing.T) {
 	}
 }
 
-// TestValidateConcurrently runs validations of many payloads in parallel;
-// under -race it finds unguarded access to the set.
+// TestValidateConcurrently runs validations of many payloads in parallel,
+// valid ones (remembered) between invalid ones (never remembered): each
+// must get its own answer. Under -race it also finds unguarded access to
+// the set.
 func TestValidateConcurrently(t *testing.T) {
 	e := defaultRegistry().types[TypeOrderConfirmedV1]
 	// A small set, so that generations turn over during the run.
@@ -103,6 +105,11 @@ func TestValidateConcurrently(t *testing.T) {
 				payload := []byte(strings.Replace(example, "0190d6a5-8a41-7c52-b3d4-2e5f6a7b8c90", id, 1))
 				if err := e.validate(payload); err != nil {
 					t.Error(err)
+					return
+				}
+				broken := []byte(strings.Replace(string(payload), id, "not-a-uuid", 1))
+				if err := e.validate(broken); err == nil {
+					t.Errorf("a payload whose order_id is no UUID passed, beside %s", id)
 					return
 				}
 			}
