@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -136,7 +138,10 @@ func TestPostgresRestartsAtOnceAfterKill(t *testing.T) {
 func TestRabbitMQRestartsAfterKillNow(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s, err := StartRabbitMQ(ctx, serverDir(t), RabbitMQOptions{NodePrefix: "shopmesh-l", LogLevel: "warning"})
+	// More schedulers than CPUs, so that a node left at the runtime's
+	// default (one per CPU) would show.
+	schedulers := runtime.NumCPU() + 1
+	s, err := StartRabbitMQ(ctx, serverDir(t), RabbitMQOptions{NodePrefix: "shopmesh-l", LogLevel: "warning", Schedulers: schedulers})
 	if err != nil {
 		t.Fatalf("StartRabbitMQ: %v", err)
 	}
@@ -157,6 +162,9 @@ func TestRabbitMQRestartsAfterKillNow(t *testing.T) {
 		t.Fatalf("dial after restart: %v", err)
 	}
 	conn.Close()
+	if got, err := s.eval(ctx, "erlang:system_info(schedulers_online)."); err != nil || got != strconv.Itoa(schedulers) {
+		t.Errorf("schedulers online after restart = %q (%v), want %d", got, err, schedulers)
+	}
 	if err := s.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)
 	}

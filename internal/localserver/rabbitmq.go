@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,6 +42,20 @@ type RabbitMQOptions struct {
 	// Logger hears why a node boots from the installed RabbitMQ home, more
 	// slowly, instead of the trimmed one; nil discards that.
 	Logger *slog.Logger
+	// Schedulers is how many Erlang schedulers the node runs (+S N:N);
+	// DefaultRabbitSchedulers when zero.
+	Schedulers int
+}
+
+// DefaultRabbitSchedulers is the Erlang schedulers of a node that shares
+// the machine with the databases and services it serves: half the CPUs,
+// at least one. The runtime starts one scheduler per CPU, and on a
+// two-core machine shared with PostgreSQL and the services the node then
+// spent a fifth to a third more CPU per message than with one scheduler,
+// its schedulers waking one another for each message (README,
+// Performance). deploy/local/platform.sh makes the same choice.
+func DefaultRabbitSchedulers() int {
+	return max(1, runtime.NumCPU()/2)
 }
 
 // RabbitMQ is a private RabbitMQ node. It has no plugins (no management
@@ -55,6 +70,7 @@ type RabbitMQ struct {
 	distPort     int
 	password     string
 	startTimeout time.Duration
+	schedulers   int
 	proc         Process
 }
 
@@ -81,7 +97,11 @@ func StartRabbitMQ(ctx context.Context, dir string, opts RabbitMQOptions) (*Rabb
 		}
 		home = ""
 	}
+	if opts.Schedulers < 0 {
+		return nil, fmt.Errorf("private RabbitMQ: %d schedulers", opts.Schedulers)
+	}
 	s := &RabbitMQ{
+		schedulers:   cmp.Or(opts.Schedulers, DefaultRabbitSchedulers()),
 		home:         home,
 		dir:          dir,
 		node:         cmp.Or(opts.NodePrefix, "shopmesh-") + randomHex(4) + "@localhost",
@@ -180,7 +200,7 @@ func (s *RabbitMQ) Start(ctx context.Context) error {
 		// the VM itself, and its process group holds this node's processes
 		// only; -noinput then turns input off again.
 		"RABBITMQ_ALLOW_INPUT=true",
-		"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-noinput -kernel inet_dist_use_interface {127,0,0,1}",
+		fmt.Sprintf("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-noinput -kernel inet_dist_use_interface {127,0,0,1} +S %d:%d", s.schedulers, s.schedulers),
 	}
 	if s.home != "" {
 		script = filepath.Join(s.home, "sbin", "rabbitmq-server")
@@ -244,14 +264,23 @@ func (s *RabbitMQ) Running() bool { return s.proc.Running() }
 // kills the node right after declaring topology calls this in between. It
 // takes about a second: it runs rabbitmqctl.
 func (s *RabbitMQ) FlushMetadata(ctx context.Context) error {
+	out, err := s.eval(ctx, "mnesia:sync_log().")
+	if err != nil || out != "ok" {
+		return fmt.Errorf("flush metadata of node %s: %v: %s", s.node, err, out)
+	}
+	return nil
+}
+
+// eval runs expr on the node with rabbitmqctl and returns what it printed.
+func (s *RabbitMQ) eval(ctx context.Context, expr string) (string, error) {
 	ctlPort, err := FreePort()
 	if err != nil {
-		return err
+		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(filepath.Dir(rabbitScript), "rabbitmqctl"),
-		"-n", s.node, "eval", "mnesia:sync_log().")
+		"-n", s.node, "eval", expr)
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + s.dir, // the node's Erlang cookie
@@ -262,10 +291,7 @@ func (s *RabbitMQ) FlushMetadata(ctx context.Context) error {
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "ok" {
-		return fmt.Errorf("flush metadata of node %s: %v: %s", s.node, err, out)
-	}
-	return nil
+	return strings.TrimSpace(string(out)), err
 }
 
 // Close kills the node and removes its directory.
