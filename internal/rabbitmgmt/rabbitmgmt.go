@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/procfs"
+	"github.com/shopmesh/shopmesh/internal/wait"
 )
 
 // ErrNotFound is what Client returns for HTTP 404.
@@ -159,23 +160,49 @@ func (m *Client) Nodes(ctx context.Context) ([]Node, error) {
 }
 
 // LocalNodePID is the OS process id of the cluster's only node, when that
-// node runs on this machine.
+// node runs on this machine. A node that has just started reports no pid
+// until its first statistics are collected (collect_statistics_interval), so
+// it asks again every 200 ms for up to nodePIDWait.
 func (m *Client) LocalNodePID(ctx context.Context) (int, error) {
-	nodes, err := m.Nodes(ctx)
+	ctx, cancel := context.WithTimeout(ctx, nodePIDWait)
+	defer cancel()
+	var pid int
+	err := wait.Poll(ctx, 200*time.Millisecond, "the node's pid", func(ctx context.Context) (bool, error) {
+		nodes, err := m.Nodes(ctx)
+		if err != nil {
+			return false, err
+		}
+		var known bool
+		pid, known, err = onlyNodePID(nodes)
+		return known, err
+	})
 	if err != nil {
 		return 0, err
-	}
-	if len(nodes) != 1 {
-		return 0, fmt.Errorf("%d nodes in the cluster, want 1", len(nodes))
-	}
-	pid, err := strconv.Atoi(nodes[0].OSPid)
-	if err != nil {
-		return 0, fmt.Errorf("os pid %q: %w", nodes[0].OSPid, err)
 	}
 	if !strings.HasPrefix(procfs.Comm(pid), "beam") {
 		return 0, fmt.Errorf("the node's pid %d is not a process of this machine", pid)
 	}
 	return pid, nil
+}
+
+// nodePIDWait bounds how long LocalNodePID waits for a new node's first
+// statistics; the platform collects them every second.
+const nodePIDWait = 15 * time.Second
+
+// onlyNodePID is the pid the cluster's only node reports; known is false
+// while it reports none yet.
+func onlyNodePID(nodes []Node) (pid int, known bool, err error) {
+	if len(nodes) != 1 {
+		return 0, false, fmt.Errorf("%d nodes in the cluster, want 1", len(nodes))
+	}
+	if nodes[0].OSPid == "" {
+		return 0, false, nil
+	}
+	pid, err = strconv.Atoi(nodes[0].OSPid)
+	if err != nil {
+		return 0, false, fmt.Errorf("os pid %q: %w", nodes[0].OSPid, err)
+	}
+	return pid, true, nil
 }
 
 func vhostPath(name string) string { return "/api/vhosts/" + url.PathEscape(name) }
