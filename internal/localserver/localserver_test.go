@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -167,5 +168,15 @@ func TestRabbitMQRestartsAfterKillNow(t *testing.T) {
 	}
 	if err := s.Stop(); err != nil {
 		t.Errorf("Stop: %v", err)
+	}
+}
+
+func TestRabbitMQRefusesNegativeSchedulersBeforeCreatingItsDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	if _, err := StartRabbitMQ(t.Context(), dir, RabbitMQOptions{Schedulers: -1}); err == nil {
+		t.Fatal("StartRabbitMQ with -1 schedulers succeeded, want an error")
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stat %s after the refusal: %v, want it never created", dir, err)
 	}
 }

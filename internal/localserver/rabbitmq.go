@@ -87,6 +87,9 @@ func StartRabbitMQ(ctx context.Context, dir string, opts RabbitMQOptions) (*Rabb
 	if _, err := os.Stat(rabbitScript); err != nil {
 		return nil, fmt.Errorf("RabbitMQ %w (%v)", ErrNotInstalled, err)
 	}
+	if opts.Schedulers < 0 {
+		return nil, fmt.Errorf("private RabbitMQ: %d schedulers", opts.Schedulers)
+	}
 	if err := prepareDir(dir); err != nil {
 		return nil, err
 	}
@@ -96,9 +99,6 @@ func StartRabbitMQ(ctx context.Context, dir string, opts RabbitMQOptions) (*Rabb
 			opts.Logger.Warn("booting from the installed RabbitMQ home", "err", err)
 		}
 		home = ""
-	}
-	if opts.Schedulers < 0 {
-		return nil, fmt.Errorf("private RabbitMQ: %d schedulers", opts.Schedulers)
 	}
 	s := &RabbitMQ{
 		schedulers:   cmp.Or(opts.Schedulers, DefaultRabbitSchedulers()),
