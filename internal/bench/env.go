@@ -177,8 +177,7 @@ func (e *env) forget(queues, exchanges []string) {
 // tables were emptied, would apply them as its own.
 func (e *env) purgeLeftovers(queue string) error {
 	if _, _, err := e.inspect(queue); err != nil {
-		var amqpErr *amqp.Error
-		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound {
+		if queueMissing(err) {
 			return nil // not declared yet: nothing left over
 		}
 		return err
@@ -216,6 +215,13 @@ func (e *env) inspect(queue string) (messages, consumers int, err error) {
 	return q.Messages, q.Consumers, nil
 }
 
+// queueMissing reports whether err is inspect's answer for a queue nobody
+// declared yet.
+func queueMissing(err error) bool {
+	var amqpErr *amqp.Error
+	return errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound
+}
+
 // waitConsumer waits until queue has a consumer, so that nothing is
 // published before the consumer side is ready.
 func (e *env) waitConsumer(ctx context.Context, queue string) error {
@@ -223,8 +229,7 @@ func (e *env) waitConsumer(ctx context.Context, queue string) error {
 	defer cancel()
 	return wait.Poll(ctx, 10*time.Millisecond, "a consumer on "+queue, func(context.Context) (bool, error) {
 		_, n, err := e.inspect(queue)
-		var amqpErr *amqp.Error
-		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound {
+		if queueMissing(err) {
 			return false, nil // its consumer declares it when it starts
 		}
 		return n > 0, err
