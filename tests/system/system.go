@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"sync"
@@ -47,11 +48,27 @@ type System struct {
 
 var (
 	buildOnce sync.Once
+	binDir    string
 	binary    string
 	buildErr  error
 )
 
-// Binary builds cmd/shopmesh once per test process and returns its path.
+// Run runs a package's tests and then removes the binary Binary built for
+// them, if any; a package that starts systems calls it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(system.Run(m)) }
+func Run(m *testing.M) int {
+	code := m.Run()
+	if binDir != "" {
+		if err := os.RemoveAll(binDir); err != nil {
+			fmt.Fprintf(os.Stderr, "system: remove the test binary: %v\n", err)
+		}
+	}
+	return code
+}
+
+// Binary builds cmd/shopmesh once per test process and returns its path;
+// Run removes it when the package's tests end.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -60,12 +77,10 @@ func Binary(t testing.TB) string {
 			buildErr = err
 			return
 		}
-		dir, err := os.MkdirTemp("", "shopmesh-bin-")
-		if err != nil {
-			buildErr = err
+		if binDir, buildErr = os.MkdirTemp("", "shopmesh-bin-"); buildErr != nil {
 			return
 		}
-		binary, buildErr = sysrun.BuildBinary(context.Background(), root, dir)
+		binary, buildErr = sysrun.BuildBinary(context.Background(), root, binDir)
 	})
 	if buildErr != nil {
 		t.Fatalf("build shopmesh: %v", buildErr)
