@@ -32,11 +32,14 @@ type Metrics struct {
 
 // PublishedMetric counts the events a relay published, by service;
 // AppliedMetric the messages consumers applied, by service, consumer and
-// event type. Per request or per message they show what a change saved
-// in messages, as servicekit.RoundTripsMetric does in database requests.
+// event type; HeldBackMetric the relay reads after which committed events
+// waited that the read could not take, by service. Per request or per
+// message they show what a change saved in messages and reads, as
+// servicekit.RoundTripsMetric does in database requests.
 const (
 	PublishedMetric = "shopmesh_relay_published_total"
 	AppliedMetric   = "shopmesh_inbox_processed_total"
+	HeldBackMetric  = "shopmesh_relay_held_back_total"
 )
 
 // NewMetrics creates the instruments and registers them with reg.
@@ -62,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "shopmesh_relay_unroutable_total", Help: "Events the broker returned as unroutable (kept in the outbox).",
 		}, []string{"service"}),
 		relayHeldBack: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shopmesh_relay_held_back_total",
+			Name: HeldBackMetric,
 			Help: "Relay reads after which committed events waited that the read could not take: an older transaction in the database cluster was still running (or they committed just after the read).",
 		}, []string{"service"}),
 		relayLeader: prometheus.NewGaugeVec(prometheus.GaugeOpts{

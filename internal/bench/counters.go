@@ -19,10 +19,11 @@ const (
 	countTrips     = "trips"     // PostgreSQL round trips, by service
 	countPublished = "published" // events the relays published, by producing service
 	countDelivered = "delivered" // messages consumers applied, by event type
+	countHeldBack  = "heldback"  // relay reads that left committed events behind, by service
 )
 
-// counters reads every service's PostgreSQL round trips, published events
-// and applied messages from its /metrics. In `serve all` every address
+// counters reads every service's PostgreSQL round trips, published events,
+// applied messages and held-back relay reads from its /metrics. In `serve all` every address
 // serves the one registry of the process, so only the series labelled
 // with the service read are taken, wherever read.
 func (s *system) counters(ctx context.Context) (map[string]float64, error) {
@@ -43,6 +44,9 @@ func (s *system) counters(ctx context.Context) (map[string]float64, error) {
 		}
 		if family, ok := families[outbox.AppliedMetric]; ok {
 			sumOf(counts, family, svc, countDelivered+"/", "type")
+		}
+		if family, ok := families[outbox.HeldBackMetric]; ok {
+			sumOf(counts, family, svc, countHeldBack+"/"+svc, "")
 		}
 	}
 	return counts, nil

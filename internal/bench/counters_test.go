@@ -22,6 +22,9 @@ shopmesh_inbox_processed_total{consumer="events",service="analytics",type="payme
 # TYPE shopmesh_relay_published_total counter
 shopmesh_relay_published_total{service="order"} 4
 shopmesh_relay_published_total{service="cart"} 2
+# TYPE shopmesh_relay_held_back_total counter
+shopmesh_relay_held_back_total{service="order"} 6
+shopmesh_relay_held_back_total{service="analytics"} 1
 `
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(exposition))
@@ -32,9 +35,10 @@ shopmesh_relay_published_total{service="cart"} 2
 	for _, svc := range []string{"order", "cart", "analytics"} {
 		sumOf(counts, families[outbox.PublishedMetric], svc, countPublished+"/"+svc, "")
 		sumOf(counts, families[outbox.AppliedMetric], svc, countDelivered+"/", "type")
+		sumOf(counts, families[outbox.HeldBackMetric], svc, countHeldBack+"/"+svc, "")
 	}
 	want := map[string]float64{
-		"published/order": 4, "published/cart": 2,
+		"published/order": 4, "published/cart": 2, "heldback/order": 6, "heldback/analytics": 1,
 		"delivered/payment.authorized.v1": 10, "delivered/order.payment_timed_out.v1": 1, "delivered/order.placed.v2": 5,
 	}
 	if !maps.Equal(counts, want) {

@@ -285,6 +285,7 @@ var counted = []struct{ kind, metric, unit, by string }{
 	{countTrips, "PostgreSQL round trips per checkout", "round trips", "by service"},
 	{countPublished, "events published per checkout", "events", "by producer"},
 	{countDelivered, "messages applied per checkout", "messages", "by event type"},
+	{countHeldBack, "relay reads held back per checkout", "reads", "by service"},
 }
 
 // recordCounts reports what one checkout cost in a phase beyond the idle
