@@ -16,9 +16,11 @@
 // message at a time without publisher-confirm deadlines and without mandatory
 // routing, and measured at a few hundred events a second on a 2-core machine.
 // [Relay] reads the same table in the same commit order (the xid8 cursor:
-// rows become visible only below pg_snapshot_xmin, so a slow transaction can
-// never be skipped), publishes a batch with confirms and mandatory routing,
-// and advances the cursor only after every confirm arrived.
+// rows become visible only below pg_snapshot_xmin, or, for the read after
+// one so held back, below the oldest transaction still running in the
+// outbox's own database, so a slow transaction can never be skipped),
+// publishes a batch with confirms and mandatory routing, and advances the
+// cursor only after every confirm arrived.
 //
 // The package must not know any service's domain. It never decides what an
 // event means; it only moves, deduplicates and records messages.

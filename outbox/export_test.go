@@ -12,11 +12,12 @@ func SetAfterConfirm(r *Relay, f func(batch int) error) { r.afterConfirm = f }
 
 // The outbox reads whose cost must not grow with the history kept.
 const (
-	RelayBatchQuery = relayBatchQuery
-	WaitingQuery    = waitingQuery
-	WaitingProbe    = waitingProbe
-	StatsQuery      = statsQuery
-	RelayGroup      = relayGroup
+	RelayBatchQuery           = relayBatchQuery
+	RelayBatchQueryInDatabase = relayBatchQueryInDatabase
+	WaitingQuery              = waitingQuery
+	WaitingProbe              = waitingProbe
+	StatsQuery                = statsQuery
+	RelayGroup                = relayGroup
 )
 
 // Claim claims msgs in the inbox and counts the duplicates in a transaction

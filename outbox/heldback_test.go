@@ -3,13 +3,18 @@ package outbox_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/outbox"
+	"github.com/shopmesh/shopmesh/tests/testenv"
 )
 
 // A relay reads only below the cluster's oldest running transaction, so an
@@ -152,4 +157,109 @@ func TestARelayLooksAgainForEventsHeldBackBehindItsBatch(t *testing.T) {
 	}
 	f.waitApplied("ledger", 2, 30*time.Second)
 	f.assertExactlyOnce("ledger")
+}
+
+// A transaction running in another database of the cluster writes nothing
+// to this outbox, so it holds nothing back for long: the read it holds back
+// (below the cluster's oldest running transaction) is followed at once by
+// one below this database's own, which takes the event. The outbox's stats
+// do not count the event as held back either. With an hour's poll, this
+// fails unless the relay looks past the other database's transaction.
+func TestARelayIsNotHeldBackByAnotherDatabasesTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", nil)) // declares its queue first
+	other, err := pgxpool.New(f.ctx, testenv.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	older, err := other.Begin(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Rollback(context.Background())
+	var xid string
+	if err := older.QueryRow(f.ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	f.commitQuietly(1, "a")
+	if s, err := outbox.ReadStats(f.ctx, f.pool); err != nil || s.Pending != 1 || s.HeldBack != 0 {
+		t.Errorf("stats with another database's transaction %s running: %+v, %v; want 1 pending, none held back", xid, s, err)
+	}
+	f.wakelessRelay(0)
+	f.waitApplied("ledger", 1, 30*time.Second)
+	if err := older.QueryRow(f.ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+		t.Fatalf("the other database's transaction ended early: %v", err)
+	}
+	f.assertExactlyOnce("ledger")
+}
+
+// Reads that look past other databases' transactions still never pass one
+// of this database's: writers whose transactions overlap (each pauses
+// after its insert) commit while another database's transactions keep
+// holding the cluster's bound back, so the relay reads below this
+// database's own bound again and again; every event still arrives once
+// and in order per aggregate. A bound that passed a running transaction
+// of this database would move the cursor past its events, never to be
+// sent.
+func TestReadsPastOtherDatabasesNeverPassThisDatabasesTransactions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", func(c *outbox.ConsumerConfig) { c.Workers = 4 }))
+	reg, metrics := f.newMetrics()
+	f.runRelayWith(metrics, nil)
+	other, err := pgxpool.New(f.ctx, testenv.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+
+	noise, stopNoise := context.WithCancel(f.ctx)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for noise.Err() == nil {
+				_ = pgx.BeginFunc(noise, other, func(tx pgx.Tx) error {
+					if _, err := tx.Exec(noise, `SELECT pg_current_xact_id()`); err != nil {
+						return err
+					}
+					return wait.Sleep(noise, time.Duration(rand.IntN(10))*time.Millisecond)
+				})
+			}
+		})
+	}
+	const writers, perWriter = 8, 100
+	errs := make(chan error, writers)
+	var writing sync.WaitGroup
+	for w := range writers {
+		writing.Go(func() {
+			agg := fmt.Sprintf("w%d", w)
+			for seq := 1; seq <= perWriter; seq++ {
+				err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+					if err := f.ob.Publish(f.ctx, tx, outbox.Event{Type: tickType, AggregateID: agg, Payload: tick{Seq: seq}}); err != nil {
+						return err
+					}
+					return wait.Sleep(f.ctx, time.Duration(rand.IntN(6))*time.Millisecond)
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	writing.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	f.waitApplied("ledger", writers*perWriter, 30*time.Second)
+	stopNoise()
+	wg.Wait()
+	f.assertExactlyOnce("ledger")
+	f.assertOrderPerAggregate("ledger")
+	if n := counterSum(t, reg, "shopmesh_relay_held_back_total"); n == 0 {
+		t.Error("no relay read was held back: the test did not exercise reads past other databases' transactions")
+	}
 }

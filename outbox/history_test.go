@@ -60,6 +60,7 @@ func TestOutboxReadsSkipSentHistory(t *testing.T) {
 		rows int // rows the plan's top node returns
 	}{
 		{"relay batch", outbox.RelayBatchQuery, []any{outbox.RelayGroup, 500}, pending},
+		{"relay batch below the database's oldest transaction", outbox.RelayBatchQueryInDatabase, []any{outbox.RelayGroup, 500}, pending},
 		{"backlog count", outbox.StatsQuery, []any{outbox.RelayGroup}, 1},
 		{"relay's count of waiting events", outbox.WaitingQuery, []any{outbox.RelayGroup, outbox.WaitingProbe}, 1},
 	} {

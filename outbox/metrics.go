@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "shopmesh_outbox_oldest_pending_age_seconds", Help: "Age of the oldest unsent outbox event.",
 		}, []string{"service"}),
 		outboxHeldBack: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "shopmesh_outbox_held_back", Help: "Pending outbox events the relay cannot read yet: an older transaction in the database cluster is still running.",
+			Name: "shopmesh_outbox_held_back", Help: "Pending outbox events the relay cannot read yet: an older transaction in the service's database is still running.",
 		}, []string{"service"}),
 		relayPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: PublishedMetric, Help: "Outbox events published and confirmed by the broker.",
@@ -66,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"service"}),
 		relayHeldBack: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: HeldBackMetric,
-			Help: "Relay reads after which committed events waited that the read could not take: an older transaction in the database cluster was still running (or they committed just after the read).",
+			Help: "Relay reads after which committed events waited that the read could not take: an older transaction in the database cluster, or in the service's database for a read after such a one, was still running (or they committed just after the read).",
 		}, []string{"service"}),
 		relayLeader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shopmesh_relay_leader", Help: "1 when this relay holds the outbox lock, 0 when standing by.",

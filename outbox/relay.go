@@ -37,10 +37,13 @@ type RelayConfig struct {
 	PollInterval time.Duration
 	// HeldBackRetry is how soon the relay reads again after a read that
 	// found committed events held back behind an older transaction still
-	// running in the cluster (whose commit wakes no relay); it doubles with
-	// each such read in a row, up to PollInterval. Default 2ms, about what a
-	// service's transaction takes. Negative: no early read, the events wait
-	// for the next wake-up or poll.
+	// running in the service's database (whose commit wakes no relay); it
+	// doubles with each such read in a row, up to PollInterval. A read held
+	// back by the cluster's oldest transaction is followed at once by one
+	// that looks past other databases' transactions (see databaseBound).
+	// Default 2ms, about what a service's transaction takes. Negative: no
+	// early read, the events wait for the next wake-up or poll (whose read
+	// looks past other databases' transactions).
 	HeldBackRetry time.Duration
 	// SchedulerIdlePoll is the longest the scheduler (see Schedule) sleeps:
 	// while nothing is scheduled and this process has scheduled nothing
@@ -132,6 +135,10 @@ type Relay struct {
 	// moved is the cursor move of the last confirmed batch, not yet
 	// written: it travels with the next batch's read, in one round trip.
 	moved *cursorMove
+
+	// inDatabase makes the next read take rows below databaseBound
+	// rather than clusterBound: set after a read left events held back.
+	inDatabase bool
 }
 
 // NewRelay returns a relay; Run starts it.
@@ -200,7 +207,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			// batch's cursor move and finds what was committed meanwhile,
 			// so the wake-ups those commits sent are spent.
 			r.drainWakeups()
-			heldBack = 0
+			heldBack, r.inDatabase = 0, false
 			continue
 		}
 		// Nothing waits that this relay can read: sleep until a commit's
@@ -208,14 +215,24 @@ func (r *Relay) Run(ctx context.Context) error {
 		// move, pending until then (a stopping relay writes it).
 		sleep := r.cfg.PollInterval
 		if held {
-			// Committed events wait behind an older transaction still
-			// running somewhere in the cluster. Its commit wakes nobody
-			// here, so look again soon, less often the longer it runs.
 			r.cfg.Metrics.heldBack(r.cfg.Outbox.source)
+			if !r.inDatabase {
+				// Committed events wait behind the cluster's oldest
+				// running transaction, most often another database's:
+				// read again below this database's own oldest one, at
+				// once unless early reads are off.
+				r.inDatabase = true
+				if r.cfg.HeldBackRetry >= 0 {
+					continue
+				}
+			}
+			// Committed events wait behind an older transaction still
+			// running in this database. Its commit wakes nobody here,
+			// so look again soon, less often the longer it runs.
 			sleep = heldBackDelay(r.cfg.HeldBackRetry, heldBack, r.cfg.PollInterval)
 			heldBack++
 		} else {
-			heldBack = 0
+			heldBack, r.inDatabase = 0, false
 		}
 		t := time.NewTimer(sleep)
 		select {
@@ -356,10 +373,43 @@ type outboxRow struct {
 // outboxColumns are the columns scanOutboxRow reads, in its order.
 const outboxColumns = `"offset", transaction_id::text AS transaction_id_text, uuid, payload::text, metadata::text, created_at`
 
+// The relay reads only rows whose transaction id is below a bound under
+// which no transaction that could still add a row to the outbox is
+// running, so that a row never commits behind the cursor. clusterBound is
+// the oldest transaction still running anywhere in the cluster (the
+// statement's snapshot's xmin): cheap, and the bound of most reads.
+// databaseBound is the oldest one still running in this database, or the
+// snapshot's xmax when none is: every running transaction of the snapshot
+// (pg_snapshot_xip) counts unless pg_stat_activity shows a backend of
+// another database running it, and such a one writes no row here (a
+// connection never changes database). pg_stat_activity is read after the
+// snapshot is taken, so a transaction of this database running at the
+// snapshot may have ended by then and show nowhere: it counts, which at
+// worst holds a row back for one more read. Nor can one of this database's
+// show as another's: pg_stat_activity reads a backend slot's database
+// before its transaction id, and the backend running a transaction the
+// snapshot saw running holds its slot from before the snapshot until
+// after that transaction ends, so a slot that shows the transaction shows
+// that backend's database. Prepared transactions show in no backend and
+// count too. Reading
+// pg_stat_activity costs the server some tens of microseconds, more with
+// more connections, so the relay takes databaseBound only for the read
+// after one that left events held back by clusterBound (see Run).
+const (
+	clusterBound  = `pg_snapshot_xmin(pg_current_snapshot())`
+	databaseBound = `(SELECT x FROM (
+		SELECT x FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+		WHERE x::xid NOT IN (SELECT backend_xid FROM pg_stat_get_activity(NULL)
+			WHERE backend_xid IS NOT NULL AND datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))
+		UNION ALL SELECT pg_snapshot_xmax(pg_current_snapshot())
+	) AS running ORDER BY x LIMIT 1)`
+)
+
 // relayBatchQuery reads the batch after the cursor of consumer group $1 (and
 // the cursor row's version, its xmin, which every update of it changes), at
-// most $2 rows, in commit order, and only below pg_snapshot_xmin so that a
-// transaction still in flight is never skipped. The cursor is compared as a
+// most $2 rows, in commit order, and only below clusterBound so that a
+// transaction still in flight is never skipped; relayBatchQueryInDatabase
+// reads below databaseBound. The cursor is compared as a
 // row, (transaction_id, offset) > (cursor), which the primary key serves as
 // one index range: written as "same transaction and later offset, or later
 // transaction" the index is scanned from its first entry and every row
@@ -367,16 +417,21 @@ const outboxColumns = `"offset", transaction_id::text AS transaction_id_text, uu
 // proportion to the history kept for retention. ORDER BY qualifies the
 // column: the bare name would bind to the text output column and sort
 // "100000" before "99999".
-const relayBatchQuery = `
+const (
+	relayBatchQuery           = relayBatchHead + clusterBound + relayBatchTail
+	relayBatchQueryInDatabase = relayBatchHead + databaseBound + relayBatchTail
+	relayBatchHead            = `
 	WITH cursor AS (
 		SELECT offset_acked, last_processed_transaction_id, xmin FROM watermill_offsets_outbox WHERE consumer_group = $1
 	)
 	SELECT (SELECT offset_acked FROM cursor), (SELECT last_processed_transaction_id::text FROM cursor), (SELECT xmin::text FROM cursor),
 	       ` + outboxColumns + ` FROM watermill_outbox
 	WHERE (transaction_id, "offset") > ((SELECT last_processed_transaction_id FROM cursor), (SELECT offset_acked FROM cursor))
-	  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+	  AND transaction_id < `
+	relayBatchTail = `
 	ORDER BY watermill_outbox.transaction_id, "offset"
 	LIMIT $2`
+)
 
 // scanOutboxRow reads one row selected with outboxColumns.
 func scanOutboxRow(row pgx.CollectableRow) (outboxRow, error) { return scanOutboxRowAfter(row) }
@@ -455,9 +510,9 @@ func (r *Relay) relayBatch(ctx context.Context) (again, heldBack bool, err error
 // once (the batch was full, or at least waitingProbe long, so what waits
 // behind it is not known) and whether committed events wait that the
 // batch does not hold. Those are held back by an older transaction still
-// running (pg_snapshot_xmin is the cluster's, so any database's
-// transaction holds every outbox back), or were committed after the read,
-// and their commit's wake-up is pending.
+// running (below clusterBound any database's transaction holds every
+// outbox back, below databaseBound only this database's), or were
+// committed after the read, and their commit's wake-up is pending.
 func (r *Relay) read(ctx context.Context) (_ cursor, _ []outboxRow, again, heldBack bool, _ error) {
 	b := &pgx.Batch{}
 	if m := r.moved; m != nil {
@@ -466,7 +521,11 @@ func (r *Relay) read(ctx context.Context) (_ cursor, _ []outboxRow, again, heldB
 	var from cursor
 	var batch []outboxRow
 	limit := r.batchLimit()
-	b.Queue(relayBatchQuery, relayGroup, limit).Query(func(rows pgx.Rows) (err error) {
+	query := relayBatchQuery
+	if r.inDatabase {
+		query = relayBatchQueryInDatabase
+	}
+	b.Queue(query, relayGroup, limit).Query(func(rows pgx.Rows) (err error) {
 		batch, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (outboxRow, error) {
 			return scanOutboxRowAfter(row, &from.offset, &from.txID, &from.version)
 		})

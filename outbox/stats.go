@@ -34,9 +34,9 @@ type Stats struct {
 	// OldestPendingAge is the age of the oldest of them (zero when none).
 	OldestPendingAge time.Duration
 	// HeldBack counts those of them the relay cannot read yet: a
-	// transaction older than theirs is still running somewhere in the
-	// database cluster (see the relay's batch read). A count that stays up
-	// names a long transaction on the server.
+	// transaction older than theirs is still running in the same database
+	// (see the relay's batch read). A count that stays up names a long
+	// transaction in the service's database.
 	HeldBack int64
 	// Scheduled counts events waiting for their due time.
 	Scheduled int64
@@ -59,7 +59,7 @@ const statsQuery = `
 	)
 	SELECT (SELECT count(*) FROM pending),
 	       coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - (SELECT min(created_at) FROM pending)), 0)::float8,
-	       (SELECT count(*) FROM pending WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())),
+	       (SELECT count(*) FROM pending WHERE transaction_id >= ` + databaseBound + `),
 	       (SELECT count(*) FROM outbox_scheduled),
 	       (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL)`
 

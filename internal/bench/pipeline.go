@@ -133,10 +133,11 @@ type pipelineResult struct {
 }
 
 // xidHoldWatch samples how long transactions of other databases have held
-// a transaction id. The relay reads only below the cluster-wide
-// pg_snapshot_xmin, so while one of them is open no relay of any database
-// on the server sees newer rows: on a shared server a likely source of
-// latency spikes that is not the relay's doing.
+// a transaction id. The raw relay reads only below the cluster-wide
+// pg_snapshot_xmin, so while one of them is open it sees no newer rows: on
+// a shared server a likely source of latency spikes that is not the
+// relay's doing. Shopmesh's relay reads past them (below its own
+// database's oldest transaction) after one read they held back.
 type xidHoldWatch struct {
 	pool    *pgxpool.Pool
 	mu      sync.Mutex
