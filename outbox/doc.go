@@ -16,9 +16,9 @@
 // message at a time without publisher-confirm deadlines and without mandatory
 // routing, and measured at a few hundred events a second on a 2-core machine.
 // [Relay] reads the same table in the same commit order (the xid8 cursor:
-// rows become visible only below pg_snapshot_xmin, or, for the read after
-// one so held back, below the oldest transaction still running in the
-// outbox's own database, so a slow transaction can never be skipped),
+// rows become visible only below pg_snapshot_xmin, or, for the reads after
+// two in a row so held back, below the oldest transaction still running in
+// the outbox's own database, so a slow transaction can never be skipped),
 // publishes a batch with confirms and mandatory routing, and advances the
 // cursor only after every confirm arrived.
 //

@@ -160,11 +160,12 @@ func TestARelayLooksAgainForEventsHeldBackBehindItsBatch(t *testing.T) {
 }
 
 // A transaction running in another database of the cluster writes nothing
-// to this outbox, so it holds nothing back for long: the read it holds back
-// (below the cluster's oldest running transaction) is followed at once by
-// one below this database's own, which takes the event. The outbox's stats
-// do not count the event as held back either. With an hour's poll, this
-// fails unless the relay looks past the other database's transaction.
+// to this outbox, so it holds nothing back for long: the second read in a
+// row it holds back (below the cluster's oldest running transaction) is
+// followed at once by one below this database's own, which takes the
+// event. The outbox's stats do not count the event as held back either.
+// With an hour's poll, this fails unless the relay looks past the other
+// database's transaction.
 func TestARelayIsNotHeldBackByAnotherDatabasesTransaction(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -202,7 +203,8 @@ func TestARelayIsNotHeldBackByAnotherDatabasesTransaction(t *testing.T) {
 // database's own bound again and again; every event still arrives once
 // and in order per aggregate. A bound that passed a running transaction
 // of this database would move the cursor past its events, never to be
-// sent.
+// sent: this stress loses one in about half its runs then, and
+// TestARelayHeldBackByAnOlderTransactionLooksAgain in every run.
 func TestReadsPastOtherDatabasesNeverPassThisDatabasesTransactions(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -240,7 +242,7 @@ func TestReadsPastOtherDatabasesNeverPassThisDatabasesTransactions(t *testing.T)
 					if err := f.ob.Publish(f.ctx, tx, outbox.Event{Type: tickType, AggregateID: agg, Payload: tick{Seq: seq}}); err != nil {
 						return err
 					}
-					return wait.Sleep(f.ctx, time.Duration(rand.IntN(6))*time.Millisecond)
+					return wait.Sleep(f.ctx, time.Duration(rand.IntN(10))*time.Millisecond)
 				})
 				if err != nil {
 					errs <- err

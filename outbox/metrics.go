@@ -66,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"service"}),
 		relayHeldBack: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: HeldBackMetric,
-			Help: "Relay reads after which committed events waited that the read could not take: an older transaction in the database cluster, or in the service's database for a read after such a one, was still running (or they committed just after the read).",
+			Help: "Relay reads after which committed events waited that the read could not take: an older transaction in the database cluster, or in the service's database for the reads after two such ones in a row, was still running (or they committed just after the read).",
 		}, []string{"service"}),
 		relayLeader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shopmesh_relay_leader", Help: "1 when this relay holds the outbox lock, 0 when standing by.",
