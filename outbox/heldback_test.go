@@ -232,30 +232,21 @@ func TestReadsPastOtherDatabasesNeverPassThisDatabasesTransactions(t *testing.T)
 		})
 	}
 	const writers, perWriter = 8, 100
-	errs := make(chan error, writers)
-	var writing sync.WaitGroup
-	for w := range writers {
-		writing.Go(func() {
-			agg := fmt.Sprintf("w%d", w)
-			for seq := 1; seq <= perWriter; seq++ {
-				err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
-					if err := f.ob.Publish(f.ctx, tx, outbox.Event{Type: tickType, AggregateID: agg, Payload: tick{Seq: seq}}); err != nil {
-						return err
-					}
-					return wait.Sleep(f.ctx, time.Duration(rand.IntN(10))*time.Millisecond)
-				})
-				if err != nil {
-					errs <- err
-					return
+	f.writeConcurrently(writers, func(w int) error {
+		agg := fmt.Sprintf("w%d", w)
+		for seq := 1; seq <= perWriter; seq++ {
+			err := f.ob.WithTx(f.ctx, f.pool, func(tx pgx.Tx) error {
+				if err := f.ob.Publish(f.ctx, tx, outbox.Event{Type: tickType, AggregateID: agg, Payload: tick{Seq: seq}}); err != nil {
+					return err
 				}
+				return wait.Sleep(f.ctx, time.Duration(rand.IntN(10))*time.Millisecond)
+			})
+			if err != nil {
+				return err
 			}
-		})
-	}
-	writing.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	f.waitApplied("ledger", writers*perWriter, 30*time.Second)
 	stopNoise()
 	wg.Wait()

@@ -310,34 +310,43 @@ func TestConcurrentWritersAllArriveInOrderPerAggregate(t *testing.T) {
 	f.runRelay(nil)
 
 	const writers, perWriter, aggregatesPerWriter = 8, 60, 5 // 8*60*5 = 2400 events
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			aggs := make([]string, aggregatesPerWriter)
-			for i := range aggs {
-				aggs[i] = fmt.Sprintf("w%d-a%d", w, i)
+	f.writeConcurrently(writers, func(w int) error {
+		aggs := make([]string, aggregatesPerWriter)
+		for i := range aggs {
+			aggs[i] = fmt.Sprintf("w%d-a%d", w, i)
+		}
+		for seq := 1; seq <= perWriter; seq++ {
+			if err := f.publish(seq, aggs...); err != nil {
+				return err
 			}
-			for seq := 1; seq <= perWriter; seq++ {
-				if err := f.publish(seq, aggs...); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	total := writers * perWriter * aggregatesPerWriter
 	f.waitApplied("ledger", total, 90*time.Second)
 	f.assertExactlyOnce("ledger")
 
 	f.assertOrderPerAggregate("ledger")
+}
+
+// writeConcurrently runs write for writers 0 to n-1 at once, waits for all
+// of them and fails the test with the first error.
+func (f *fixture) writeConcurrently(n int, write func(w int) error) {
+	f.t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range n {
+		wg.Go(func() {
+			if err := write(w); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		f.t.Fatal(err)
+	}
 }
 
 // resetCursor makes the relay publish everything again, as if it had never
