@@ -107,15 +107,23 @@ func heldBackByAnOlderTransaction(t *testing.T, retry time.Duration) (f *fixture
 // began. It is rolled back when the test ends, if not ended before.
 func (f *fixture) olderTransaction() (older pgx.Tx, xid string) {
 	f.t.Helper()
-	older, err := f.pool.Begin(f.ctx)
+	return f.transactionHoldingXID(f.pool)
+}
+
+// transactionHoldingXID begins a transaction on pool and has it take a
+// transaction id, which it returns; the transaction is rolled back when
+// the test ends, if not ended before.
+func (f *fixture) transactionHoldingXID(pool *pgxpool.Pool) (tx pgx.Tx, xid string) {
+	f.t.Helper()
+	tx, err := pool.Begin(f.ctx)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.t.Cleanup(func() { older.Rollback(context.Background()) })
-	if err := older.QueryRow(f.ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
+	f.t.Cleanup(func() { tx.Rollback(context.Background()) })
+	if err := tx.QueryRow(f.ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
 		f.t.Fatal(err)
 	}
-	return older, xid
+	return tx, xid
 }
 
 // wakelessRelay runs a relay that reads at its start, on the wake-ups a
@@ -170,20 +178,7 @@ func TestARelayIsNotHeldBackByAnotherDatabasesTransaction(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.startConsumer(f.newConsumer("ledger", nil)) // declares its queue first
-	other, err := pgxpool.New(f.ctx, testenv.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(other.Close)
-	older, err := other.Begin(f.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer older.Rollback(context.Background())
-	var xid string
-	if err := older.QueryRow(f.ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid); err != nil {
-		t.Fatal(err)
-	}
+	older, xid := f.otherDatabasesTransaction()
 	f.commitQuietly(1, "a")
 	if s, err := outbox.ReadStats(f.ctx, f.pool); err != nil || s.Pending != 1 || s.HeldBack != 0 {
 		t.Errorf("stats with another database's transaction %s running: %+v, %v; want 1 pending, none held back", xid, s, err)
@@ -194,6 +189,39 @@ func TestARelayIsNotHeldBackByAnotherDatabasesTransaction(t *testing.T) {
 		t.Fatalf("the other database's transaction ended early: %v", err)
 	}
 	f.assertExactlyOnce("ledger")
+}
+
+// otherDatabasesTransaction begins a transaction that holds a transaction
+// id (xid) in a new database of the cluster: until it ends, no read below
+// the cluster's oldest running transaction takes events committed after it
+// began. It is rolled back when the test ends, if not ended before.
+func (f *fixture) otherDatabasesTransaction() (older pgx.Tx, xid string) {
+	f.t.Helper()
+	other, err := pgxpool.New(f.ctx, testenv.NewDatabase(f.t))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(other.Close)
+	return f.transactionHoldingXID(other)
+}
+
+// A replay reads history past another database's running transaction too:
+// with one older than the event open, the event is replayed (an operator's
+// replay that found nothing would report 0 events and stop).
+func TestReplayReadsPastAnotherDatabasesTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	start := time.Now().Add(-time.Second)
+	c := f.newConsumer("ledger", nil)
+	f.declare(c)
+	f.otherDatabasesTransaction()
+	f.commitQuietly(1, "a")
+	sent, err := outbox.Replay(f.ctx, outbox.ReplayRequest{Source: f.pool, AMQPURL: f.amqpURL, Queue: c.Queue(), Since: start})
+	if err != nil || sent != 1 {
+		t.Fatalf("replay with another database's older transaction open sent %d events, %v; want 1", sent, err)
+	}
+	f.startConsumer(c)
+	f.waitApplied("ledger", 1, 30*time.Second)
 }
 
 // Reads that look past other databases' transactions still never pass one

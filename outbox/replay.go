@@ -33,7 +33,9 @@ type ReplayRequest struct {
 // events keep their ids, so the consumer's inbox skips the ones it already
 // applied: to rebuild a read model from scratch, its owner clears the model
 // and its inbox keys (ForgetInbox) first. Replays cannot reach further back
-// than the outbox retention window.
+// than the outbox retention window, nor past a transaction still running in
+// the producer's database (another database's does not stop them; see
+// databaseBound).
 func Replay(ctx context.Context, req ReplayRequest) (int, error) {
 	if req.BatchSize == 0 {
 		req.BatchSize = 500
@@ -52,7 +54,7 @@ func Replay(ctx context.Context, req ReplayRequest) (int, error) {
 			WHERE created_at >= $1 AT TIME ZONE 'UTC'
 			  AND ($2::text[] IS NULL OR cardinality($2::text[]) = 0 OR metadata->>'type' = ANY($2))
 			  AND (transaction_id, "offset") > ($3::xid8, $4)
-			  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+			  AND transaction_id < `+databaseBound+`
 			ORDER BY watermill_outbox.transaction_id, "offset" LIMIT $5`, // qualified: sort by the xid8, never by its text
 			req.Since.UTC(), req.Types, lastTx, lastOffset, req.BatchSize)
 		if err != nil {
