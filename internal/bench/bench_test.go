@@ -96,7 +96,7 @@ func TestRunSmoke(t *testing.T) {
 			}
 		}
 	}
-	if want := 4 * 1 * 3; latency != want { // variants x rates x percentiles
+	if want := 4 * (1 + 1) * 3; latency != want { // variants x (rates and the busy-neighbour run) x percentiles
 		t.Errorf("got %d latency figures, want %d", latency, want)
 	}
 	if got := len(rep.Targets); got != 6 {

@@ -84,28 +84,41 @@ func roundPipeline(ctx context.Context, r *runner, round int) error {
 	variants := rotate([]string{"raw", "shopmesh", "raw-batch", "forwarder"}, round)
 	defer r.noteForeignHolds()
 	for _, v := range variants {
-		res, err := r.pipelineOnce(ctx, v, r.cfg.Events, 0)
+		res, err := r.pipelineOnce(ctx, v, r.cfg.Events, 0, false)
 		if err != nil {
 			return fmt.Errorf("%s at full speed: %w", v, err)
 		}
 		r.record(ScenarioPipeline, v, "throughput", "events/s", round, res.throughput)
 		r.pipeline.meter.record(r, ScenarioPipeline, v, round, res.cpu, r.cfg.Events)
 	}
+	type latencyRun struct {
+		rate       int
+		neighbour  bool
+		metricPart string
+	}
+	runs := make([]latencyRun, 0, len(r.cfg.LatencyRates)+1)
 	for _, rate := range r.cfg.LatencyRates {
-		events := max(10, int(float64(rate)*r.cfg.LatencyDuration.Seconds()))
+		runs = append(runs, latencyRun{rate: rate, metricPart: fmt.Sprintf("at %d/s", rate)})
+	}
+	// The first rate again while another database of the server runs
+	// writing transactions back to back (see busyNeighbour).
+	rate := r.cfg.LatencyRates[0]
+	runs = append(runs, latencyRun{rate: rate, neighbour: true, metricPart: fmt.Sprintf("at %d/s, another database busy", rate)})
+	for _, run := range runs {
+		events := max(10, int(float64(run.rate)*r.cfg.LatencyDuration.Seconds()))
 		for _, v := range variants {
-			res, err := r.pipelineOnce(ctx, v, events, float64(rate))
+			res, err := r.pipelineOnce(ctx, v, events, float64(run.rate), run.neighbour)
 			if err != nil {
-				return fmt.Errorf("%s at %d/s: %w", v, rate, err)
+				return fmt.Errorf("%s %s: %w", v, run.metricPart, err)
 			}
 			slices.Sort(res.latencies)
 			for _, p := range []float64{50, 95, 99} {
 				ms := float64(percentile(res.latencies, p)) / float64(time.Millisecond)
-				r.record(ScenarioPipeline, v, fmt.Sprintf("p%.0f at %d/s", p, rate), "ms", round, ms)
+				r.record(ScenarioPipeline, v, fmt.Sprintf("p%.0f %s", p, run.metricPart), "ms", round, ms)
 			}
-			if res.offered < 0.95*float64(rate) {
+			if res.offered < 0.95*float64(run.rate) {
 				r.results.note(ScenarioPipeline, fmt.Sprintf("%s: writers offered only %.0f of %d events/s in round %d",
-					v, res.offered, rate, round+1))
+					v, res.offered, run.rate, round+1))
 			}
 		}
 	}
@@ -115,8 +128,9 @@ func roundPipeline(ctx context.Context, r *runner, round int) error {
 		"CPU per event is each part's CPU at full speed from the first write to the last consumer commit, divided by the events "+
 		"(PostgreSQL: the postmaster and its backends; RabbitMQ: the node's OS process; writers, relay and consumer: this process); "+
 		"latency is from the outbox row's created_at (in the writer's transaction, so it includes the writer's commit) "+
-		"to the consumer's commit; for latency a ratio above 1 is slower",
-		r.cfg.Writers, consumerPrefetch, consumerWorkers, consumerMaxBatch, r.cfg.LatencyDuration))
+		"to the consumer's commit; for latency a ratio above 1 is slower; "+
+		"\"another database busy\": meanwhile a connection to another database of the server runs transactions that take a transaction id and last %s each, back to back, as a report or batch job would",
+		r.cfg.Writers, consumerPrefetch, consumerWorkers, consumerMaxBatch, r.cfg.LatencyDuration, neighbourHold))
 	return nil
 }
 
@@ -170,7 +184,10 @@ func (w *xidHoldWatch) max() time.Duration {
 // pipelineOnce passes events through one variant's pipeline, at rate
 // events/s (0: as fast as the writers go), and checks that every event was
 // applied exactly once.
-func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, rate float64) (res pipelineResult, err error) {
+// pipelineOnce measures variant with events written at rate (0: as fast
+// as the writers go), with a busy neighbour (see busyNeighbour) if
+// neighbour is set.
+func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, rate float64, neighbour bool) (res pipelineResult, err error) {
 	s := r.pipeline
 	if err := r.resetTables(ctx); err != nil {
 		return res, err
@@ -267,7 +284,13 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 	}
 
 	hold := &xidHoldWatch{pool: relayPool}
-	c.start("xid watch", hold.run)
+	if neighbour {
+		if err := r.busyNeighbour(c); err != nil {
+			return res, err
+		}
+	} else {
+		c.start("xid watch", hold.run)
+	}
 	before, err := s.meter.sample()
 	if err != nil {
 		return res, err
@@ -290,9 +313,43 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 	if res.latencies, err = clock.latencies(c.ctx, writers); err != nil {
 		return res, err
 	}
-	res.foreignHold = hold.max()
-	r.pipeline.holds = append(r.pipeline.holds, res.foreignHold)
+	if !neighbour {
+		res.foreignHold = hold.max()
+		r.pipeline.holds = append(r.pipeline.holds, res.foreignHold)
+	}
 	return res, checkExactlyOnce(c.ctx, writers, variant, events)
+}
+
+// neighbourHold is how long each of busyNeighbour's transactions lasts.
+const neighbourHold = time.Second
+
+// busyNeighbour starts, as a component of c, a connection to another
+// database of the server (the administrator's) that runs transactions
+// taking a transaction id and lasting neighbourHold each, back to back:
+// on a shared server, a report or batch job. A relay that reads only below
+// the cluster's oldest running transaction sees no event committed during
+// one of them until it ends.
+func (r *runner) busyNeighbour(c *components) error {
+	conn, err := pgx.Connect(c.ctx, r.cfg.PostgresURL)
+	if err != nil {
+		return fmt.Errorf("connect the busy neighbour: %w", err)
+	}
+	c.cleanup(func() { conn.Close(context.Background()) })
+	c.start("busy neighbour", func(ctx context.Context) error {
+		for ctx.Err() == nil {
+			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+					return err
+				}
+				return wait.Sleep(ctx, neighbourHold)
+			})
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return nil
 }
 
 // checkExactlyOnce fails a measurement in which an event was lost or
