@@ -2,6 +2,8 @@ package outbox_test
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -283,4 +285,87 @@ func TestReadsPastOtherDatabasesNeverPassThisDatabasesTransactions(t *testing.T)
 	if n := counterSum(t, reg, "shopmesh_relay_held_back_total"); n == 0 {
 		t.Error("no relay read was held back: the test did not exercise reads past other databases' transactions")
 	}
+}
+
+// A server may refuse the service's role the other sessions' transactions
+// (EXECUTE on pg_stat_get_activity revoked from PUBLIC). The relay's read
+// below its database's bound then fails once, and the relay goes on
+// reading below the cluster's: events held back by another database's
+// transaction wait for it to end, as they did before that bound existed,
+// and nothing wedges. The outbox's stats fall back the same way.
+func TestARelayDeniedOtherSessionsFallsBackToTheClusterBound(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.startConsumer(f.newConsumer("ledger", nil)) // declares its queue first
+	restricted := f.roleWithoutSessionStatus()
+	older, xid := f.otherDatabasesTransaction()
+	f.commitQuietly(1, "a")
+
+	reg, metrics := f.newMetrics()
+	relay, err := outbox.NewRelay(outbox.RelayConfig{Outbox: f.ob, Pool: restricted, AMQPURL: f.amqpURL,
+		PollInterval: time.Hour, DisableListen: true, Metrics: metrics, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.run(relay.Run)
+	f.waitFor(30*time.Second, "the relay's read below its database's bound to be refused", func() (bool, string) {
+		n := counterSum(t, reg, "shopmesh_relay_errors_total")
+		return n >= 1, fmt.Sprintf("%.0f failed reads", n)
+	})
+	// Held back, the relay keeps reading early (2, 4, 8 ... ms): a relay
+	// that tried the refused read again would fail again within this.
+	refused := time.Now()
+	f.waitFor(30*time.Second, "half a second of reads after the refusal", func() (bool, string) {
+		if n := counterSum(t, reg, "shopmesh_relay_errors_total"); n != 1 {
+			t.Fatalf("%.0f failed reads, want 1: the relay tried the refused read again", n)
+		}
+		return time.Since(refused) >= 500*time.Millisecond, ""
+	})
+	if n := f.count(`SELECT count(*) FROM ledger`); n != 0 {
+		t.Fatalf("%d events applied while another database's transaction %s held them back below the cluster's bound", n, xid)
+	}
+	if s, err := outbox.ReadStats(f.ctx, restricted); err != nil || s.Pending != 1 || s.HeldBack != 1 {
+		t.Errorf("stats of the restricted role: %+v, %v; want 1 pending, 1 held back (below the cluster's bound)", s, err)
+	}
+	if err := older.Commit(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.waitApplied("ledger", 1, 30*time.Second)
+	f.assertExactlyOnce("ledger")
+}
+
+// roleWithoutSessionStatus returns a pool on the fixture's database for a
+// new role that may use its tables but, as on a server that revoked it,
+// may not execute pg_stat_get_activity there.
+func (f *fixture) roleWithoutSessionStatus() *pgxpool.Pool {
+	f.t.Helper()
+	b := make([]byte, 6)
+	_, _ = crand.Read(b)
+	role := "relay_" + hex.EncodeToString(b)
+	for _, stmt := range []string{
+		`CREATE ROLE ` + role + ` LOGIN PASSWORD 'relay-password'`,
+		`GRANT USAGE ON SCHEMA public TO ` + role,
+		`GRANT ALL ON ALL TABLES IN SCHEMA public TO ` + role,
+		`GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO ` + role,
+		`REVOKE EXECUTE ON FUNCTION pg_stat_get_activity(integer) FROM PUBLIC`,
+	} {
+		if _, err := f.pool.Exec(f.ctx, stmt); err != nil {
+			f.t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	f.t.Cleanup(func() {
+		ctx := context.Background()
+		_, _ = f.pool.Exec(ctx, `DROP OWNED BY `+role)
+		if _, err := f.pool.Exec(ctx, `DROP ROLE `+role); err != nil {
+			f.t.Errorf("drop role %s: %v", role, err)
+		}
+	})
+	cfg := f.pool.Config().Copy()
+	cfg.ConnConfig.User, cfg.ConnConfig.Password = role, "relay-password"
+	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(pool.Close)
+	return pool
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -138,8 +139,9 @@ type Relay struct {
 
 	// inDatabase makes the next read take rows below databaseBound
 	// rather than clusterBound: set after two reads in a row left events
-	// held back.
-	inDatabase bool
+	// held back. databaseBoundDenied is set once the server refused such a
+	// read (see read): from then on every read takes clusterBound.
+	inDatabase, databaseBoundDenied bool
 }
 
 // NewRelay returns a relay; Run starts it.
@@ -217,7 +219,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		sleep := r.cfg.PollInterval
 		if held {
 			r.cfg.Metrics.heldBack(r.cfg.Outbox.source)
-			if !r.inDatabase && heldBack > 0 {
+			if !r.inDatabase && heldBack > 0 && !r.databaseBoundDenied {
 				// Committed events wait, a second read in a row,
 				// behind the cluster's oldest running transaction,
 				// which may be another database's, a long one: read
@@ -540,6 +542,19 @@ func (r *Relay) read(ctx context.Context) (_ cursor, _ []outboxRow, again, heldB
 	b.Queue(waitingQuery, relayGroup, waitingProbe).QueryRow(func(row pgx.Row) error { return row.Scan(&waiting) })
 	if err := r.db.SendBatch(ctx, b).Close(); err != nil {
 		// The implicit transaction rolled back: the move is still to write.
+		// A failed read below databaseBound is not tried again at once,
+		// and never again if the server will not show other sessions'
+		// transactions to the service's role (EXECUTE on
+		// pg_stat_get_activity revoked): held-back events then wait for
+		// the cluster's oldest transaction, as before databaseBound.
+		if r.inDatabase {
+			r.inDatabase = false
+			if isInsufficientPrivilege(err) {
+				r.databaseBoundDenied = true
+				r.cfg.Logger.Warn("relay: the database refuses to show other sessions' transactions (pg_stat_activity); "+
+					"events held back by another database's transaction wait for it to end", "err", err)
+			}
+		}
 		return from, nil, false, false, fmt.Errorf("%w: read outbox: %v", errDatabase, err)
 	}
 	r.moved = nil
@@ -666,4 +681,11 @@ func lockID(name string) int64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(name)) // never fails
 	return int64(h.Sum64() >> 1)
+}
+
+// isInsufficientPrivilege reports whether err is PostgreSQL's refusal for
+// lack of a privilege (SQLSTATE 42501).
+func isInsufficientPrivilege(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
 }

@@ -47,10 +47,15 @@ type Stats struct {
 }
 
 // statsQuery reads the backlog of consumer group $1 (the relay), how much
-// of it is held back, the scheduled events and the open dead letters. The
+// of it is held back (below databaseBound; statsQueryCluster: below
+// clusterBound, for a role the server will not show other sessions'
+// transactions), the scheduled events and the open dead letters. The
 // backlog is what follows the cursor, compared as a row: one index range
 // (see relayBatchQuery).
-const statsQuery = `
+const (
+	statsQuery        = statsHead + databaseBound + statsTail
+	statsQueryCluster = statsHead + clusterBound + statsTail
+	statsHead         = `
 	WITH cursor AS (
 		SELECT offset_acked, last_processed_transaction_id AS tx FROM watermill_offsets_outbox WHERE consumer_group = $1
 	), pending AS (
@@ -59,15 +64,20 @@ const statsQuery = `
 	)
 	SELECT (SELECT count(*) FROM pending),
 	       coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - (SELECT min(created_at) FROM pending)), 0)::float8,
-	       (SELECT count(*) FROM pending WHERE transaction_id >= ` + databaseBound + `),
+	       (SELECT count(*) FROM pending WHERE transaction_id >= `
+	statsTail = `),
 	       (SELECT count(*) FROM outbox_scheduled),
 	       (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL)`
+)
 
 // ReadStats reads the outbox backlog and dead-letter count of one database.
 func ReadStats(ctx context.Context, pool *pgxpool.Pool) (Stats, error) {
 	var s Stats
 	var ageSeconds float64
 	err := pool.QueryRow(ctx, statsQuery, relayGroup).Scan(&s.Pending, &ageSeconds, &s.HeldBack, &s.Scheduled, &s.DeadLetters)
+	if isInsufficientPrivilege(err) {
+		err = pool.QueryRow(ctx, statsQueryCluster, relayGroup).Scan(&s.Pending, &ageSeconds, &s.HeldBack, &s.Scheduled, &s.DeadLetters)
+	}
 	if err != nil {
 		return s, fmt.Errorf("read outbox stats: %w", err)
 	}
