@@ -84,11 +84,11 @@ type RabbitMQ struct {
 // every module it can see at boot), built once per RabbitMQ version in the
 // user's cache directory; it falls back to the installed home.
 func StartRabbitMQ(ctx context.Context, dir string, opts RabbitMQOptions) (*RabbitMQ, error) {
-	if _, err := os.Stat(rabbitScript); err != nil {
-		return nil, fmt.Errorf("RabbitMQ %w (%v)", ErrNotInstalled, err)
-	}
 	if opts.Schedulers < 0 {
 		return nil, fmt.Errorf("private RabbitMQ: %d schedulers", opts.Schedulers)
+	}
+	if _, err := os.Stat(rabbitScript); err != nil {
+		return nil, fmt.Errorf("RabbitMQ %w (%v)", ErrNotInstalled, err)
 	}
 	if err := prepareDir(dir); err != nil {
 		return nil, err
