@@ -151,7 +151,7 @@ type pipelineResult struct {
 // pg_snapshot_xmin, so while one of them is open it sees no newer rows: on
 // a shared server a likely source of latency spikes that is not the
 // relay's doing. Shopmesh's relay reads past them (below its own
-// database's oldest transaction) after one read they held back.
+// database's oldest transaction) after two reads in a row they held back.
 type xidHoldWatch struct {
 	pool    *pgxpool.Pool
 	mu      sync.Mutex
@@ -182,11 +182,10 @@ func (w *xidHoldWatch) max() time.Duration {
 }
 
 // pipelineOnce passes events through one variant's pipeline, at rate
-// events/s (0: as fast as the writers go), and checks that every event was
-// applied exactly once.
-// pipelineOnce measures variant with events written at rate (0: as fast
-// as the writers go), with a busy neighbour (see busyNeighbour) if
-// neighbour is set.
+// events/s (0: as fast as the writers go), with a busy neighbour (see
+// busyNeighbour) if neighbour is set, and checks that every event was
+// applied exactly once. Without a neighbour it also records how long other
+// databases held a transaction id meanwhile (see xidHoldWatch).
 func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, rate float64, neighbour bool) (res pipelineResult, err error) {
 	s := r.pipeline
 	if err := r.resetTables(ctx); err != nil {
@@ -283,12 +282,13 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 		write = rawWriter(writers, s.p.service, s.p.eventType, relay.notify)
 	}
 
-	hold := &xidHoldWatch{pool: relayPool}
+	var hold *xidHoldWatch
 	if neighbour {
 		if err := r.busyNeighbour(c); err != nil {
 			return res, err
 		}
 	} else {
+		hold = &xidHoldWatch{pool: relayPool}
 		c.start("xid watch", hold.run)
 	}
 	before, err := s.meter.sample()
@@ -313,7 +313,7 @@ func (r *runner) pipelineOnce(ctx context.Context, variant string, events int, r
 	if res.latencies, err = clock.latencies(c.ctx, writers); err != nil {
 		return res, err
 	}
-	if !neighbour {
+	if hold != nil {
 		res.foreignHold = hold.max()
 		r.pipeline.holds = append(r.pipeline.holds, res.foreignHold)
 	}
