@@ -199,12 +199,19 @@ func TestARelayIsNotHeldBackByAnotherDatabasesTransaction(t *testing.T) {
 // began. It is rolled back when the test ends, if not ended before.
 func (f *fixture) otherDatabasesTransaction() (older pgx.Tx, xid string) {
 	f.t.Helper()
+	return f.transactionHoldingXID(f.otherDatabase())
+}
+
+// otherDatabase returns a pool on a new database of the fixture's cluster,
+// closed when the test ends.
+func (f *fixture) otherDatabase() *pgxpool.Pool {
+	f.t.Helper()
 	other, err := pgxpool.New(f.ctx, testenv.NewDatabase(f.t))
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(other.Close)
-	return f.transactionHoldingXID(other)
+	return other
 }
 
 // A replay reads history past another database's running transaction too:
@@ -241,13 +248,10 @@ func TestReadsPastOtherDatabasesNeverPassThisDatabasesTransactions(t *testing.T)
 	f.startConsumer(f.newConsumer("ledger", func(c *outbox.ConsumerConfig) { c.Workers = 4 }))
 	reg, metrics := f.newMetrics()
 	f.runRelayWith(metrics, nil)
-	other, err := pgxpool.New(f.ctx, testenv.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(other.Close)
+	other := f.otherDatabase()
 
 	noise, stopNoise := context.WithCancel(f.ctx)
+	defer stopNoise()
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {
@@ -342,8 +346,9 @@ func (f *fixture) roleWithoutSessionStatus() *pgxpool.Pool {
 	b := make([]byte, 6)
 	_, _ = crand.Read(b)
 	role := "relay_" + hex.EncodeToString(b)
+	const password = "relay-password"
 	for _, stmt := range []string{
-		`CREATE ROLE ` + role + ` LOGIN PASSWORD 'relay-password'`,
+		`CREATE ROLE ` + role + ` LOGIN PASSWORD '` + password + `'`,
 		`GRANT USAGE ON SCHEMA public TO ` + role,
 		`GRANT ALL ON ALL TABLES IN SCHEMA public TO ` + role,
 		`GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO ` + role,
@@ -361,7 +366,7 @@ func (f *fixture) roleWithoutSessionStatus() *pgxpool.Pool {
 		}
 	})
 	cfg := f.pool.Config().Copy()
-	cfg.ConnConfig.User, cfg.ConnConfig.Password = role, "relay-password"
+	cfg.ConnConfig.User, cfg.ConnConfig.Password = role, password
 	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
 	if err != nil {
 		f.t.Fatal(err)
