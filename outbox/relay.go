@@ -395,13 +395,13 @@ const outboxColumns = `"offset", transaction_id::text AS transaction_id_text, uu
 // snapshot saw running holds its slot from before the snapshot until
 // after that transaction ends, so a slot that shows the transaction shows
 // that backend's database. Prepared transactions show in no backend and
-// count too. Reading
-// pg_stat_activity makes the server copy the status of every backend slot
-// (0.4–1 ms a statement with 55 backends and max_connections at 400,
-// where one reading clusterBound took 0.04 ms), so the relay reads below
-// databaseBound only
-// once two reads in a row below clusterBound left events held back (see
-// Run): a hold that ends within the first early read costs nothing more.
+// count too. While another transaction runs, reading pg_stat_activity
+// makes the server copy the status of every backend slot (0.4–1 ms a
+// statement with 55 backends and max_connections at 400, where one
+// reading clusterBound took 0.04 ms), so the relay reads below
+// databaseBound only once two reads in a row below clusterBound left
+// events held back (see Run): a hold that ends within the first early
+// read costs nothing more.
 const (
 	clusterBound  = `pg_snapshot_xmin(pg_current_snapshot())`
 	databaseBound = `(SELECT x FROM (
