@@ -32,6 +32,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/shopmesh/shopmesh/internal/procfs"
 )
 
 // Scenario names, for Config.Only.
@@ -275,6 +277,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 	rep.Environment.CPUs = runtime.NumCPU()
 	rep.Environment.GOMAXPROCS = runtime.GOMAXPROCS(0)
 	rep.Environment.LoadStart = loadAverage()
+	machineStart, machineErr := procfs.ReadMachine()
 	fmt.Fprintf(out, "bench database %s, broker objects bench.%s.* and shopmesh.bench_%s_*\n", e.dbName, e.id, e.id)
 
 	var ran []scenarioInfo
@@ -284,6 +287,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (rep Report, err error)
 		}
 		rep.Targets = r.results.targets()
 		rep.Environment.LoadEnd = loadAverage()
+		if machineEnd, err := procfs.ReadMachine(); err == nil && machineErr == nil {
+			steal := round3(100 * machineEnd.StealShare(machineStart))
+			rep.Environment.StealPercent = &steal
+		}
 		rep.Seconds = round3(time.Since(rep.StartedAt).Seconds())
 	}()
 	for _, s := range scenarioList() {

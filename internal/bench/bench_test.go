@@ -107,7 +107,10 @@ func TestRunSmoke(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatalf("WriteTable: %v", err)
 	}
-	for _, s := range []string{"events/s", "forwarder", "p99 at 1000/s", "Targets"} {
+	if st := rep.Environment.StealPercent; st == nil || *st < 0 || *st > 100 {
+		t.Errorf("steal over the run = %v, want a share from 0 to 100%% on Linux", st)
+	}
+	for _, s := range []string{"events/s", "forwarder", "p99 at 1000/s", "Targets", "(steal) over the run"} {
 		if !strings.Contains(table.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, table.String())
 		}
@@ -261,6 +264,15 @@ func TestSystemScenarios(t *testing.T) {
 	} {
 		if v, ok := figures[k]; !ok || !(v > 0) {
 			t.Errorf("figure %s = %v (present %v), want positive", k, v, ok)
+		}
+	}
+	// The host's steal is a share, and may be nothing on a machine of its own.
+	for _, k := range []string{
+		"orders/split/CPU taken by the host (steal)", "orders/split/CPU taken by the host (steal) at 5/s",
+		"orders/serve all/CPU taken by the host (steal)", "orders/serve all/CPU taken by the host (steal) at 5/s",
+	} {
+		if v, ok := figures[k]; !ok || v < 0 || v > 100 {
+			t.Errorf("figure %s = %v (present %v), want 0 to 100", k, v, ok)
 		}
 	}
 	// Each saga step is a part of checkout → confirmed.

@@ -109,10 +109,13 @@ func (m *eventMeter) record(r *runner, scenario, variant string, round int, used
 	}
 }
 
-// cpuSample is cumulative CPU time per part at one moment.
+// cpuSample is cumulative CPU time per part at one moment, and the
+// machine's (machineOK false where /proc/stat cannot be read).
 type cpuSample struct {
-	at   time.Time
-	used map[string]time.Duration
+	at        time.Time
+	used      map[string]time.Duration
+	machine   procfs.Machine
+	machineOK bool
 }
 
 // sample reads every part's cumulative CPU time. A shopmesh process that
@@ -145,6 +148,8 @@ func (m *cpuMeter) sample() (cpuSample, error) {
 		return s, fmt.Errorf("CPU time of the load generator: %w", err)
 	}
 	s.used[cpuGenerator] = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	machine, err := procfs.ReadMachine()
+	s.machine, s.machineOK = machine, err == nil
 	return s, nil
 }
 
@@ -159,6 +164,15 @@ func (s cpuSample) since(earlier cpuSample, idle map[string]float64) map[string]
 		out[name] = max(d, 0)
 	}
 	return out
+}
+
+// stealPercent is the share of the machine's CPU time the host took from
+// earlier to s, in percent; ok is false where it could not be read.
+func (s cpuSample) stealPercent(earlier cpuSample) (percent float64, ok bool) {
+	if !s.machineOK || !earlier.machineOK {
+		return 0, false
+	}
+	return 100 * s.machine.StealShare(earlier.machine), true
 }
 
 // perSecond is each part's CPU per second of wall time from earlier to s.

@@ -37,6 +37,11 @@ type Environment struct {
 	// the first suspect of a noisy run.
 	LoadStart string `json:"load_start,omitempty"`
 	LoadEnd   string `json:"load_end,omitempty"`
+	// StealPercent is the share of the machine's CPU time its hypervisor
+	// ran something else while the run's CPUs wanted to run (Linux only;
+	// nil where /proc/stat cannot be read): on an oversubscribed host
+	// every process gets that much less, whatever else runs here.
+	StealPercent *float64 `json:"steal_percent,omitempty"`
 }
 
 // Settings are the effective sizes of the run (Config after defaults, without
@@ -107,6 +112,9 @@ func (r Report) WriteTable(w io.Writer) error {
 		e.Go, e.OS, e.CPUs, e.GOMAXPROCS, e.PostgreSQL, e.Fsync, e.SynchronousCommit, e.RabbitMQ)
 	if e.LoadStart != "" {
 		p("Load average at start %s, at end %s\n", e.LoadStart, e.LoadEnd)
+	}
+	if e.StealPercent != nil {
+		p("CPU time taken by the host (steal) over the run: %.1f%%\n", *e.StealPercent)
 	}
 	p("Figures: median and min-max over rounds; ratio = variant / baseline of the same round.\n")
 	for i, sc := range r.Scenarios {

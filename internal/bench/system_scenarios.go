@@ -273,6 +273,9 @@ func (r *runner) endPhase(ctx context.Context, meter *cpuMeter, sys *system, var
 	r.results.note(ScenarioOrders, fmt.Sprintf("%s round %d idle CPU before / after the phase %s: PostgreSQL %.1f / %.1f ms/s, RabbitMQ %.1f / %.1f ms/s",
 		variant, round+1, name, idle.cpu[cpuPostgres]/1e6, idleAfter.cpu[cpuPostgres]/1e6, idle.cpu[cpuRabbitMQ]/1e6, idleAfter.cpu[cpuRabbitMQ]/1e6))
 	r.recordCPU(variant, round, phase, after.cpu.since(before.cpu, low.cpu), checkouts)
+	if steal, ok := after.cpu.stealPercent(before.cpu); ok {
+		r.record(ScenarioOrders, variant, strings.TrimSpace("CPU taken by the host (steal) "+phase), "%", round, steal)
+	}
 	r.recordCounts(variant, round, phase, before, after, low.counts, checkouts)
 	return next, idleAfter, nil
 }

@@ -110,3 +110,54 @@ func RSS(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
 }
+
+// Machine is the machine's cumulative CPU time from the first line of
+// /proc/stat, in clock ticks summed over its CPUs: all of it (busy, idle
+// and waiting) and what the hypervisor ran elsewhere while this machine's
+// CPUs wanted to run (steal). A host that oversubscribes its cores takes
+// steal from every process here, and the figures of a benchmark with it.
+type Machine struct {
+	Total, Steal int64
+}
+
+// ReadMachine reads the machine's cumulative CPU time.
+func ReadMachine() (Machine, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return Machine{}, err
+	}
+	return parseMachine(string(b))
+}
+
+// parseMachine reads the "cpu" line of /proc/stat: user, nice, system,
+// idle, iowait, irq, softirq, steal, then guest and guest_nice, which user
+// and nice already include.
+func parseMachine(s string) (Machine, error) {
+	line, _, _ := strings.Cut(s, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return Machine{}, fmt.Errorf("/proc/stat: first line %q is not the cpu total", line)
+	}
+	var m Machine
+	for i, field := range f[1:9] {
+		n, err := strconv.ParseInt(field, 10, 64)
+		if err != nil {
+			return Machine{}, fmt.Errorf("/proc/stat: cpu field %d: %w", i+1, err)
+		}
+		m.Total += n
+		if i == 7 {
+			m.Steal = n
+		}
+	}
+	return m, nil
+}
+
+// StealShare is the share of the machine's CPU time the hypervisor took
+// from earlier to m, 0 to 1 (0 when no time passed).
+func (m Machine) StealShare(earlier Machine) float64 {
+	total := m.Total - earlier.Total
+	if total <= 0 {
+		return 0
+	}
+	return float64(m.Steal-earlier.Steal) / float64(total)
+}
