@@ -374,3 +374,77 @@ func (f *fixture) roleWithoutSessionStatus() *pgxpool.Pool {
 	f.t.Cleanup(pool.Close)
 	return pool
 }
+
+// The outbox stats read other sessions' transactions (pg_stat_activity,
+// costly while any transaction runs) only when some of the backlog is held
+// back below the cluster's oldest running transaction: with another
+// database's transaction running, PostgreSQL never executes that read while
+// the backlog is older than the transaction, and executes it once an event
+// commits behind it.
+func TestStatsReadOtherSessionsOnlyWhenSomethingIsHeldBack(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.commitQuietly(1, "a")
+	older, xid := f.otherDatabasesTransaction()
+	defer func() { _ = older.Rollback(f.ctx) }()
+	// A snapshot lists a running transaction only once a later one ended
+	// (before that its xmax is no later than the running one's xid):
+	// end one, so that the stats have a running transaction to look into.
+	if _, err := f.pool.Exec(f.ctx, `SELECT pg_current_xact_id()`); err != nil {
+		t.Fatal(err)
+	}
+	var running bool
+	if err := f.pool.QueryRow(f.ctx, `SELECT $1::xid8 IN (SELECT pg_snapshot_xip(pg_current_snapshot()))`, xid).Scan(&running); err != nil || !running {
+		t.Fatalf("snapshot lists %s as running: %v, %v; want true", xid, running, err)
+	}
+
+	if loops := f.sessionStatusReads(outbox.StatsQuery, outbox.RelayGroup); loops != 0 {
+		t.Errorf("stats read other sessions %d times while %s held nothing back, want never", loops, xid)
+	}
+	if s, err := outbox.ReadStats(f.ctx, f.pool); err != nil || s.Pending != 1 || s.HeldBack != 0 {
+		t.Errorf("stats: %+v, %v; want 1 pending, none held back", s, err)
+	}
+
+	f.commitQuietly(2, "b")
+	if loops := f.sessionStatusReads(outbox.StatsQuery, outbox.RelayGroup); loops != 1 {
+		t.Errorf("stats read other sessions %d times with an event committed behind %s, want once", loops, xid)
+	}
+	if s, err := outbox.ReadStats(f.ctx, f.pool); err != nil || s.Pending != 2 || s.HeldBack != 0 {
+		t.Errorf("stats: %+v, %v; want 2 pending, none held back below the database's bound", s, err)
+	}
+}
+
+// sessionStatusReads runs query under EXPLAIN ANALYZE and returns how many
+// times its plan executed pg_stat_get_activity (PostgreSQL initialises
+// every node, so a revoked permission would fail the query either way).
+func (f *fixture) sessionStatusReads(query string, args ...any) int {
+	f.t.Helper()
+	var plan []map[string]any
+	if err := f.pool.QueryRow(f.ctx, `EXPLAIN (ANALYZE, FORMAT JSON) `+query, args...).Scan(&plan); err != nil {
+		f.t.Fatalf("explain: %v", err)
+	}
+	loops, found := 0, false
+	var walk func(node map[string]any)
+	walk = func(node map[string]any) {
+		if node["Function Name"] == "pg_stat_get_activity" {
+			found = true
+			n, _ := node["Actual Loops"].(float64)
+			loops += int(n)
+		}
+		children, _ := node["Plans"].([]any)
+		for _, c := range children {
+			if child, ok := c.(map[string]any); ok {
+				walk(child)
+			}
+		}
+	}
+	for _, p := range plan {
+		if root, ok := p["Plan"].(map[string]any); ok {
+			walk(root)
+		}
+	}
+	if !found {
+		f.t.Fatalf("the plan has no pg_stat_get_activity node: %v", plan)
+	}
+	return loops
+}

@@ -47,14 +47,18 @@ type Stats struct {
 }
 
 // statsQuery reads the backlog of consumer group $1 (the relay), how much
-// of it is held back (below databaseBound; statsQueryCluster: below
-// clusterBound, for a role the server will not show other sessions'
-// transactions), the scheduled events and the open dead letters. The
+// of it is held back, the scheduled events and the open dead letters. The
 // backlog is what follows the cursor, compared as a row: one index range
-// (see relayBatchQuery).
+// (see relayBatchQuery). Held back is counted below databaseBound, but
+// only when some of the backlog is held back below clusterBound: nothing
+// is then held back below databaseBound either (it is never older), and
+// PostgreSQL evaluates the CASE's other branch, whose pg_stat_activity read
+// is the costly part while any transaction runs (see databaseBound), only
+// when it is taken. statsQueryCluster counts below clusterBound alone, for
+// a role the server will not show other sessions' transactions.
 const (
-	statsQuery        = statsHead + databaseBound + statsTail
-	statsQueryCluster = statsHead + clusterBound + statsTail
+	statsQuery        = statsHead + `CASE WHEN ` + heldBelow + clusterBound + `) = 0 THEN 0 ELSE ` + heldBelow + databaseBound + `) END` + statsTail
+	statsQueryCluster = statsHead + heldBelow + clusterBound + `)` + statsTail
 	statsHead         = `
 	WITH cursor AS (
 		SELECT offset_acked, last_processed_transaction_id AS tx FROM watermill_offsets_outbox WHERE consumer_group = $1
@@ -64,8 +68,9 @@ const (
 	)
 	SELECT (SELECT count(*) FROM pending),
 	       coalesce(extract(epoch FROM (now() AT TIME ZONE 'UTC') - (SELECT min(created_at) FROM pending)), 0)::float8,
-	       (SELECT count(*) FROM pending WHERE transaction_id >= `
-	statsTail = `),
+	       `
+	heldBelow = `(SELECT count(*) FROM pending WHERE transaction_id >= `
+	statsTail = `,
 	       (SELECT count(*) FROM outbox_scheduled),
 	       (SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL AND discarded_at IS NULL)`
 )
