@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,5 +29,17 @@ func TestStepLatenciesSplitEachCheckoutAtItsSagaSteps(t *testing.T) {
 		if !slices.Equal(got[i], want[i]) {
 			t.Errorf("%s: got %v, want %v", stepNames[i], got[i], want[i])
 		}
+	}
+}
+
+// A phase is flagged as disturbed once the host took a tenth of the
+// machine's CPU time, not below.
+func TestStealNoteFlagsAPhaseTheHostDisturbed(t *testing.T) {
+	if got := stealNote(variantAll, 1, "at full speed", 9.9); got != "" {
+		t.Errorf("note at 9.9%% steal = %q, want none", got)
+	}
+	got := stealNote(variantAll, 1, "at full speed", 52.3)
+	if want := "serve all round 2 lost 52% of the machine's CPU time to the host at full speed"; !strings.HasPrefix(got, want) {
+		t.Errorf("note at 52.3%% steal = %q, want it to start %q", got, want)
 	}
 }

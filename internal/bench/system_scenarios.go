@@ -27,6 +27,12 @@ const (
 	confirmTimeout = 30 * time.Second       // a checkout not confirmed by then is a failure
 	quietTimeout   = 2 * time.Minute        // for the previous phase's backlog to drain
 	idleCPUWindow  = 2 * time.Second        // idle CPU is measured over this window
+	// disturbedSteal is the steal, in percent of the machine's CPU time,
+	// from which a phase's note says the host disturbed it (a judgement:
+	// on a shared host a round that lost half its CPU this way cost twice
+	// the CPU per checkout of the rounds around it, and below a tenth no
+	// effect stood out of the noise).
+	disturbedSteal = 10
 	shopProducts   = 20
 )
 
@@ -275,9 +281,23 @@ func (r *runner) endPhase(ctx context.Context, meter *cpuMeter, sys *system, var
 	r.recordCPU(variant, round, phase, after.cpu.since(before.cpu, low.cpu), checkouts)
 	if steal, ok := after.cpu.stealPercent(before.cpu); ok {
 		r.record(ScenarioOrders, variant, strings.TrimSpace("CPU taken by the host (steal) "+phase), "%", round, steal)
+		if note := stealNote(variant, round, name, steal); note != "" {
+			r.results.note(ScenarioOrders, note)
+		}
 	}
 	r.recordCounts(variant, round, phase, before, after, low.counts, checkouts)
 	return next, idleAfter, nil
+}
+
+// stealNote says that the host disturbed a phase (named as in the notes:
+// "at 50/s", "at full speed") when it took disturbedSteal percent or more
+// of the machine's CPU time; "" when it took less.
+func stealNote(variant string, round int, phase string, steal float64) string {
+	if steal < disturbedSteal {
+		return ""
+	}
+	return fmt.Sprintf("%s round %d lost %.0f%% of the machine's CPU time to the host %s: its figures there say more about the host than about the system",
+		variant, round+1, steal, phase)
 }
 
 // counted are the figures recordCounts reports: each kind of counter with
