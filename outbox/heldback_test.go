@@ -397,6 +397,14 @@ func TestStatsReadOtherSessionsOnlyWhenSomethingIsHeldBack(t *testing.T) {
 	if err := f.pool.QueryRow(f.ctx, `SELECT $1::xid8 IN (SELECT pg_snapshot_xip(pg_current_snapshot()))`, xid).Scan(&running); err != nil || !running {
 		t.Fatalf("snapshot lists %s as running: %v, %v; want true", xid, running, err)
 	}
+	// Other tests' transactions that began before the first event
+	// committed hold it back below the cluster's bound until they end;
+	// none that begins later can.
+	f.waitFor(30*time.Second, "the first event to be readable below the cluster's bound", func() (bool, string) {
+		var readable bool
+		err := f.pool.QueryRow(f.ctx, `SELECT max(transaction_id) < pg_snapshot_xmin(pg_current_snapshot()) FROM watermill_outbox`).Scan(&readable)
+		return err == nil && readable, fmt.Sprint(err)
+	})
 
 	if loops := f.sessionStatusReads(outbox.StatsQuery, outbox.RelayGroup); loops != 0 {
 		t.Errorf("stats read other sessions %d times while %s held nothing back, want never", loops, xid)
