@@ -56,6 +56,12 @@ func (f *fixture) poolTracedBy(tracer pgx.QueryTracer) *pgxpool.Pool {
 	f.t.Helper()
 	cfg := f.pool.Config().Copy()
 	cfg.ConnConfig.Tracer = tracer
+	return f.openPool(cfg)
+}
+
+// openPool opens a pool with cfg, closed when the test ends.
+func (f *fixture) openPool(cfg *pgxpool.Config) *pgxpool.Pool {
+	f.t.Helper()
 	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
 	if err != nil {
 		f.t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/outbox"
 )
@@ -136,11 +135,7 @@ func TestWithTxRollsBackEverythingOnFailure(t *testing.T) {
 	// the next one waiting until the deadline.
 	cfg := f.pool.Config()
 	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(f.ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := f.openPool(cfg)
 	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
 	defer cancel()
 	failed := errors.New("fn failed")
@@ -150,7 +145,7 @@ func TestWithTxRollsBackEverythingOnFailure(t *testing.T) {
 		}
 		return f.ob.Publish(ctx, tx, outbox.Event{ID: "e-rolled-back", Type: tickType, AggregateID: "a", Payload: tick{}})
 	}
-	err = f.ob.WithTx(ctx, pool, func(tx pgx.Tx) error {
+	err := f.ob.WithTx(ctx, pool, func(tx pgx.Tx) error {
 		if err := write(tx, 2); err != nil {
 			return err
 		}
