@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -421,8 +422,8 @@ func TestStatsReadOtherSessionsOnlyWhenSomethingIsHeldBack(t *testing.T) {
 func (f *fixture) sessionStatusReads(query string, args ...any) int {
 	f.t.Helper()
 	var plan []map[string]any
-	if err := f.pool.QueryRow(f.ctx, `EXPLAIN (ANALYZE, FORMAT JSON) `+query, args...).Scan(&plan); err != nil {
-		f.t.Fatalf("explain: %v", err)
+	if err := json.Unmarshal(f.explainAnalyze(query, args...), &plan); err != nil {
+		f.t.Fatalf("plan: %v", err)
 	}
 	loops, found := 0, false
 	var walk func(node map[string]any)

@@ -64,10 +64,7 @@ func TestOutboxReadsSkipSentHistory(t *testing.T) {
 		{"backlog count", outbox.StatsQuery, []any{outbox.RelayGroup}, 1},
 		{"relay's count of waiting events", outbox.WaitingQuery, []any{outbox.RelayGroup, outbox.WaitingProbe}, 1},
 	} {
-		var raw []byte
-		if err := f.pool.QueryRow(f.ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+q.sql, q.args...).Scan(&raw); err != nil {
-			t.Fatalf("%s: explain: %v", q.name, err)
-		}
+		raw := f.explainAnalyze(q.sql, q.args...)
 		var plans []struct {
 			Plan struct {
 				ActualRows int `json:"Actual Rows"`
@@ -96,6 +93,17 @@ func TestOutboxReadsSkipSentHistory(t *testing.T) {
 	if st.Pending != pending {
 		t.Errorf("backlog %d, want %d", st.Pending, pending)
 	}
+}
+
+// explainAnalyze runs sql under EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+// on the fixture's pool and returns the plan.
+func (f *fixture) explainAnalyze(sql string, args ...any) []byte {
+	f.t.Helper()
+	var plan []byte
+	if err := f.pool.QueryRow(f.ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+sql, args...).Scan(&plan); err != nil {
+		f.t.Fatalf("explain %.60q: %v", sql, err)
+	}
+	return plan
 }
 
 // BenchmarkRelayReadBehindHistory times the relay's batch read (the ten rows
