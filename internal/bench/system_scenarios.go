@@ -28,10 +28,11 @@ const (
 	quietTimeout   = 2 * time.Minute        // for the previous phase's backlog to drain
 	idleCPUWindow  = 2 * time.Second        // idle CPU is measured over this window
 	// disturbedSteal is the steal, in percent of the machine's CPU time,
-	// from which a phase's note says the host disturbed it (a judgement:
-	// on a shared host a round that lost half its CPU this way cost twice
-	// the CPU per checkout of the rounds around it, and below a tenth no
-	// effect stood out of the noise).
+	// from which a phase's note says the host disturbed it. A judgement
+	// that errs towards warning: on a shared host a round that lost half
+	// its CPU this way cost twice the CPU per checkout of the rounds
+	// around it, while rounds that lost 6–16% did not stand out of the
+	// noise.
 	disturbedSteal = 10
 	shopProducts   = 20
 )
