@@ -51,10 +51,10 @@ func (f *fixture) tracedPool(only string) (*pgxpool.Pool, *sends) {
 }
 
 // poolTracedBy is a second pool on the fixture's database that tracer
-// sees every statement and batch of.
+// sees every statement and batch of. (Pool.Config returns a copy.)
 func (f *fixture) poolTracedBy(tracer pgx.QueryTracer) *pgxpool.Pool {
 	f.t.Helper()
-	cfg := f.pool.Config().Copy()
+	cfg := f.pool.Config()
 	cfg.ConnConfig.Tracer = tracer
 	return f.openPool(cfg)
 }

@@ -365,7 +365,7 @@ func (f *fixture) roleWithoutSessionStatus() *pgxpool.Pool {
 			f.t.Errorf("drop role %s: %v", role, err)
 		}
 	})
-	cfg := f.pool.Config().Copy()
+	cfg := f.pool.Config()
 	cfg.ConnConfig.User, cfg.ConnConfig.Password = role, password
 	return f.openPool(cfg)
 }
