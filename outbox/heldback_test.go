@@ -2,8 +2,6 @@ package outbox_test
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -343,9 +341,7 @@ func TestARelayDeniedOtherSessionsFallsBackToTheClusterBound(t *testing.T) {
 // may not execute pg_stat_get_activity there.
 func (f *fixture) roleWithoutSessionStatus() *pgxpool.Pool {
 	f.t.Helper()
-	b := make([]byte, 6)
-	_, _ = crand.Read(b)
-	role := "relay_" + hex.EncodeToString(b)
+	role := testenv.UniqueName(f.t)
 	const password = "relay-password"
 	for _, stmt := range []string{
 		`CREATE ROLE ` + role + ` LOGIN PASSWORD '` + password + `'`,

@@ -185,7 +185,7 @@ func connectPostgres(ctx context.Context, t testing.TB, u string) *pgx.Conn {
 func NewDatabase(t testing.TB) string {
 	t.Helper()
 	admin := configuredPostgresURL(t)
-	name := uniqueName(t.Name())
+	name := UniqueName(t)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	conn := connectPostgres(ctx, t, admin)
@@ -213,6 +213,13 @@ func NewDatabase(t testing.TB) string {
 	u.Path = "/" + name
 	u.RawPath = ""
 	return u.String()
+}
+
+// UniqueName is a name for a server object the test creates (a role, a
+// database, a vhost): t_<test name>_<random>, at most 63 characters of
+// [a-z0-9_], so it needs no quoting in SQL and says which test left it.
+func UniqueName(t testing.TB) string {
+	return uniqueName(t.Name())
 }
 
 // maxNameLen is PostgreSQL's identifier limit (NAMEDATALEN-1).

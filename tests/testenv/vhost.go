@@ -38,7 +38,7 @@ func NewVHost(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testenv: parse AMQP URL: %v", err)
 	}
-	name := uniqueName(t.Name())
+	name := UniqueName(t)
 	if err := m.CreateVHost(name); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
