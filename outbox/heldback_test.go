@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -334,6 +335,30 @@ func TestARelayDeniedOtherSessionsFallsBackToTheClusterBound(t *testing.T) {
 	}
 	f.waitApplied("ledger", 1, 30*time.Second)
 	f.assertExactlyOnce("ledger")
+}
+
+// The backlog gauges, once refused the other sessions' transactions, count
+// held-back events below the cluster's bound from then on instead of
+// sending the refused statement again at every refresh.
+func TestStatsGaugesSendTheRefusedReadOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.commitQuietly(1, "a")
+	cfg := f.roleWithoutSessionStatus().Config()
+	refused, reads := &sends{only: "pg_stat_get_activity"}, &sends{only: "outbox_scheduled"}
+	cfg.ConnConfig.Tracer = multitracer.New(refused, reads)
+	pool := f.openPool(cfg)
+	_, metrics := f.newMetrics()
+	f.run(func(ctx context.Context) error {
+		return outbox.RunStatsGauges(ctx, pool, "ledger", metrics, 10*time.Millisecond)
+	})
+	f.waitFor(30*time.Second, "five refreshes of the gauges", func() (bool, string) {
+		n := reads.n.Load()
+		return n >= 6, fmt.Sprintf("%d stats reads", n)
+	})
+	if n := refused.n.Load(); n != 1 {
+		t.Errorf("the refused read was sent %d times in %d stats reads, want once", n, reads.n.Load())
+	}
 }
 
 // roleWithoutSessionStatus returns a pool on the fixture's database for a

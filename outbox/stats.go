@@ -77,11 +77,30 @@ const (
 
 // ReadStats reads the outbox backlog and dead-letter count of one database.
 func ReadStats(ctx context.Context, pool *pgxpool.Pool) (Stats, error) {
+	var r statsReader
+	return r.read(ctx, pool)
+}
+
+// statsReader reads the stats again and again (RunStatsGauges). Once the
+// server has refused its role the other sessions' transactions, it counts
+// held-back events below clusterBound only: the refusal stands, and a
+// refused statement costs a round trip and an error in the server's log.
+type statsReader struct {
+	clusterOnly bool
+}
+
+func (r *statsReader) read(ctx context.Context, pool *pgxpool.Pool) (Stats, error) {
 	var s Stats
 	var ageSeconds float64
-	err := pool.QueryRow(ctx, statsQuery, relayGroup).Scan(&s.Pending, &ageSeconds, &s.HeldBack, &s.Scheduled, &s.DeadLetters)
-	if isInsufficientPrivilege(err) {
-		err = pool.QueryRow(ctx, statsQueryCluster, relayGroup).Scan(&s.Pending, &ageSeconds, &s.HeldBack, &s.Scheduled, &s.DeadLetters)
+	scan := func(query string) error {
+		return pool.QueryRow(ctx, query, relayGroup).Scan(&s.Pending, &ageSeconds, &s.HeldBack, &s.Scheduled, &s.DeadLetters)
+	}
+	var err error
+	if r.clusterOnly {
+		err = scan(statsQueryCluster)
+	} else if err = scan(statsQuery); isInsufficientPrivilege(err) {
+		r.clusterOnly = true
+		err = scan(statsQueryCluster)
 	}
 	if err != nil {
 		return s, fmt.Errorf("read outbox stats: %w", err)
@@ -125,8 +144,9 @@ func QueueDepth(ctx context.Context, amqpURL, queue string) (int, error) {
 
 // RunStatsGauges refreshes the backlog gauges of m every interval until ctx ends.
 func RunStatsGauges(ctx context.Context, pool *pgxpool.Pool, service string, m *Metrics, interval time.Duration) error {
+	var r statsReader
 	for {
-		if s, err := ReadStats(ctx, pool); err == nil {
+		if s, err := r.read(ctx, pool); err == nil {
 			m.setBacklog(service, s)
 		}
 		if wait.Sleep(ctx, interval) != nil {
