@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/shopmesh/shopmesh/internal/procfs"
@@ -28,6 +29,7 @@ type Client struct {
 	user     string
 	password string
 	http     *http.Client
+	sleep    func(context.Context, time.Duration) error // between retries
 }
 
 // New parses the management API's URL, credentials included.
@@ -45,6 +47,7 @@ func New(raw string) (*Client, error) {
 		user:     u.User.Username(),
 		password: pw,
 		http:     &http.Client{Timeout: 30 * time.Second},
+		sleep:    wait.Sleep,
 	}, nil
 }
 
@@ -53,22 +56,80 @@ func (m *Client) User() string { return m.user }
 
 // Do sends a request with in as JSON body (unless nil) and decodes the JSON
 // response into out (unless nil). path must be escaped already; a 404 is
-// ErrNotFound.
+// ErrNotFound, another answer of 300 or more a *StatusError.
+//
+// A GET, PUT or DELETE (every call of this package is one, and they are
+// idempotent) that times out, loses its connection or is answered 5xx is
+// sent again, after 250 ms doubling up to 5 s, until ctx ends, or for up to
+// RetryFor when ctx has no deadline: a node that is busy answers late (on a
+// starved two-core machine deleting a virtual host's quorum queues has taken
+// over 30 s). A refused connection is not retried: nothing listens there.
 func (m *Client) Do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body []byte // nil: no body
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, m.base+path, body)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, RetryFor)
+		defer cancel()
+	}
+	idempotent := method == http.MethodGet || method == http.MethodPut || method == http.MethodDelete
+	backoff := 250 * time.Millisecond
+	for {
+		err := m.once(ctx, method, path, body, out)
+		if err == nil || !idempotent || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		if m.sleep(ctx, backoff) != nil {
+			return err
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// RetryFor bounds Do's retries when its context has no deadline.
+const RetryFor = 2 * time.Minute
+
+// StatusError is an answer of 300 or more other than 404.
+type StatusError struct {
+	Method, Path, Status string
+	Code                 int
+	Body                 string // the first 512 bytes
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s: %s: %s", e.Method, e.Path, e.Status, e.Body)
+}
+
+// transient reports whether a request that failed with err may succeed if
+// sent again: it timed out or lost its connection (but was not refused one),
+// or the server answered 5xx.
+func transient(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Code >= 500
+	}
+	var ue *url.Error
+	return errors.As(err, &ue) && !errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// once sends the request one time, with body unless it is nil.
+func (m *Client) once(ctx context.Context, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, m.base+path, rd)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
 	req.SetBasicAuth(m.user, m.password)
-	if in != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := m.http.Do(req)
@@ -82,7 +143,7 @@ func (m *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return ErrNotFound
 	case resp.StatusCode >= 300:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(msg)))
+		return &StatusError{Method: method, Path: path, Status: resp.Status, Code: resp.StatusCode, Body: strings.TrimSpace(string(msg))}
 	case out == nil:
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil

@@ -211,7 +211,7 @@ func (in *Infra) Close(ctx context.Context) error {
 		errs = append(errs, in.PG.Close())
 		return errors.Join(errs...)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute) // a starved node can take more than 30 s to delete a vhost
 	defer cancel()
 	if len(in.databases) > 0 {
 		conn, err := pgx.Connect(ctx, in.PGAdmin)

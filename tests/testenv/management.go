@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/shopmesh/shopmesh/internal/rabbitmgmt"
 )
@@ -15,7 +16,7 @@ import (
 var ErrNotFound = rabbitmgmt.ErrNotFound
 
 // ManagementClient is a small client of the RabbitMQ management HTTP API,
-// authenticated as the administrator. Each call is bounded by a 30 s timeout
+// authenticated as the administrator. Each call is bounded by mgmtTimeout
 // rather than a context: it serves test code, which has no context to give.
 type ManagementClient struct {
 	api *rabbitmgmt.Client
@@ -49,26 +50,30 @@ func Management(t testing.TB) *ManagementClient {
 	return m
 }
 
+// mgmtTimeout bounds one call, retries included (see rabbitmgmt.Client.Do):
+// a starved node has taken more than 30 s to delete a virtual host.
+const mgmtTimeout = 3 * time.Minute
+
 // User returns the name of the administrator the client acts as.
 func (m *ManagementClient) User() string { return m.api.User() }
 
 // NodePID is the OS process id of the node, when it runs on this machine.
 func (m *ManagementClient) NodePID() (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mgmtTimeout)
 	defer cancel()
 	return m.api.LocalNodePID(ctx)
 }
 
 // CreateVHost creates a virtual host; an existing one is left as it is.
 func (m *ManagementClient) CreateVHost(name string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mgmtTimeout)
 	defer cancel()
 	return m.api.CreateVHost(ctx, name)
 }
 
 // DeleteVHost deletes a virtual host and everything in it.
 func (m *ManagementClient) DeleteVHost(name string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mgmtTimeout)
 	defer cancel()
 	return m.api.DeleteVHost(ctx, name)
 }
@@ -94,7 +99,7 @@ func (m *ManagementClient) DeleteUser(name string) error {
 // SetPermissions sets user's configure, write and read regular expressions
 // in vhost.
 func (m *ManagementClient) SetPermissions(vhost, user, configure, write, read string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mgmtTimeout)
 	defer cancel()
 	return m.api.SetPermissions(ctx, vhost, user, rabbitmgmt.Permissions{Configure: configure, Write: write, Read: read})
 }
@@ -122,9 +127,9 @@ func (m *ManagementClient) QueueDepth(vhost, queue string) (int, error) {
 }
 
 // do sends one request with a JSON body (when in is not nil) and decodes a
-// JSON response into out (when not nil), within opTimeout.
+// JSON response into out (when not nil), within mgmtTimeout.
 func (m *ManagementClient) do(method, path string, in, out any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), mgmtTimeout)
 	defer cancel()
 	return m.api.Do(ctx, method, path, in, out)
 }
