@@ -112,6 +112,11 @@ func header(h amqp.Table, key string) string {
 	return ""
 }
 
+// HandshakeTimeout bounds connecting to the broker and the AMQP handshake
+// (amqp091's own default): a broker starved of CPU has taken more than 5 s
+// to answer one, and a refused connection fails at once anyway.
+const HandshakeTimeout = 30 * time.Second
+
 // dial connects to RabbitMQ, retrying with capped, jittered backoff until
 // ctx ends, so a relay or consumer started before the broker simply waits.
 // It also returns the connection's socket as a batchConn, whose writes a
@@ -123,7 +128,7 @@ func dial(ctx context.Context, url, name string, onRetry func(error)) (*amqp.Con
 		cfg := amqp.Config{
 			Heartbeat:  10 * time.Second,
 			Properties: amqp.Table{"connection_name": name},
-			Dial:       batchingDial(amqp.DefaultDial(5*time.Second), &bc),
+			Dial:       batchingDial(amqp.DefaultDial(HandshakeTimeout), &bc),
 		}
 		conn, err := amqp.DialConfig(url, cfg)
 		if err == nil {

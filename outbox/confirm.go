@@ -87,7 +87,7 @@ type operatorPublisher struct {
 
 func openOperatorPublisher(amqpURL string, maxBatch int) (*operatorPublisher, error) {
 	var out *batchConn
-	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: batchingDial(amqp.DefaultDial(5*time.Second), &out),
+	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: batchingDial(amqp.DefaultDial(HandshakeTimeout), &out),
 		Properties: amqp.Table{"connection_name": "shopmesh-operator"}})
 	if err != nil {
 		return nil, err

@@ -126,7 +126,7 @@ func (r *statsReader) read(ctx context.Context, pool *pgxpool.Pool) (Stats, erro
 // QueueDepth returns the ready messages of a queue (passive declare, so it
 // needs only read access and never creates the queue).
 func QueueDepth(ctx context.Context, amqpURL, queue string) (int, error) {
-	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(HandshakeTimeout)})
 	if err != nil {
 		return 0, err
 	}

@@ -34,6 +34,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/shopmesh/shopmesh/internal/procfs"
+	"github.com/shopmesh/shopmesh/outbox"
 )
 
 // Scenario names, for Config.Only.
@@ -334,7 +335,7 @@ func (r *runner) pool(c *components, maxConns int32, tracer pgx.QueryTracer) (*p
 
 // dial opens a broker connection that closes when c stops.
 func (r *runner) dial(c *components) (*amqp.Connection, error) {
-	conn, err := amqp.DialConfig(r.env.amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqp.DialConfig(r.env.amqpURL, amqp.Config{Dial: amqp.DefaultDial(outbox.HandshakeTimeout)})
 	if err != nil {
 		return nil, fmt.Errorf("connect to rabbitmq: %w", err)
 	}

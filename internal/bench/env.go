@@ -90,7 +90,7 @@ func newEnv(ctx context.Context, adminURL, amqpURL string) (_ *env, err error) {
 		return nil, fmt.Errorf("create domain tables: %w", err)
 	}
 
-	if e.admin, err = amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)}); err != nil {
+	if e.admin, err = amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(outbox.HandshakeTimeout)}); err != nil {
 		return nil, fmt.Errorf("connect to rabbitmq: %w", err)
 	}
 	if e.ch, err = e.admin.Channel(); err != nil {

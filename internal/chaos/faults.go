@@ -397,7 +397,7 @@ func (f *faultRun) poison(ctx context.Context, svc string) error {
 	}
 	producer, _ := outbox.ProducerOf(handled)
 	unknown := strings.TrimSuffix(handled, "v1") + "v99"
-	conn, err := amqp.DialConfig(f.s.infra.AMQPAdmin, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqp.DialConfig(f.s.infra.AMQPAdmin, amqp.Config{Dial: amqp.DefaultDial(outbox.HandshakeTimeout)})
 	if err != nil {
 		return err
 	}

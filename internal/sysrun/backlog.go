@@ -22,7 +22,7 @@ import (
 // system's vhost. When ctx ends first the error says what was still busy.
 func WaitQuiet(ctx context.Context, pools map[string]*pgxpool.Pool, amqpURL string, interval time.Duration,
 	busy func(ctx context.Context) (string, error)) error {
-	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(outbox.HandshakeTimeout)})
 	if err != nil {
 		return fmt.Errorf("connect to the broker: %w", err)
 	}
