@@ -96,6 +96,7 @@ func Start(t testing.TB, spec Spec) *Service {
 	s := &Service{t: t, running: &running{spec: spec, ctx: ctx, stop: func(testing.TB) {},
 		DatabaseURL: testenv.NewDatabase(t), AMQPURL: testenv.NewVHost(t)}}
 
+	s.declare()
 	conn, err := amqp.Dial(s.AMQPURL)
 	if err != nil {
 		t.Fatalf("dial broker: %v", err)
@@ -105,7 +106,6 @@ func Start(t testing.TB, spec Spec) *Service {
 	if err != nil {
 		t.Fatalf("channel: %v", err)
 	}
-	s.declare(ch)
 	s.capture(ch)
 	if s.pub, err = conn.Channel(); err != nil {
 		t.Fatalf("channel: %v", err)
@@ -131,8 +131,11 @@ func (s *Service) For(t testing.TB) *Service {
 
 // declare sets up what `shopmesh migrate` would: the exchanges of the
 // service and of its producers, and its inbox queue bound to the types it
-// consumes.
-func (s *Service) declare(ch *amqp.Channel) {
+// consumes. A broker starved of CPU can fail to start a quorum queue in time
+// (INTERNAL_ERROR, cluster_not_formed), which closes the connection; then it
+// declares again on a new one, for up to declareWait, as the service's own
+// consumer would.
+func (s *Service) declare() {
 	s.t.Helper()
 	exchanges := []string{s.spec.Name}
 	for _, et := range contracts.Registry() {
@@ -143,16 +146,41 @@ func (s *Service) declare(ch *amqp.Channel) {
 			}
 		}
 	}
-	for _, e := range exchanges {
-		if err := outbox.DeclareExchange(ch, e); err != nil {
-			s.t.Fatal(err)
+	spec := outbox.QueueSpec{Name: s.InboxQueue(), Types: s.Consumed, DeliveryLimit: 20, SingleActiveConsumer: true}
+	once := func() error {
+		conn, err := amqp.Dial(s.AMQPURL)
+		if err != nil {
+			return err
 		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			return err
+		}
+		for _, e := range exchanges {
+			if err := outbox.DeclareExchange(ch, e); err != nil {
+				return err
+			}
+		}
+		return outbox.DeclareQueue(ch, spec)
 	}
-	if err := outbox.DeclareQueue(ch, outbox.QueueSpec{Name: s.InboxQueue(), Types: s.Consumed,
-		DeliveryLimit: 20, SingleActiveConsumer: true}); err != nil {
-		s.t.Fatal(err)
+	deadline := time.Now().Add(declareWait)
+	for {
+		err := once()
+		var amqpErr *amqp.Error
+		switch {
+		case err == nil:
+			return
+		case !errors.As(err, &amqpErr) || amqpErr.Code != amqp.InternalError || time.Now().After(deadline):
+			s.t.Fatalf("declare the topology: %v", err)
+		}
+		s.t.Logf("declare the topology: %v; again", err)
+		time.Sleep(time.Second)
 	}
 }
+
+// declareWait bounds declare's attempts.
+const declareWait = 2 * time.Minute
 
 // capture binds a scratch queue to the service's exchange and records
 // everything arriving on it.
