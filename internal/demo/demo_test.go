@@ -16,7 +16,9 @@ import (
 // service on real PostgreSQL and RabbitMQ, and checks that every path ended
 // as it must and that the report shows each of them.
 func TestDemoPlaysEveryPath(t *testing.T) {
-	sys := system.Start(t, system.Options{Env: map[string]string{"SHOPMESH_ORDER_PAYMENT_TIMEOUT": "3s"}})
+	// Long enough for tok_ok to win on a machine starved of CPU, short
+	// enough for the timeout path to end well within Wait.
+	sys := system.Start(t, system.Options{Env: map[string]string{"SHOPMESH_ORDER_PAYMENT_TIMEOUT": "10s"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
@@ -26,7 +28,7 @@ func TestDemoPlaysEveryPath(t *testing.T) {
 		Customers:      4,
 		Seed:           7,
 		Wait:           90 * time.Second,
-		PaymentTimeout: 3 * time.Second,
+		PaymentTimeout: 10 * time.Second,
 		CreateAdmin: func(ctx context.Context, email, password string) error {
 			cmd := sys.Command("user", "create-admin", "--email", email, "--password", password)
 			if b, err := cmd.CombinedOutput(); err != nil {
