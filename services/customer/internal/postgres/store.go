@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/internal/ids"
+	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/customer/internal/app"
 	"github.com/shopmesh/shopmesh/services/customer/internal/domain"
@@ -304,8 +305,9 @@ func stored(ctx context.Context, o *domain.Order) {
 // timelines are read after the row locks are granted.
 func lockOrders(ctx context.Context, tx pgx.Tx, orderIDs []string) (_ []*domain.Order, err error) {
 	b := &pgx.Batch{}
-	b.Queue(orderColumns+` FROM history_orders o WHERE o.order_id = ANY($1::uuid[]) ORDER BY o.order_id FOR UPDATE`, orderIDs)
-	b.Queue(selectTimelines, orderIDs)
+	cond, arg := servicekit.KeysIn("o.order_id", "uuid", 1, orderIDs)
+	b.Queue(orderColumns+` FROM history_orders o WHERE `+cond+` ORDER BY o.order_id FOR UPDATE`, arg)
+	b.Queue(selectTimelines(orderIDs))
 	br := tx.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); cerr != nil && err == nil {
@@ -347,8 +349,11 @@ func history(ctx context.Context, q querier, userID string, after *app.Cursor, l
 	return scanOrders(ctx, q, rows)
 }
 
-// selectTimelines reads the timelines of the orders $1.
-const selectTimelines = `SELECT order_id::text, step, at FROM history_timeline WHERE order_id = ANY($1::uuid[])`
+// selectTimelines reads the timelines of the orders ids, and its argument.
+func selectTimelines(ids []string) (string, any) {
+	cond, arg := servicekit.KeysIn("order_id", "uuid", 1, ids)
+	return `SELECT order_id::text, step, at FROM history_timeline WHERE ` + cond, arg
+}
 
 // scanOrders reads order rows, then the timelines of all of them in one
 // query.
@@ -361,7 +366,8 @@ func scanOrders(ctx context.Context, q querier, rows pgx.Rows) ([]*domain.Order,
 	for i, s := range stored {
 		ids[i] = s.ID
 	}
-	trows, err := q.Query(ctx, selectTimelines, ids)
+	sql, arg := selectTimelines(ids)
+	trows, err := q.Query(ctx, sql, arg)
 	if err != nil {
 		return nil, fmt.Errorf("read timelines: %w", err)
 	}

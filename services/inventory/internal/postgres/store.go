@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/contracts"
+	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/inventory/internal/app"
 	"github.com/shopmesh/shopmesh/services/inventory/internal/domain"
@@ -215,8 +216,9 @@ func lockStocks(ctx context.Context, tx pgx.Tx, ids []string) (domain.Stocks, ma
 	if len(ids) == 0 {
 		return stock, before, nil
 	}
+	cond, arg := servicekit.KeysIn("product_id", "", 1, ids)
 	rows, err := tx.Query(ctx, `SELECT product_id, sku, on_hand, reserved FROM stock
-		WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE`, ids)
+		WHERE `+cond+` ORDER BY product_id FOR UPDATE`, arg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lock stock: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/internal/ids"
+	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/notification/internal/app"
 	"github.com/shopmesh/shopmesh/services/notification/internal/domain"
@@ -73,7 +74,8 @@ type contactsKey struct{}
 
 // readContacts reads the contacts of users, by user.
 func readContacts(ctx context.Context, tx pgx.Tx, users []string) (map[string]domain.Contact, error) {
-	rows, err := tx.Query(ctx, `SELECT user_id::text, email, name, deactivated_at FROM contacts WHERE user_id = ANY($1::uuid[])`, users)
+	cond, arg := servicekit.KeysIn("user_id", "uuid", 1, users)
+	rows, err := tx.Query(ctx, `SELECT user_id::text, email, name, deactivated_at FROM contacts WHERE `+cond, arg)
 	if err != nil {
 		return nil, fmt.Errorf("read contacts: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shopmesh/shopmesh/internal/ids"
+	"github.com/shopmesh/shopmesh/internal/servicekit"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/services/order/internal/app"
 	"github.com/shopmesh/shopmesh/services/order/internal/domain"
@@ -296,8 +297,9 @@ type sendBatcher interface {
 // cannot deadlock) and the timelines read once the locks are granted.
 func readOrders(ctx context.Context, db sendBatcher, orderIDs []string, locking string) (_ map[string]lockedOrder, err error) {
 	b := &pgx.Batch{}
-	b.Queue(selectOrder+` WHERE id = ANY($1::uuid[]) ORDER BY id`+locking, orderIDs)
-	b.Queue(selectTimelines, orderIDs)
+	cond, arg := servicekit.KeysIn("id", "uuid", 1, orderIDs)
+	b.Queue(selectOrder+` WHERE `+cond+` ORDER BY id`+locking, arg)
+	b.Queue(selectTimelines(orderIDs))
 	results := db.SendBatch(ctx, b)
 	defer func() {
 		if cerr := results.Close(); cerr != nil && err == nil {
@@ -432,7 +434,8 @@ func loadAll(ctx context.Context, q querier, found []orderRow) ([]*domain.Order,
 	for _, r := range found {
 		ids = append(ids, r.ID)
 	}
-	rows, err := q.Query(ctx, selectTimelines, ids)
+	sql, arg := selectTimelines(ids)
+	rows, err := q.Query(ctx, sql, arg)
 	if err != nil {
 		return nil, fmt.Errorf("read timelines: %w", err)
 	}
@@ -451,8 +454,11 @@ func loadAll(ctx context.Context, q querier, found []orderRow) ([]*domain.Order,
 	return orders, nil
 }
 
-const selectTimelines = `
-	SELECT order_id::text, type, at FROM order_timeline WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, seq`
+// selectTimelines reads the timelines of the orders ids, and its argument.
+func selectTimelines(ids []string) (string, any) {
+	cond, arg := servicekit.KeysIn("order_id", "uuid", 1, ids)
+	return `SELECT order_id::text, type, at FROM order_timeline WHERE ` + cond + ` ORDER BY order_id, seq`, arg
+}
 
 // scanTimelines reads rows of selectTimelines into each order's timeline.
 func scanTimelines(rows pgx.Rows) (map[string][]domain.TimelineEntry, error) {
