@@ -27,6 +27,7 @@ import (
 
 	"github.com/shopmesh/shopmesh/contracts"
 	"github.com/shopmesh/shopmesh/internal/servicekit"
+	"github.com/shopmesh/shopmesh/internal/wait"
 	"github.com/shopmesh/shopmesh/outbox"
 	"github.com/shopmesh/shopmesh/tests/testenv"
 )
@@ -164,18 +165,21 @@ func (s *Service) declare() {
 		}
 		return outbox.DeclareQueue(ch, spec)
 	}
-	deadline := time.Now().Add(declareWait)
-	for {
+	ctx, cancel := context.WithTimeout(s.ctx, declareWait)
+	defer cancel()
+	var refused error // the last INTERNAL_ERROR, when the attempts run out
+	err := wait.Poll(ctx, time.Second, "declare the topology", func(context.Context) (bool, error) {
 		err := once()
 		var amqpErr *amqp.Error
-		switch {
-		case err == nil:
-			return
-		case !errors.As(err, &amqpErr) || amqpErr.Code != amqp.InternalError || time.Now().After(deadline):
-			s.t.Fatalf("declare the topology: %v", err)
+		if errors.As(err, &amqpErr) && amqpErr.Code == amqp.InternalError {
+			s.t.Logf("declare the topology: %v; again", err)
+			refused = err
+			return false, nil
 		}
-		s.t.Logf("declare the topology: %v; again", err)
-		time.Sleep(time.Second)
+		return err == nil, err
+	})
+	if err != nil {
+		s.t.Fatalf("%v (last refusal: %v)", err, refused)
 	}
 }
 
