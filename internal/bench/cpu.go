@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -157,13 +158,28 @@ func (m *cpuMeter) sample() (cpuSample, error) {
 // would have used idle over the same time (idle: CPU per second at rest,
 // relays polling and brokers ticking), never below zero.
 func (s cpuSample) since(earlier cpuSample, idle map[string]float64) map[string]time.Duration {
+	out, _ := s.sinceIdle(earlier, idle)
+	return out
+}
+
+// sinceIdle is since, and also names, sorted, the parts that used less
+// than the idle rate allows for over the time: their zero is no
+// measurement, only a sign that the idle rate was taken at a busier
+// moment than the phase (under heavy steal a part can do less work per
+// second during a phase than at rest).
+func (s cpuSample) sinceIdle(earlier cpuSample, idle map[string]float64) (map[string]time.Duration, []string) {
 	wall := s.at.Sub(earlier.at).Seconds()
 	out := map[string]time.Duration{}
+	var below []string
 	for name, v := range s.used {
 		d := v - earlier.used[name] - time.Duration(idle[name]*wall)
+		if d < 0 {
+			below = append(below, name)
+		}
 		out[name] = max(d, 0)
 	}
-	return out
+	slices.Sort(below)
+	return out, below
 }
 
 // stealPercent is the share of the machine's CPU time the host took from

@@ -43,3 +43,33 @@ func TestStealNoteFlagsAPhaseTheHostDisturbed(t *testing.T) {
 		t.Errorf("note at 52.3%% steal = %q, want it to start %q", got, want)
 	}
 }
+
+// A part that used less over a phase than its idle rate accounts for is
+// counted as zero and named, so that the zero is not read as a measurement;
+// a part that used more is counted beyond its idle rate and not named.
+func TestCPUBelowTheIdleRateIsNamedNotMeasured(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	before := cpuSample{at: t0, used: map[string]time.Duration{
+		cpuPostgres: 10 * time.Second, cpuRabbitMQ: 5 * time.Second, "order": time.Second,
+	}}
+	after := cpuSample{at: t0.Add(10 * time.Second), used: map[string]time.Duration{
+		cpuPostgres: 10*time.Second + 300*time.Millisecond, // idle would have used 500 ms
+		cpuRabbitMQ: 5*time.Second + 2*time.Second,         // idle would have used 200 ms
+		"order":     time.Second + 100*time.Millisecond,    // idle would have used exactly that
+	}}
+	idle := map[string]float64{cpuPostgres: 50e6, cpuRabbitMQ: 20e6, "order": 10e6} // ns of CPU per second
+	used, below := after.sinceIdle(before, idle)
+	want := map[string]time.Duration{cpuPostgres: 0, cpuRabbitMQ: 1800 * time.Millisecond, "order": 0}
+	for name, d := range want {
+		if used[name] != d {
+			t.Errorf("%s used %v beyond idle, want %v", name, used[name], d)
+		}
+	}
+	if !slices.Equal(below, []string{cpuPostgres}) {
+		t.Errorf("below the idle rate: %v, want only %s", below, cpuPostgres)
+	}
+	note := belowIdleNote(variantSplit, 0, "at 50/s", below)
+	if want := "split round 1 at 50/s: PostgreSQL used less CPU than at rest over the same time, so its CPU per checkout shows 0"; !strings.HasPrefix(note, want) {
+		t.Errorf("note %q, want it to start %q", note, want)
+	}
+}

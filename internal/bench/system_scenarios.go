@@ -279,7 +279,11 @@ func (r *runner) endPhase(ctx context.Context, meter *cpuMeter, sys *system, var
 	}
 	r.results.note(ScenarioOrders, fmt.Sprintf("%s round %d idle CPU before / after the phase %s: PostgreSQL %.1f / %.1f ms/s, RabbitMQ %.1f / %.1f ms/s",
 		variant, round+1, name, idle.cpu[cpuPostgres]/1e6, idleAfter.cpu[cpuPostgres]/1e6, idle.cpu[cpuRabbitMQ]/1e6, idleAfter.cpu[cpuRabbitMQ]/1e6))
-	r.recordCPU(variant, round, phase, after.cpu.since(before.cpu, low.cpu), checkouts)
+	used, below := after.cpu.sinceIdle(before.cpu, low.cpu)
+	r.recordCPU(variant, round, phase, used, checkouts)
+	if len(below) > 0 {
+		r.results.note(ScenarioOrders, belowIdleNote(variant, round, name, below))
+	}
 	if steal, ok := after.cpu.stealPercent(before.cpu); ok {
 		r.record(ScenarioOrders, variant, strings.TrimSpace("CPU taken by the host (steal) "+phase), "%", round, steal)
 		if note := stealNote(variant, round, name, steal); note != "" {
@@ -288,6 +292,14 @@ func (r *runner) endPhase(ctx context.Context, meter *cpuMeter, sys *system, var
 	}
 	r.recordCounts(variant, round, phase, before, after, low.counts, checkouts)
 	return next, idleAfter, nil
+}
+
+// belowIdleNote says which parts used less CPU in a phase than their idle
+// rate accounts for, so that their CPU per checkout of 0 is not read as a
+// measurement.
+func belowIdleNote(variant string, round int, phase string, parts []string) string {
+	return fmt.Sprintf("%s round %d %s: %s used less CPU than at rest over the same time, so %s CPU per checkout shows 0 and measures nothing (the idle rate was taken at a busier moment, as under heavy steal)",
+		variant, round+1, phase, strings.Join(parts, ", "), map[bool]string{true: "its", false: "their"}[len(parts) == 1])
 }
 
 // stealNote says that the host disturbed a phase (named as in the notes:
