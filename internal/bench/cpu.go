@@ -162,8 +162,15 @@ func (s cpuSample) since(earlier cpuSample, idle map[string]float64) map[string]
 	return out
 }
 
-// sinceIdle is since, and also names, sorted, the parts that used less
-// than the idle rate allows for over the time: their zero is no
+// belowIdleSlack is how far a part's use may fall short of its idle rate
+// before sinceIdle names it: at least this, and a tenth of what the idle
+// rate accounts for. /proc counts in 10 ms ticks, and a part that does
+// nothing in a phase (the user service) uses its idle rate give or take
+// a few of them; that jitter is no news.
+const belowIdleSlack = 50 * time.Millisecond
+
+// sinceIdle is since, and also names, sorted, the parts that used clearly
+// less than the idle rate accounts for over the time: their zero is no
 // measurement, only a sign that the idle rate was taken at a busier
 // moment than the phase (under heavy steal a part can do less work per
 // second during a phase than at rest).
@@ -172,8 +179,9 @@ func (s cpuSample) sinceIdle(earlier cpuSample, idle map[string]float64) (map[st
 	out := map[string]time.Duration{}
 	var below []string
 	for name, v := range s.used {
-		d := v - earlier.used[name] - time.Duration(idle[name]*wall)
-		if d < 0 {
+		allowance := time.Duration(idle[name] * wall)
+		d := v - earlier.used[name] - allowance
+		if -d > max(belowIdleSlack, allowance/10) {
 			below = append(below, name)
 		}
 		out[name] = max(d, 0)
