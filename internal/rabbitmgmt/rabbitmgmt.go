@@ -107,15 +107,20 @@ func (e *StatusError) Error() string {
 }
 
 // transient reports whether a request that failed with err may succeed if
-// sent again: it timed out or lost its connection (but was not refused one),
-// or the server answered 5xx.
+// sent again: it timed out or lost its connection, or the server answered
+// 5xx. Anything else the transport reports (a refused connection, TLS
+// spoken to a plain port) stays as it is however often it is sent.
 func transient(err error) bool {
 	var se *StatusError
 	if errors.As(err, &se) {
 		return se.Code >= 500
 	}
 	var ue *url.Error
-	return errors.As(err, &ue) && !errors.Is(err, syscall.ECONNREFUSED)
+	if !errors.As(err, &ue) {
+		return false
+	}
+	return ue.Timeout() || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // once sends the request one time, with body unless it is nil.

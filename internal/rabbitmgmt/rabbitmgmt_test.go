@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,8 +37,9 @@ func TestOnlyNodePIDWaitsForANewNodesFirstStatistics(t *testing.T) {
 	}
 }
 
-// fakeAPI answers each request with the next of answers (a status, or 0 to
-// hang past the client's timeout), then 204s, and counts requests.
+// fakeAPI answers each request with the next of answers (a status, 0 to
+// hang past the client's timeout, or -1 to drop the connection unanswered),
+// then 204s, and counts requests.
 type fakeAPI struct {
 	answers  []int
 	requests atomic.Int32
@@ -51,6 +53,12 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done() // the client gave up
 			return
 		}
+		if code == -1 {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				_ = conn.Close()
+			}
+			return
+		}
 		http.Error(w, "answer "+strconv.Itoa(code), code)
 		return
 	}
@@ -59,9 +67,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // client returns a Client of url whose pauses between retries are recorded
 // instead of slept, ending the retries after maxSleeps.
-func client(t *testing.T, url string, maxSleeps int) (*Client, *[]time.Duration) {
+func client(t *testing.T, base string, maxSleeps int) (*Client, *[]time.Duration) {
 	t.Helper()
-	m, err := New(strings.Replace(url, "http://", "http://u:p@", 1))
+	m, err := New(strings.Replace(base, "://", "://u:p@", 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +94,7 @@ func TestDoSendsAnIdempotentRequestAgainAfterATransientFailure(t *testing.T) {
 		{name: "busy node", answers: []int{503, 500}, method: http.MethodPut},
 		{name: "answer later than the timeout", answers: []int{0}, method: http.MethodDelete},
 		{name: "both", answers: []int{0, 503, 0}, method: http.MethodGet},
+		{name: "connection lost", answers: []int{-1}, method: http.MethodPut},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api := &fakeAPI{answers: tc.answers}
@@ -115,6 +124,7 @@ func TestDoReportsWhatRetryingCannotMend(t *testing.T) {
 		answers  []int
 		method   string
 		url      string
+		tls      bool // speak https to the plain fake
 		requests int
 		check    func(error) bool
 	}{
@@ -126,6 +136,8 @@ func TestDoReportsWhatRetryingCannotMend(t *testing.T) {
 			check: func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 503 }},
 		{name: "refused connection", method: http.MethodGet, url: refusedURL,
 			check: func(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }},
+		{name: "TLS to a plain port", method: http.MethodGet, tls: true,
+			check: func(err error) bool { var ue *url.Error; return errors.As(err, &ue) && !ue.Timeout() }},
 		{name: "retries run out", answers: []int{503, 503, 503, 503, 503}, method: http.MethodGet, requests: 4,
 			check: func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 503 }},
 	} {
@@ -133,11 +145,14 @@ func TestDoReportsWhatRetryingCannotMend(t *testing.T) {
 			api := &fakeAPI{answers: tc.answers}
 			srv := httptest.NewServer(api)
 			defer srv.Close()
-			url := srv.URL
+			base := srv.URL
 			if tc.url != "" {
-				url = tc.url
+				base = tc.url
 			}
-			m, sleeps := client(t, url, 3)
+			if tc.tls {
+				base = strings.Replace(base, "http://", "https://", 1)
+			}
+			m, sleeps := client(t, base, 3)
 			err := m.Do(context.Background(), tc.method, "/api/vhosts/v", nil, nil)
 			if err == nil || !tc.check(err) {
 				t.Fatalf("Do = %v", err)
